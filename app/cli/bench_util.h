@@ -1,0 +1,12 @@
+/* Small helpers shared by the benchmarks. */
+#ifndef APS_BENCH_UTIL_H
+#define APS_BENCH_UTIL_H
+
+double bench_now_ms(void);
+double bench_median(double *v, int n); /* sorts v */
+
+/* Theoretical fp32 peak of this CPU as lavapipe uses it (256-bit vectors), derived from
+ * the core count, the clock and the ISA; 0 when it cannot be derived. `how` describes it. */
+double cpu_peak_gflops_lavapipe(char *how, unsigned how_size);
+
+#endif

@@ -1,0 +1,58 @@
+/* aps — amortized posterior sampling. Entry point and argument parsing. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+static void usage(FILE *f) {
+  fputs("usage: aps [--device <index|name>] <command> [options]\n"
+        "commands:\n"
+        "  devices [--json]             list Vulkan devices, their capabilities, the one chosen\n"
+        "  bench runtime [--json] [--quick]\n"
+        "                               dispatch overhead, copy bandwidth, GEMM GFLOP/s\n"
+        "environment: APS_DEVICE, APS_VALIDATE=1, APS_VALIDATE_SYNC=1, APS_QUIRK_<NAME>=0|1\n",
+        f);
+}
+
+int main(int argc, char **argv) {
+  cli_options o = {0};
+  const char *words[4] = {0};
+  int nwords = 0;
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    if (!strcmp(a, "--device")) {
+      if (++i == argc) {
+        fprintf(stderr, "aps: --device needs a value (an index or part of a device name)\n");
+        return 2;
+      }
+      o.device = argv[i];
+    } else if (!strcmp(a, "--json")) {
+      o.json = 1;
+    } else if (!strcmp(a, "--quick")) {
+      o.quick = 1;
+    } else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+      usage(stdout);
+      return 0;
+    } else if (a[0] == '-') {
+      fprintf(stderr, "aps: unknown option '%s'\n", a);
+      usage(stderr);
+      return 2;
+    } else if (nwords < 4) {
+      words[nwords++] = a;
+    } else {
+      fprintf(stderr, "aps: unexpected argument '%s'\n", a);
+      return 2;
+    }
+  }
+  if (nwords == 1 && !strcmp(words[0], "devices"))
+    return cmd_devices(&o);
+  if (nwords == 2 && !strcmp(words[0], "bench") && !strcmp(words[1], "runtime"))
+    return cmd_bench_runtime(&o);
+  if (nwords == 0) {
+    usage(stderr);
+    return 2;
+  }
+  fprintf(stderr, "aps: unknown command '%s%s%s'\n", words[0], nwords > 1 ? " " : "", nwords > 1 ? words[1] : "");
+  usage(stderr);
+  return 2;
+}

@@ -1,0 +1,18 @@
+/* Host-side description of shaders/gemm_f32.comp: C[M×N] (+)= alpha · A[M×K] · B[K×N],
+ * row-major fp32. Each workgroup covers a TILE_M × TILE_N tile of C; dispatch
+ * (ceil(N / TILE_N), ceil(M / TILE_M), 1) workgroups. Keep in step with the shader. */
+#ifndef APS_GEMM_F32_H
+#define APS_GEMM_F32_H
+#include <stdint.h>
+
+#define APS_GEMM_F32_TILE_M 16
+#define APS_GEMM_F32_TILE_N 64
+#define APS_GEMM_F32_ACCUMULATE 1u /* flags: C += alpha·A·B */
+
+typedef struct aps_gemm_f32_push {
+  uint32_t m, n, k;
+  float alpha;
+  uint32_t flags;
+} aps_gemm_f32_push;
+
+#endif

@@ -185,7 +185,9 @@ void rt_caps_apply_quirks(rt_caps *c) {
   /* lavapipe: measured default (README, "Dispatch overhead"): worker threads are kept,
    * since the big kernels that dominate training lose 15-40% without them. */
   c->quirks[RT_QUIRK_LVP_SINGLE_THREAD] = 0;
-  c->quirks[RT_QUIRK_NO_PUSH_DESCRIPTOR] = !c->push_descriptor;
+  /* lavapipe (Mesa 25.0): replaying a vkCmdPushDescriptorSetKHR costs ~40-50 us per dispatch
+   * against ~1-15 us for a bound descriptor set (aps bench runtime), so sets are used there. */
+  c->quirks[RT_QUIRK_NO_PUSH_DESCRIPTOR] = !c->push_descriptor || c->is_lavapipe;
   c->quirks[RT_QUIRK_FORCE_STAGING] = 0;
   for (int q = 0; q < RT_QUIRK_COUNT; q++) {
     char env[64] = "APS_QUIRK_";

@@ -6,7 +6,7 @@
 #include <stdint.h>
 
 #define APS_GEMM_F32_TILE_M 16
-#define APS_GEMM_F32_TILE_N 64
+#define APS_GEMM_F32_TILE_N 16
 #define APS_GEMM_F32_ACCUMULATE 1u /* flags: C += alpha·A·B */
 
 typedef struct aps_gemm_f32_push {

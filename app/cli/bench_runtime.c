@@ -20,6 +20,9 @@ typedef struct results {
   double gemm_gflops[3];
   double peak_gflops;
   char peak_how[160];
+  /* lavapipe only: the same dispatch and 1024^3 GEMM figures with LP_NUM_THREADS=0 */
+  int single_thread;
+  double st_dispatch_us, st_dispatch_barrier_us, st_gemm1024;
 } results;
 
 #define CHECK(expr)                                                   \
@@ -159,7 +162,12 @@ static void print_results(const rt_caps *c, const results *r, int json) {
     printf(" \"gemm\": [");
     for (int i = 0; i < r->gemm_count; i++)
       printf("%s{\"size\": %d, \"gflops\": %.1f}", i ? ", " : "", r->gemm_size[i], r->gemm_gflops[i]);
-    printf("],\n \"peak_gflops\": %.1f, \"peak_derivation\": \"%s\"}\n", r->peak_gflops, r->peak_how);
+    printf("],\n \"peak_gflops\": %.1f, \"peak_derivation\": \"%s\"", r->peak_gflops, r->peak_how);
+    if (r->single_thread)
+      printf(",\n \"lp_num_threads_0\": {\"dispatch_overhead_us\": %.2f, \"dispatch_with_barrier_us\": %.2f, "
+             "\"gemm_gflops\": %.1f, \"gemm_size\": %d}",
+             r->st_dispatch_us, r->st_dispatch_barrier_us, r->st_gemm1024, r->gemm_size[1]);
+    printf("}\n");
     return;
   }
   printf("device: %s (%s), LP_NUM_THREADS=%s\n", c->name, c->driver_info, threads ? threads : "(default)");
@@ -180,6 +188,25 @@ static void print_results(const rt_caps *c, const results *r, int json) {
   }
   if (r->peak_gflops > 0)
     printf("theoretical peak: %s = %.1f GFLOP/s\n", r->peak_how, r->peak_gflops);
+  if (r->single_thread)
+    printf("with LP_NUM_THREADS=0 (same run): dispatch %.2f us, with barrier %.2f us, GEMM %d^3 %.1f GFLOP/s\n",
+           r->st_dispatch_us, r->st_dispatch_barrier_us, r->gemm_size[1], r->st_gemm1024);
+}
+
+/* lavapipe reads LP_NUM_THREADS when an instance enumerates it: a second device made with
+ * it set measures the single-threaded figures in the same run. */
+static int bench_single_thread(const cli_options *o, results *r) {
+  setenv("LP_NUM_THREADS", "0", 1);
+  rt_device *dev;
+  CHECK(rt_device_create(&(rt_device_desc){.device = o->device, .quiet = 1}, &dev));
+  results st = {0};
+  int fail = bench_dispatch(dev, o->quick ? 50 : 1000, &st) || bench_gemm(dev, r->gemm_size[1], &r->st_gemm1024);
+  r->st_dispatch_us = st.dispatch_us;
+  r->st_dispatch_barrier_us = st.dispatch_barrier_us;
+  r->single_thread = !fail;
+  rt_device_destroy(dev);
+  unsetenv("LP_NUM_THREADS");
+  return fail;
 }
 
 int cmd_bench_runtime(const cli_options *o) {
@@ -198,10 +225,14 @@ int cmd_bench_runtime(const cli_options *o) {
     r.peak_gflops = cpu_peak_gflops_lavapipe(r.peak_how, sizeof r.peak_how);
   else
     snprintf(r.peak_how, sizeof r.peak_how, "not derivable from Vulkan for this device");
-  if (!fail)
-    print_results(c, &r, o->json);
-  unsigned msgs = rt_device_validation_messages(dev);
+  int lavapipe = c->is_lavapipe && !getenv("LP_NUM_THREADS");
+  rt_caps caps = *c;
   rt_device_destroy(dev);
+  if (!fail && lavapipe)
+    fail = bench_single_thread(o, &r);
+  if (!fail)
+    print_results(&caps, &r, o->json);
+  unsigned msgs = rt_validation_messages_total();
   if (msgs) {
     fprintf(stderr, "aps bench runtime: %u validation messages\n", msgs);
     return 1;

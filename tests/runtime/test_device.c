@@ -87,3 +87,21 @@ void test_caps(void) {
     CHECK(c->unified_memory && c->type == RT_DEVICE_CPU, "lavapipe is a CPU device with unified memory");
   test_device_close(dev);
 }
+
+/* APS_QUIRK_LVP_SINGLE_THREAD=1 makes lavapipe run without worker threads. */
+void test_quirk_single_thread(void) {
+  setenv("APS_QUIRK_LVP_SINGLE_THREAD", "1", 1);
+  unsetenv("LP_NUM_THREADS");
+  rt_device *dev = test_device_open(NULL);
+  if (!dev)
+    return;
+  const rt_caps *c = rt_device_caps(dev);
+  if (c->is_lavapipe) {
+    const char *v = getenv("LP_NUM_THREADS");
+    CHECK(c->quirks[RT_QUIRK_LVP_SINGLE_THREAD] == 1, "quirk set from the environment");
+    CHECK(v && !strcmp(v, "0"), "LP_NUM_THREADS=0 before lavapipe was enumerated (%s)", v ? v : "unset");
+  } else {
+    CHECK(c->quirks[RT_QUIRK_LVP_SINGLE_THREAD] == 0, "a lavapipe quirk never applies to another driver");
+  }
+  test_device_close(dev);
+}

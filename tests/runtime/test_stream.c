@@ -85,6 +85,21 @@ static void chain(void) {
 
 void test_chain_200(void) { chain(); }
 
+/* The other descriptor path than the driver's default, forced by its quirk flag. */
+void test_push_descriptors(void) {
+  setenv("APS_QUIRK_NO_PUSH_DESCRIPTOR", "0", 1);
+  rt_device *dev = test_device_open(NULL);
+  if (!dev)
+    return;
+  int have = rt_device_caps(dev)->push_descriptor;
+  test_device_close(dev);
+  if (!have) {
+    fprintf(stderr, "device has no VK_KHR_push_descriptor: nothing to test\n");
+    return;
+  }
+  chain();
+}
+
 void test_descriptor_sets(void) {
   setenv("APS_QUIRK_NO_PUSH_DESCRIPTOR", "1", 1);
   rt_device *dev = test_device_open(NULL);

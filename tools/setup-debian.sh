@@ -17,8 +17,8 @@ if [ ${#missing[@]} -eq 0 ] && [[ "$mesa" == 25.* ]]; then
   exit 0
 fi
 if [ "${APS_STOCK_MESA:-0}" != 1 ] && ! grep -rqs "bookworm-backports" /etc/apt/sources.list /etc/apt/sources.list.d/; then
-  mirror=$(sed -n 's/^URIs: *//p' /etc/apt/sources.list.d/debian.sources 2>/dev/null | head -1)
-  [ -n "$mirror" ] || mirror=$(awk '$1=="deb" && $3 ~ /^bookworm$/ {print $2; exit}' /etc/apt/sources.list 2>/dev/null)
+  mirror=$(sed -n 's/^URIs: *//p' /etc/apt/sources.list.d/debian.sources 2>/dev/null | head -1 || true)
+  [ -n "$mirror" ] || mirror=$(awk '$1=="deb" && $3=="bookworm" {print $2; exit}' /etc/apt/sources.list 2>/dev/null || true)
   [ -n "$mirror" ] || { echo "setup-debian: cannot find this machine's Debian mirror" >&2; exit 1; }
   echo "deb $mirror bookworm-backports main" | $sudo tee /etc/apt/sources.list.d/aps-bookworm-backports.list >/dev/null
 fi

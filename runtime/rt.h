@@ -184,7 +184,7 @@ void rt_memory_get_stats(const rt_device *dev, rt_memory_stats *out);
 
 /* ---------------------------------------------------------------- kernels */
 
-enum { RT_MAX_BINDINGS = 16, RT_MAX_SPEC = 16 };
+enum { RT_MAX_BINDINGS = 16, RT_MAX_SPEC = 32 };
 
 typedef enum rt_access { RT_ACCESS_READ = 1, RT_ACCESS_WRITE = 2, RT_ACCESS_READ_WRITE = 3 } rt_access;
 

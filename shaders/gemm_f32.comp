@@ -46,7 +46,18 @@ layout(set = 0, binding = 1, std430) readonly buffer BufB4 { vec4  b4[]; };
 layout(set = 0, binding = 2, std430) buffer BufC  { float c[];  };
 layout(set = 0, binding = 2, std430) buffer BufC4 { vec4  c4[]; };
 
-layout(push_constant) uniform PC { uint M; uint N; uint K; float alpha; uint flags; } pc;
+// Batches: workgroup z is the batch index; each operand advances by its stride (in floats,
+// multiples of 4; 0 broadcasts one matrix to every batch).
+layout(push_constant) uniform PC {
+  uint M; uint N; uint K; float alpha; uint flags;
+  uint stride_a; uint stride_b; uint stride_c;
+} pc;
+
+// Fused epilogue (graph/ fusion): bias, activation, residual, ... on each stored value,
+// with c = the column (the last dimension). Bindings 3..6.
+#extension GL_GOOGLE_include_directive : require
+#define EP_BINDING 3
+#include "epilogue.glsl"
 
 vec4 acc[RM][TQ];
 
@@ -62,6 +73,8 @@ void kblock(vec4 al[RM][2], vec4 bl[TQ]) {
 
 void main() {
   const uint M = pc.M, N = pc.N, K = pc.K;
+  const uint za = gl_WorkGroupID.z * pc.stride_a, zb = gl_WorkGroupID.z * pc.stride_b;
+  const uint zc = gl_WorkGroupID.z * pc.stride_c;
   const uint m0 = gl_WorkGroupID.y * TILE_M, n0 = gl_WorkGroupID.x * TN;
   const bool sg = gl_NumSubgroups == 1u && (subgroupBallot(true).x & 0xFFu) == 0xFFu;
   const uint lane = sg ? gl_SubgroupInvocationID : gl_LocalInvocationID.x;
@@ -69,7 +82,7 @@ void main() {
   const bool vec = interior && (K & 3u) == 0u && (N & 3u) == 0u;
 
   uint arow[RM];                 // offsets of this lane's A rows, clamped into range
-  [[unroll]] for (int i = 0; i < RM; i++) arow[i] = min(m0 + lane + 8u * i, M - 1u) * K;
+  [[unroll]] for (int i = 0; i < RM; i++) arow[i] = za + min(m0 + lane + 8u * i, M - 1u) * K;
   [[unroll]] for (int i = 0; i < RM; i++) [[unroll]] for (int q = 0; q < TQ; q++) acc[i][q] = vec4(0.0);
 
   uint k = 0u;
@@ -82,7 +95,7 @@ void main() {
           al[i][0] = a4[(arow[i] + k) >> 2];
           al[i][1] = a4[((arow[i] + k) >> 2) + 1u];
         }
-        const uint bo = ((k + lane) * N + n0) >> 2;
+        const uint bo = (zb + (k + lane) * N + n0) >> 2;
         [[unroll]] for (int q = 0; q < TQ; q++) bl[q] = b4[bo + q];
         kblock(al, bl);
       }
@@ -93,7 +106,7 @@ void main() {
           const uint o = arow[i] + k + 4u * h;
           al[i][h] = vec4(a[o], a[o + 1u], a[o + 2u], a[o + 3u]);
         }
-        const uint bo = (k + lane) * N;
+        const uint bo = zb + (k + lane) * N;
         [[unroll]] for (int q = 0; q < TQ; q++) {
           const uint n = n0 + 4u * q;
           bl[q] = vec4(b[bo + min(n, N - 1u)], b[bo + min(n + 1u, N - 1u)],
@@ -105,7 +118,7 @@ void main() {
   }
   // Remaining k (K % 8, or all of K when subgroups are unusable): no subgroup operations.
   for (; k < K; k++) {
-    const uint bo = k * N;
+    const uint bo = zb + k * N;
     [[unroll]] for (int q = 0; q < TQ; q++) {
       const uint n = n0 + 4u * q;
       const vec4 bv = vec4(b[bo + min(n, N - 1u)], b[bo + min(n + 1u, N - 1u)],
@@ -119,18 +132,24 @@ void main() {
     const uint m = m0 + lane + 8u * i;
     if (vec) {
       [[unroll]] for (int q = 0; q < TQ; q++) {
-        const uint o = (m * N + n0) / 4u + q;
+        const uint o = (zc + m * N + n0) / 4u + q;
         vec4 v = pc.alpha * acc[i][q];
         if (accum) v += c4[o];
+        if (EP_COUNT > 0u)
+          [[unroll]] for (int e = 0; e < 4; e++) {
+            const uint n = n0 + 4u * q + e;
+            v[e] = epilogue(v[e], zc + m * N + n, 0u, n);
+          }
         c4[o] = v;
       }
     } else if (m < M) {
       [[unroll]] for (int q = 0; q < TQ; q++) [[unroll]] for (int e = 0; e < 4; e++) {
         const uint n = n0 + 4u * q + e;
         if (n < N) {
+          const uint o = zc + m * N + n;
           float v = pc.alpha * acc[i][q][e];
-          if (accum) v += c[m * N + n];
-          c[m * N + n] = v;
+          if (accum) v += c[o];
+          c[o] = epilogue(v, o, 0u, n);
         }
       }
     }

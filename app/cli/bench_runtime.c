@@ -128,13 +128,13 @@ static int bench_gemm(rt_device *dev, int size, double *gflops) {
   CHECK(rt_buffer_fill(b, 0, bytes, 0x3c23d70au));
   rt_kernel *k;
   CHECK(rt_kernel_get(dev, &(rt_kernel_desc){.shader = "gemm_f32"}, &k));
-  aps_gemm_f32_push push = {(uint32_t)size, (uint32_t)size, (uint32_t)size, 1.0f, 0};
+  aps_gemm_f32_push push = {.m = (uint32_t)size, .n = (uint32_t)size, .k = (uint32_t)size, .alpha = 1.0f};
   rt_stream *s;
   CHECK(rt_stream_create(dev, NULL, &s));
   CHECK(rt_stream_begin(s));
   CHECK(rt_stream_dispatch(s, &(rt_dispatch){
                                   .kernel = k,
-                                  .bindings = {{a}, {b}, {c}},
+                                  .bindings = {{a}, {b}, {c}, {a}, {a}, {a}, {a}},
                                   .push = &push,
                                   .groups = {(size + APS_GEMM_F32_TILE_N - 1) / APS_GEMM_F32_TILE_N,
                                              (size + APS_GEMM_F32_TILE_M - 1) / APS_GEMM_F32_TILE_M, 1},

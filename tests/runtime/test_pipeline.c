@@ -252,8 +252,9 @@ static int gemm_case(rt_device *dev, rt_stream *s, rt_kernel *kern, int m, int n
   CHECK(ok, "buffers: %s", aps_last_error());
   if (!ok)
     return 1;
-  aps_gemm_f32_push p = {(uint32_t)m, (uint32_t)n, (uint32_t)k, alpha, accumulate ? APS_GEMM_F32_ACCUMULATE : 0};
-  rt_dispatch d = {.kernel = kern, .bindings = {{ba}, {bb}, {bc}}, .push = &p,
+  aps_gemm_f32_push p = {.m = (uint32_t)m, .n = (uint32_t)n, .k = (uint32_t)k, .alpha = alpha,
+                         .flags = accumulate ? APS_GEMM_F32_ACCUMULATE : 0};
+  rt_dispatch d = {.kernel = kern, .bindings = {{ba}, {bb}, {bc}, {ba}, {ba}, {ba}, {ba}}, .push = &p,
                    .groups = {(uint32_t)(n + APS_GEMM_F32_TILE_N - 1) / APS_GEMM_F32_TILE_N,
                               (uint32_t)(m + APS_GEMM_F32_TILE_M - 1) / APS_GEMM_F32_TILE_M, 1},
                    .name = "gemm"};

@@ -1,0 +1,215 @@
+/* graph/ — the compute-graph compiler: a graph of tensor ops built once, then run many
+ * times on a Vulkan device (gr_plan) or on the CPU (the reference interpreter).
+ *
+ * Contract
+ * - Tensors are fp32, contiguous, with 1 to 4 dimensions (images are NCHW). A tensor is a
+ *   gr_tensor handle (an index into its graph); 0 is never a valid handle.
+ * - Builders (gr_add, gr_conv2d, ...) infer the output shape at once. On a bad shape or
+ *   argument they record an error naming the current scope (gr_scope_push), the op and the
+ *   shapes at fault, and return the invalid handle 0; every later builder given 0 returns
+ *   0 too, so a whole model can be built and checked once with gr_graph_status().
+ * - Inputs are fed per run; parameters are named, loaded (or set) once per plan; constants
+ *   carry their data in the graph. Outputs are marked with gr_output.
+ * - A plan (gr_plan_compile) lowers the graph once: dead nodes removed, elementwise
+ *   epilogues fused (unless disabled), a memory plan of tensor lifetimes, kernels chosen,
+ *   and one command stream recorded; gr_plan_run replays it.
+ * - The CPU reference (gr_cpu_*) runs the same graph with plain loops: the oracle of every
+ *   test.
+ * - Nothing here knows about operators, losses or the method: that is app/.
+ */
+#ifndef APS_GRAPH_H
+#define APS_GRAPH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "aps_status.h"
+#include "rt.h"
+
+enum { GR_MAX_DIMS = 4, GR_MAX_INPUTS = 6, GR_MAX_NAME = 96 };
+
+typedef uint32_t gr_tensor; /* 0 = invalid */
+typedef struct gr_graph gr_graph;
+typedef struct gr_plan gr_plan;
+
+typedef struct gr_shape {
+  int rank;
+  int64_t d[GR_MAX_DIMS];
+} gr_shape;
+
+/* --------------------------------------------------------------- the op table */
+/* X(id, name, arity): arity -1 = variable. Keep names unique: tests and benches use them. */
+#define GR_OPS(X)                 \
+  X(INPUT, "input", 0)            \
+  X(PARAM, "param", 0)            \
+  X(CONST, "const", 0)            \
+  X(UNARY, "unary", 1)            \
+  X(BINARY, "binary", 2)          \
+  X(WHERE, "where", 3)            \
+  X(REDUCE, "reduce", 1)          \
+  X(MATMUL, "matmul", 2)          \
+  X(CONV2D, "conv2d", -1)         \
+  X(GROUP_NORM, "group_norm", -1) \
+  X(SOFTMAX, "softmax", 1)        \
+  X(RESHAPE, "reshape", 1)        \
+  X(PERMUTE, "permute", 1)        \
+  X(CONCAT, "concat", 2)          \
+  X(SLICE, "slice", 1)            \
+  X(UPSAMPLE, "upsample", 1)      \
+  X(AVG_POOL, "avg_pool", 1)      \
+  X(TIME_EMBED, "time_embed", 1)
+
+typedef enum gr_op {
+#define GR_OP_ENUM(id, name, arity) GR_OP_##id,
+  GR_OPS(GR_OP_ENUM)
+#undef GR_OP_ENUM
+      GR_OP_COUNT
+} gr_op;
+
+const char *gr_op_name(gr_op op);
+
+typedef enum gr_unary {
+  GR_IDENTITY = 0, GR_EXP, GR_LOG, GR_TANH, GR_SIGMOID, GR_SILU, GR_LEAKY_RELU, GR_SOFTPLUS,
+  GR_SQUARE, GR_SQRT, GR_RSQRT, GR_ABS, GR_NEG, GR_RELU,
+  GR_AFFINE, /* x * a + b */
+  GR_CLAMP,  /* min(max(x, a), b) */
+  GR_UNARY_COUNT
+} gr_unary;
+
+typedef enum gr_binary { GR_ADD = 0, GR_SUB, GR_MUL, GR_DIV, GR_MAX, GR_MIN, GR_BINARY_COUNT } gr_binary;
+
+typedef enum gr_reduce { GR_SUM = 0, GR_MEAN, GR_VAR, GR_RMAX, GR_SUMSQ, GR_LOGSUMEXP, GR_REDUCE_COUNT } gr_reduce;
+
+const char *gr_unary_name(gr_unary f);
+const char *gr_binary_name(gr_binary f);
+const char *gr_reduce_name(gr_reduce f);
+
+/* --------------------------------------------------------------- graphs */
+
+gr_graph *gr_graph_create(void);
+void gr_graph_destroy(gr_graph *g);
+/* APS_OK, or the first builder error (its message is also in aps_last_error()). */
+aps_status gr_graph_status(const gr_graph *g);
+const char *gr_graph_error(const gr_graph *g);
+
+/* Names of nodes built until the matching pop are prefixed "scope." (nested). */
+void gr_scope_push(gr_graph *g, const char *name);
+void gr_scope_pop(gr_graph *g);
+
+gr_tensor gr_input(gr_graph *g, const char *name, gr_shape shape);
+gr_tensor gr_param(gr_graph *g, const char *name, gr_shape shape);
+/* Copies data (shape's element count of floats). */
+gr_tensor gr_const(gr_graph *g, const char *name, gr_shape shape, const float *data);
+gr_tensor gr_const_scalar(gr_graph *g, float value);
+void gr_output(gr_graph *g, gr_tensor t, const char *name);
+
+gr_shape gr_tensor_shape(const gr_graph *g, gr_tensor t);
+const char *gr_tensor_name(const gr_graph *g, gr_tensor t);
+int64_t gr_shape_count(gr_shape s);
+/* "[1, 32, 16, 16]" into buf. */
+const char *gr_shape_str(gr_shape s, char *buf, size_t size);
+gr_shape gr_shape_make(int rank, const int64_t *d);
+#define GR_SHAPE(...) gr_shape_make((int)(sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t)), (int64_t[]){__VA_ARGS__})
+
+/* Elementwise. Binary ops broadcast numpy-style (dimensions aligned on the right). */
+gr_tensor gr_unary_op(gr_graph *g, gr_unary f, gr_tensor x);
+gr_tensor gr_leaky_relu(gr_graph *g, gr_tensor x, float slope);
+gr_tensor gr_binary_op(gr_graph *g, gr_binary f, gr_tensor a, gr_tensor b);
+gr_tensor gr_add(gr_graph *g, gr_tensor a, gr_tensor b);
+gr_tensor gr_sub(gr_graph *g, gr_tensor a, gr_tensor b);
+gr_tensor gr_mul(gr_graph *g, gr_tensor a, gr_tensor b);
+gr_tensor gr_div(gr_graph *g, gr_tensor a, gr_tensor b);
+gr_tensor gr_silu(gr_graph *g, gr_tensor x);
+/* y = x * scale + shift (scalars). */
+gr_tensor gr_scale_shift(gr_graph *g, gr_tensor x, float scale, float shift);
+gr_tensor gr_clamp(gr_graph *g, gr_tensor x, float lo, float hi);
+/* mask != 0 ? a : b, broadcasting all three. */
+gr_tensor gr_where(gr_graph *g, gr_tensor mask, gr_tensor a, gr_tensor b);
+
+/* Reductions over the axes whose bit is set in axes_mask (bit i = dimension i); the
+ * reduced dimensions are kept with size 1. */
+gr_tensor gr_reduce_op(gr_graph *g, gr_reduce f, gr_tensor x, unsigned axes_mask);
+
+/* Batched matmul over the last two dimensions, leading dimensions broadcast. */
+gr_tensor gr_matmul(gr_graph *g, gr_tensor a, gr_tensor b, int transpose_a, int transpose_b);
+
+typedef enum gr_pad_mode { GR_PAD_ZERO = 0, GR_PAD_REFLECT } gr_pad_mode;
+
+typedef struct gr_conv2d_desc {
+  int stride, padding, dilation; /* 0 = 1, 0, 1; padding on every side */
+  int groups;                    /* 0 = 1; groups == channels = depthwise */
+  gr_pad_mode pad_mode;
+} gr_conv2d_desc;
+
+/* x [N, C, H, W], w [O, C/groups, KH, KW], bias [O] or 0. */
+gr_tensor gr_conv2d(gr_graph *g, gr_tensor x, gr_tensor w, gr_tensor bias, const gr_conv2d_desc *d);
+
+/* x [N, C, ...] normalised over (C/groups channels × spatial) per group, then gamma, beta
+ * per channel (each [C] or 0). */
+gr_tensor gr_group_norm(gr_graph *g, gr_tensor x, int groups, gr_tensor gamma, gr_tensor beta, float eps);
+
+/* Softmax over the last dimension. */
+gr_tensor gr_softmax(gr_graph *g, gr_tensor x);
+
+/* Same elements, new shape (free: a view of the same memory). One dimension may be -1. */
+gr_tensor gr_reshape(gr_graph *g, gr_tensor x, gr_shape shape);
+/* out.d[i] = x.d[perm[i]]. */
+gr_tensor gr_permute(gr_graph *g, gr_tensor x, const int *perm);
+gr_tensor gr_concat(gr_graph *g, gr_tensor a, gr_tensor b, int axis);
+/* x[..., start:start+length, ...] along axis. */
+gr_tensor gr_slice(gr_graph *g, gr_tensor x, int axis, int64_t start, int64_t length);
+
+typedef enum gr_upsample_mode { GR_NEAREST = 0, GR_BILINEAR } gr_upsample_mode;
+gr_tensor gr_upsample2x(gr_graph *g, gr_tensor x, gr_upsample_mode mode);
+gr_tensor gr_avg_pool2x(gr_graph *g, gr_tensor x);
+
+/* t [N] -> [N, dim]: sin(t·f_i) for i < dim/2, cos for the rest, f_i = max_period^(-i/(dim/2)). */
+gr_tensor gr_time_embed(gr_graph *g, gr_tensor t, int dim, float max_period);
+
+/* --------------------------------------------------------------- inspection */
+
+typedef struct gr_stats {
+  uint32_t tensors, nodes, params;
+  int64_t param_floats;
+} gr_stats;
+void gr_graph_get_stats(const gr_graph *g, gr_stats *out);
+
+/* Iterate named parameters: returns 0 past the end. */
+gr_tensor gr_param_at(const gr_graph *g, uint32_t index);
+gr_tensor gr_find(const gr_graph *g, const char *name); /* input, param or output by name */
+
+/* --------------------------------------------------------------- the CPU reference */
+
+typedef struct gr_cpu gr_cpu;
+aps_status gr_cpu_create(const gr_graph *g, gr_cpu **out);
+void gr_cpu_destroy(gr_cpu *c);
+/* Sets an input or parameter by name (count floats, must match its shape). */
+aps_status gr_cpu_set(gr_cpu *c, const char *name, const float *data, int64_t count);
+aps_status gr_cpu_run(gr_cpu *c);
+/* Any tensor's values after a run (outputs by name via gr_find). */
+const float *gr_cpu_values(const gr_cpu *c, gr_tensor t);
+
+/* --------------------------------------------------------------- Vulkan plans */
+
+typedef struct gr_plan_desc {
+  int no_fusion;       /* keep every node its own dispatch (for tests and comparison) */
+  int max_timestamps;  /* > 0: time each dispatch */
+} gr_plan_desc;
+
+typedef struct gr_plan_stats {
+  uint32_t dispatches, barriers, fused_nodes;
+  uint64_t arena_bytes;       /* planned peak of intermediate tensors */
+  uint64_t unplanned_bytes;   /* sum of all intermediate tensors, for comparison */
+  uint64_t param_bytes, io_bytes;
+} gr_plan_stats;
+
+aps_status gr_plan_compile(const gr_graph *g, rt_device *dev, const gr_plan_desc *desc, gr_plan **out);
+void gr_plan_destroy(gr_plan *p);
+aps_status gr_plan_set(gr_plan *p, const char *name, const float *data, int64_t count);
+aps_status gr_plan_run(gr_plan *p);
+aps_status gr_plan_get(gr_plan *p, const char *name, float *data, int64_t count);
+void gr_plan_get_stats(const gr_plan *p, gr_plan_stats *out);
+/* After a run with max_timestamps: per-dispatch timings named by node. */
+uint32_t gr_plan_timings(gr_plan *p, rt_timing *out, uint32_t max);
+
+#endif

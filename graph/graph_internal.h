@@ -1,0 +1,113 @@
+/* Private to graph/: the structs behind graph.h, the per-op interface, and the helpers
+ * that op files share. */
+#ifndef APS_GRAPH_INTERNAL_H
+#define APS_GRAPH_INTERNAL_H
+
+#include "graph.h"
+
+enum { GR_NONE = 0, GR_MAX_ATTR_I = 12, GR_MAX_ATTR_F = 4, GR_MAX_EPILOGUE = 4 };
+
+/* A fused elementwise step applied to each output value of a node, in order. */
+typedef enum gr_bcast {
+  GR_BCAST_FULL = 0, /* operand has the output's shape */
+  GR_BCAST_NC,       /* [N, C, 1, 1]: one value per sample and channel */
+  GR_BCAST_C,        /* [C] or [1, C, 1, 1]: one value per channel */
+  GR_BCAST_SCALAR,   /* one value */
+} gr_bcast;
+
+typedef struct gr_epilogue_step {
+  uint8_t is_binary; /* else unary */
+  uint8_t fn;        /* gr_unary or gr_binary */
+  uint8_t bcast;     /* gr_bcast of the operand (binary) */
+  uint8_t operand_first; /* binary: 1 = operand ∘ value, 0 = value ∘ operand */
+  uint32_t operand;  /* tensor (binary) */
+  float a, b;        /* unary parameters (leaky slope, affine, clamp) */
+} gr_epilogue_step;
+
+typedef struct gr_epilogue {
+  int count;
+  gr_epilogue_step step[GR_MAX_EPILOGUE];
+} gr_epilogue;
+
+typedef struct gr_node {
+  gr_op op;
+  int n_inputs;
+  uint32_t inputs[GR_MAX_INPUTS];
+  uint32_t output;
+  int64_t ia[GR_MAX_ATTR_I];
+  float fa[GR_MAX_ATTR_F];
+  char name[GR_MAX_NAME];
+  gr_epilogue ep; /* filled by fusion in a plan's copy of the graph */
+  int dead;       /* removed by a pass */
+} gr_node;
+
+typedef struct gr_tensor_info {
+  gr_shape shape;
+  gr_op kind;     /* GR_OP_INPUT, GR_OP_PARAM, GR_OP_CONST, or the producing node's op */
+  uint32_t node;  /* producing node index + 1, or 0 */
+  uint32_t alias; /* reshape: the tensor whose memory this is (else 0) */
+  int output;     /* marked with gr_output */
+  char name[GR_MAX_NAME];
+  float *data;    /* constants */
+} gr_tensor_info;
+
+struct gr_graph {
+  gr_tensor_info *t; /* t[0] unused: handle 0 is invalid */
+  uint32_t nt, cap_t;
+  gr_node *n;
+  uint32_t nn, cap_n;
+  char scope[512];
+  aps_status status;
+  char error[1024];
+};
+
+/* ---- building (ir.c) */
+gr_tensor_info *gr_t(const gr_graph *g, gr_tensor t);
+/* Checks handles, returns 0 if the graph already failed or a handle is bad. */
+int gr_ok(gr_graph *g, int n, const gr_tensor *ts);
+/* Records the first error, prefixed with the scope and op. Returns 0 (the bad handle). */
+gr_tensor gr_error(gr_graph *g, const char *op, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Appends a node with its output tensor; returns the output handle (0 on failure). */
+gr_tensor gr_node_add(gr_graph *g, gr_op op, const char *label, int n_in, const gr_tensor *in, gr_shape out,
+                      gr_node **node_out);
+gr_tensor gr_tensor_new(gr_graph *g, gr_op kind, const char *name, gr_shape s);
+gr_graph *gr_graph_clone(const gr_graph *g);
+/* Broadcast shape of a and b (numpy rules), 0 on mismatch. */
+int gr_broadcast_shape(gr_shape a, gr_shape b, gr_shape *out);
+/* Pads a shape on the left to 4 dims (for kernels). */
+void gr_shape4(gr_shape s, int64_t out[4]);
+
+/* ---- scalar functions shared by the CPU reference and the epilogue */
+float gr_unary_eval(gr_unary f, float x, float a, float b); /* a, b: see gr_unary */
+float gr_binary_eval(gr_binary f, float a, float b);
+
+/* ---- per-op implementations (op_table.c) */
+typedef struct gr_lower gr_lower;
+typedef struct gr_op_impl {
+  /* Reference: in[i] = values of node inputs, out = output values (already sized). */
+  void (*cpu)(const gr_graph *g, const gr_node *n, const float *const *in, float *out);
+  /* Vulkan: records the node's dispatch(es) into the plan's stream. */
+  aps_status (*lower)(gr_lower *L, const gr_node *n);
+  /* May this node take an epilogue (fusion anchor)? */
+  int fusable;
+} gr_op_impl;
+extern const gr_op_impl gr_op_impls[GR_OP_COUNT];
+
+/* ---- lowering helpers (plan.c), for op files */
+struct gr_lower {
+  const gr_graph *g;
+  rt_device *dev;
+  rt_stream *stream;
+  struct gr_plan *plan;
+};
+/* The buffer range of a tensor in the plan. */
+rt_binding gr_lower_binding(gr_lower *L, uint32_t tensor);
+/* Appends the node's epilogue: spec constants at ids 8.. and operand bindings at
+ * bindings[first..first+3] (unused ones bound to a dummy). */
+void gr_lower_epilogue(gr_lower *L, const gr_node *n, rt_kernel_desc *kd, rt_dispatch *d, int first_binding);
+/* Gets the kernel and records the dispatch (named after the node). */
+aps_status gr_lower_dispatch(gr_lower *L, const gr_node *n, const rt_kernel_desc *kd, rt_dispatch *d);
+/* Splits a 1-D count of workgroups into x*y within device limits. */
+void gr_lower_groups(gr_lower *L, uint64_t groups, uint32_t out[3]);
+
+#endif

@@ -1,0 +1,260 @@
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "passes.h"
+
+static uint32_t root_of(const gr_graph *g, uint32_t t) { return g->t[t].alias ? g->t[t].alias : t; }
+
+static const gr_node *producer(const gr_graph *g, uint32_t t) {
+  return g->t[t].node ? &g->n[g->t[t].node - 1] : NULL;
+}
+
+/* Every tensor a node reads: its inputs and its epilogue operands. */
+static int node_reads(const gr_node *n, uint32_t *out) {
+  int k = 0;
+  for (int i = 0; i < n->n_inputs; i++)
+    out[k++] = n->inputs[i];
+  for (int i = 0; i < n->ep.count; i++)
+    if (n->ep.step[i].is_binary)
+      out[k++] = n->ep.step[i].operand;
+  return k;
+}
+
+aps_status gr_pass_dead_nodes(gr_graph *g) {
+  uint8_t *live = calloc(g->nt, 1);
+  if (!live)
+    return aps_fail(APS_ERR_OUT_OF_MEMORY, "out of host memory");
+  int outputs = 0;
+  for (uint32_t t = 1; t < g->nt; t++)
+    if (g->t[t].output) {
+      live[t] = 1;
+      outputs++;
+    }
+  for (uint32_t i = g->nn; i-- > 0;) {
+    gr_node *n = &g->n[i];
+    n->dead = !live[n->output];
+    if (n->dead)
+      continue;
+    uint32_t reads[GR_MAX_INPUTS + GR_MAX_EPILOGUE];
+    int k = node_reads(n, reads);
+    for (int j = 0; j < k; j++)
+      live[reads[j]] = 1;
+  }
+  free(live);
+  return outputs ? APS_OK : aps_fail(APS_ERR_INVALID_ARG, "the graph has no outputs (gr_output)");
+}
+
+int gr_pass_tensor_live(const gr_graph *g, uint32_t t) {
+  if (g->t[t].output)
+    return 1;
+  for (uint32_t i = 0; i < g->nn; i++) {
+    if (g->n[i].dead)
+      continue;
+    uint32_t reads[GR_MAX_INPUTS + GR_MAX_EPILOGUE];
+    int k = node_reads(&g->n[i], reads);
+    for (int j = 0; j < k; j++)
+      if (reads[j] == t || root_of(g, reads[j]) == t)
+        return 1;
+    if (g->n[i].output == t)
+      return 1;
+  }
+  return 0;
+}
+
+int gr_pass_pinned(const gr_graph *g, uint32_t t) {
+  const gr_tensor_info *ti = &g->t[t];
+  if (ti->kind == GR_OP_INPUT || ti->kind == GR_OP_PARAM || ti->kind == GR_OP_CONST || ti->output)
+    return 1;
+  for (uint32_t u = 1; u < g->nt; u++)
+    if (g->t[u].alias == t && g->t[u].output)
+      return 1;
+  return 0;
+}
+
+/* ---- fusion */
+
+/* How an operand of `shape` broadcasts against an anchor's output, or -1 if the epilogue
+ * cannot express it. Channel = dimension 1 of NCHW, or the last dimension (matmul). */
+static int classify(gr_shape operand, gr_shape out, int channel_last) {
+  if (operand.rank == out.rank && !memcmp(operand.d, out.d, sizeof(int64_t) * (size_t)out.rank))
+    return GR_BCAST_FULL;
+  if (gr_shape_count(operand) == 1)
+    return GR_BCAST_SCALAR;
+  int64_t o[4], p[4];
+  gr_shape4(out, o);
+  gr_shape4(operand, p);
+  if (channel_last)
+    return p[0] == 1 && p[1] == 1 && p[2] == 1 && p[3] == o[3] ? GR_BCAST_C : -1;
+  if (out.rank != 4 || p[2] != 1 || p[3] != 1 || p[1] != o[1])
+    return -1;
+  return p[0] == 1 ? GR_BCAST_C : p[0] == o[0] ? GR_BCAST_NC : -1;
+}
+
+aps_status gr_pass_fuse(gr_graph *g, uint32_t *fused) {
+  *fused = 0;
+  uint32_t *uses = calloc(g->nt, sizeof *uses);
+  if (!uses)
+    return aps_fail(APS_ERR_OUT_OF_MEMORY, "out of host memory");
+  for (uint32_t i = 0; i < g->nn; i++) {
+    if (g->n[i].dead)
+      continue;
+    uint32_t reads[GR_MAX_INPUTS + GR_MAX_EPILOGUE];
+    int k = node_reads(&g->n[i], reads);
+    for (int j = 0; j < k; j++)
+      uses[reads[j]]++;
+  }
+  for (uint32_t i = 0; i < g->nn; i++) {
+    gr_node *a = &g->n[i];
+    if (a->dead || !gr_op_impls[a->op].fusable)
+      continue;
+    int channel_last = a->op == GR_OP_MATMUL;
+    for (;;) {
+      uint32_t t = a->output;
+      if (a->ep.count == GR_MAX_EPILOGUE || uses[t] != 1 || g->t[t].output)
+        break;
+      /* The single consumer, if it is the next elementwise step. */
+      gr_node *c = NULL;
+      for (uint32_t j = i + 1; j < g->nn && !c; j++)
+        if (!g->n[j].dead)
+          for (int k = 0; k < g->n[j].n_inputs; k++)
+            if (g->n[j].inputs[k] == t)
+              c = &g->n[j];
+      if (!c || (c->op != GR_OP_UNARY && c->op != GR_OP_BINARY))
+        break;
+      gr_shape so = g->t[t].shape;
+      if (memcmp(&g->t[c->output].shape, &so, sizeof so))
+        break; /* the step would broadcast the anchor's output itself */
+      gr_epilogue_step s = {.fn = (uint8_t)c->ia[0]};
+      if (c->op == GR_OP_UNARY) {
+        s.a = c->fa[0];
+        s.b = c->fa[1];
+      } else {
+        if (c->inputs[0] == c->inputs[1])
+          break;
+        int first = c->inputs[1] == t;
+        uint32_t operand = first ? c->inputs[0] : c->inputs[1];
+        int bc = classify(g->t[operand].shape, so, channel_last);
+        /* The anchor runs at position i: the operand must exist by then. */
+        const gr_node *pa = producer(g, operand), *pr = producer(g, root_of(g, operand));
+        if (bc < 0 || (pa && pa - g->n >= (ptrdiff_t)i) || (pr && pr - g->n >= (ptrdiff_t)i))
+          break;
+        s.is_binary = 1;
+        s.bcast = (uint8_t)bc;
+        s.operand_first = (uint8_t)first;
+        s.operand = operand;
+      }
+      a->ep.step[a->ep.count++] = s;
+      /* The anchor now produces the consumer's output. */
+      a->output = c->output;
+      g->t[c->output].node = i + 1;
+      g->t[c->output].kind = a->op;
+      c->dead = 1;
+      uses[t] = 0;
+      (*fused)++;
+    }
+  }
+  free(uses);
+  return APS_OK;
+}
+
+/* ---- memory plan */
+
+typedef struct slot {
+  uint64_t bytes, offset;
+  uint32_t first, last; /* node indices */
+} slot;
+
+static int by_size_desc(const void *x, const void *y) {
+  const slot *a = *(slot *const *)x, *b = *(slot *const *)y;
+  return (a->bytes < b->bytes) - (a->bytes > b->bytes);
+}
+
+static uint64_t align256(uint64_t x) { return (x + 255) & ~(uint64_t)255; }
+
+aps_status gr_pass_memory_plan(const gr_graph *g, gr_memory_plan *out) {
+  memset(out, 0, sizeof *out);
+  uint32_t nt = g->nt;
+  out->offset = malloc(nt * sizeof *out->offset);
+  uint32_t *slot_of = malloc(nt * sizeof *slot_of), *last = calloc(nt, sizeof *last);
+  slot *slots = calloc(nt, sizeof *slots);
+  slot **order = calloc(nt, sizeof *order);
+  if (!out->offset || !slot_of || !last || !slots || !order) {
+    free(slot_of), free(last), free(slots), free(order), free(out->offset);
+    out->offset = NULL;
+    return aps_fail(APS_ERR_OUT_OF_MEMORY, "out of host memory planning memory");
+  }
+  for (uint32_t t = 0; t < nt; t++) {
+    out->offset[t] = UINT64_MAX;
+    slot_of[t] = UINT32_MAX;
+  }
+  for (uint32_t i = 0; i < g->nn; i++) {
+    if (g->n[i].dead)
+      continue;
+    uint32_t reads[GR_MAX_INPUTS + GR_MAX_EPILOGUE];
+    int k = node_reads(&g->n[i], reads);
+    for (int j = 0; j < k; j++)
+      last[root_of(g, reads[j])] = i;
+  }
+  uint32_t ns = 0;
+  for (uint32_t i = 0; i < g->nn; i++) {
+    const gr_node *n = &g->n[i];
+    uint32_t t = n->output;
+    if (n->dead || g->t[t].alias || gr_pass_pinned(g, t))
+      continue;
+    uint64_t bytes = align256((uint64_t)gr_shape_count(g->t[t].shape) * sizeof(float));
+    out->unplanned_bytes += bytes;
+    uint32_t end = last[t] > i ? last[t] : i;
+    /* In place: an elementwise node may overwrite a same-shaped input that dies here. */
+    uint32_t share = UINT32_MAX;
+    uint32_t reads[GR_MAX_INPUTS + GR_MAX_EPILOGUE];
+    int nr = node_reads(n, reads);
+    if (n->op == GR_OP_UNARY || n->op == GR_OP_BINARY || n->op == GR_OP_WHERE)
+      for (int j = 0; j < n->n_inputs && share == UINT32_MAX; j++) {
+        uint32_t u = root_of(g, n->inputs[j]);
+        int once = 0; /* read at exactly one place, so each invocation reads only its own index */
+        for (int k = 0; k < nr; k++)
+          once += root_of(g, reads[k]) == u;
+        if (once == 1 && slot_of[u] != UINT32_MAX && last[u] == i && slots[slot_of[u]].bytes == bytes &&
+            !memcmp(&g->t[n->inputs[j]].shape, &g->t[t].shape, sizeof(gr_shape)))
+          share = slot_of[u];
+      }
+    if (share == UINT32_MAX) {
+      share = ns++;
+      slots[share] = (slot){bytes, 0, i, end};
+    } else if (end > slots[share].last) {
+      slots[share].last = end;
+    }
+    slot_of[t] = share;
+  }
+  /* Greedy by size: each slot goes at the lowest offset clear of every placed slot whose
+   * lifetime overlaps its own. */
+  for (uint32_t s = 0; s < ns; s++)
+    order[s] = &slots[s];
+  qsort(order, ns, sizeof *order, by_size_desc);
+  for (uint32_t s = 0; s < ns; s++) {
+    slot *x = order[s];
+    uint64_t offset = 0;
+    for (int moved = 1; moved;) {
+      moved = 0;
+      for (uint32_t p = 0; p < s; p++) {
+        const slot *y = order[p];
+        if (y->first <= x->last && x->first <= y->last && y->offset < offset + x->bytes && offset < y->offset + y->bytes) {
+          offset = y->offset + y->bytes;
+          moved = 1;
+        }
+      }
+    }
+    x->offset = offset;
+    if (offset + x->bytes > out->arena_bytes)
+      out->arena_bytes = offset + x->bytes;
+  }
+  for (uint32_t t = 1; t < nt; t++)
+    if (slot_of[t] != UINT32_MAX)
+      out->offset[t] = slots[slot_of[t]].offset;
+  free(slot_of);
+  free(last);
+  free(slots);
+  free(order);
+  return APS_OK;
+}

@@ -87,6 +87,15 @@ gr_tensor gr_reduce_op(gr_graph *g, gr_reduce f, gr_tensor x, unsigned axes) {
   return y;
 }
 
+/* Swaps the last two dimensions. */
+static gr_tensor transpose_last(gr_graph *g, gr_tensor x) {
+  int r = gr_t(g, x)->shape.rank, perm[4] = {0, 1, 2, 3};
+  perm[r - 2] = r - 1;
+  perm[r - 1] = r - 2;
+  return gr_permute(g, x, perm);
+}
+
+/* Transposes become explicit permutes, so the matmul kernel and its gradient stay plain. */
 gr_tensor gr_matmul(gr_graph *g, gr_tensor a, gr_tensor b, int ta, int tb) {
   gr_tensor in[2] = {a, b};
   if (!gr_ok(g, 2, in))
@@ -108,6 +117,12 @@ gr_tensor gr_matmul(gr_graph *g, gr_tensor a, gr_tensor b, int ta, int tb) {
     bb = (gr_shape){1, {1}};
   if (!gr_broadcast_shape(ba, bb, &s) || s.rank > 2)
     return gr_error(g, "matmul", "batch dimensions of %s and %s do not broadcast", SHAPE_STR(sa), SHAPE_STR(sb));
+  if (ta)
+    in[0] = transpose_last(g, a);
+  if (tb)
+    in[1] = transpose_last(g, b);
+  if (!in[0] || !in[1])
+    return 0;
   int keep = sa.rank > sb.rank ? sa.rank : sb.rank;
   gr_shape out = {.rank = keep};
   for (int i = 0; i < keep - 2; i++)
@@ -115,12 +130,7 @@ gr_tensor gr_matmul(gr_graph *g, gr_tensor a, gr_tensor b, int ta, int tb) {
   out.d[keep - 2] = m;
   out.d[keep - 1] = nn;
   gr_node *n;
-  gr_tensor y = gr_node_add(g, GR_OP_MATMUL, "matmul", 2, in, out, &n);
-  if (y) {
-    n->ia[0] = ta != 0;
-    n->ia[1] = tb != 0;
-  }
-  return y;
+  return gr_node_add(g, GR_OP_MATMUL, "matmul", 2, in, out, &n);
 }
 
 gr_tensor gr_conv2d(gr_graph *g, gr_tensor x, gr_tensor w, gr_tensor bias, const gr_conv2d_desc *d) {

@@ -104,9 +104,7 @@ void gr_cpu_reduce(const gr_graph *g, const gr_node *n, const float *const *in, 
 
 void gr_cpu_matmul(const gr_graph *g, const gr_node *n, const float *const *in, float *out) {
   gr_shape sa = SHAPE(n->inputs[0]), sb = SHAPE(n->inputs[1]), so = SHAPE(n->output);
-  int ta = (int)n->ia[0], tb = (int)n->ia[1];
-  int64_t m = so.d[so.rank - 2], nn = so.d[so.rank - 1];
-  int64_t k = ta ? sa.d[sa.rank - 2] : sa.d[sa.rank - 1];
+  int64_t m = so.d[so.rank - 2], nn = so.d[so.rank - 1], k = sa.d[sa.rank - 1];
   /* Batch strides with broadcasting over the (up to two) leading dimensions. */
   int64_t o4[4], a4[4], b4[4];
   gr_shape4(so, o4);
@@ -122,7 +120,7 @@ void gr_cpu_matmul(const gr_graph *g, const gr_node *n, const float *const *in, 
         for (int64_t j = 0; j < nn; j++) {
           double s = 0;
           for (int64_t l = 0; l < k; l++)
-            s += (double)(ta ? A[l * m + i] : A[i * k + l]) * (tb ? B[j * k + l] : B[l * nn + j]);
+            s += (double)A[i * k + l] * B[l * nn + j];
           C[i * nn + j] = (float)s;
         }
     }

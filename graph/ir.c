@@ -7,6 +7,15 @@
 
 #include "graph_internal.h"
 
+/* snprintf for names and messages that may be cut at their buffer's size, by design. */
+static void bounded_printf(char *dst, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void bounded_printf(char *dst, size_t size, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(dst, size, fmt, ap);
+  va_end(ap);
+}
+
 const char *gr_op_name(gr_op op) {
   static const char *const names[] = {
 #define GR_OP_NAME(id, name, arity) name,
@@ -73,7 +82,7 @@ const char *gr_graph_error(const gr_graph *g) { return g->error; }
 
 void gr_scope_push(gr_graph *g, const char *name) {
   size_t n = strlen(g->scope);
-  snprintf(g->scope + n, sizeof g->scope - n, "%s%s", n ? "." : "", name);
+  bounded_printf(g->scope + n, sizeof g->scope - n, "%s%s", n ? "." : "", name);
 }
 
 void gr_scope_pop(gr_graph *g) {
@@ -92,7 +101,7 @@ gr_tensor gr_error(gr_graph *g, const char *op, const char *fmt, ...) {
   va_start(ap, fmt);
   vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
-  snprintf(g->error, sizeof g->error, "%s%s%s: %s", g->scope, g->scope[0] ? ": " : "", op, msg);
+  bounded_printf(g->error, sizeof g->error, "%s%s%s: %s", g->scope, g->scope[0] ? ": " : "", op, msg);
   g->status = APS_ERR_INVALID_ARG;
   aps_fail(g->status, "%s", g->error);
   return 0;
@@ -181,7 +190,7 @@ static int grow(void **p, uint32_t *cap, uint32_t need, size_t elem) {
 /* Parameters take the scope as a prefix ("down1.res0.conv1.weight"). */
 static void full_name(const gr_graph *g, gr_op kind, const char *name, char *out, size_t size) {
   int scoped = kind == GR_OP_PARAM && g->scope[0];
-  snprintf(out, size, "%s%s%s", scoped ? g->scope : "", scoped ? "." : "", name);
+  bounded_printf(out, size, "%s%s%s", scoped ? g->scope : "", scoped ? "." : "", name);
 }
 
 gr_tensor gr_tensor_new(gr_graph *g, gr_op kind, const char *name, gr_shape s) {
@@ -212,7 +221,7 @@ gr_tensor gr_node_add(gr_graph *g, gr_op op, const char *label, int n_in, const 
   if (!grow((void **)&g->n, &g->cap_n, g->nn + 1, sizeof *g->n))
     return gr_error(g, gr_op_name(op), "out of host memory");
   char name[GR_MAX_NAME];
-  snprintf(name, sizeof name, "%s%s%s#%u", g->scope, g->scope[0] ? "." : "", label ? label : gr_op_name(op), g->nn);
+  bounded_printf(name, sizeof name, "%s%s%s#%u", g->scope, g->scope[0] ? "." : "", label ? label : gr_op_name(op), g->nn);
   gr_tensor t = gr_tensor_new(g, op, name, out);
   if (!t)
     return 0;
@@ -223,7 +232,7 @@ gr_tensor gr_node_add(gr_graph *g, gr_op op, const char *label, int n_in, const 
   for (int i = 0; i < n_in; i++)
     n->inputs[i] = in[i];
   n->output = t;
-  snprintf(n->name, sizeof n->name, "%s", name);
+  bounded_printf(n->name, sizeof n->name, "%s", name);
   g->t[t].node = ++g->nn;
   if (node_out)
     *node_out = n;
@@ -275,7 +284,7 @@ void gr_output(gr_graph *g, gr_tensor t, const char *name) {
   }
   g->t[t].output = 1;
   if (g->t[t].kind != GR_OP_INPUT && g->t[t].kind != GR_OP_PARAM)
-    snprintf(g->t[t].name, sizeof g->t[t].name, "%s", name);
+    bounded_printf(g->t[t].name, sizeof g->t[t].name, "%s", name);
 }
 
 gr_shape gr_tensor_shape(const gr_graph *g, gr_tensor t) {

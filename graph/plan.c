@@ -91,7 +91,7 @@ static aps_status place_tensors(gr_plan *p) {
     if (ti->kind == GR_OP_PARAM || ti->kind == GR_OP_CONST) {
       p->st[t].offset = param_bytes;
       param_bytes += bytes;
-    } else if (ti->kind == GR_OP_INPUT || ti->output) {
+    } else if (gr_pass_pinned(g, t)) { /* inputs, outputs, and what outputs view */
       p->st[t].offset = io_bytes;
       io_bytes += bytes;
     }
@@ -116,7 +116,7 @@ static aps_status place_tensors(gr_plan *p) {
       continue;
     if (ti->kind == GR_OP_PARAM || ti->kind == GR_OP_CONST)
       p->st[t].buffer = p->params;
-    else if (ti->kind == GR_OP_INPUT || ti->output)
+    else if (gr_pass_pinned(g, t))
       p->st[t].buffer = p->io;
     else if (mp.offset[t] != UINT64_MAX) {
       p->st[t].buffer = p->arena;
@@ -223,7 +223,7 @@ static aps_status find_named(gr_plan *p, const char *name, int64_t count, int wr
 }
 
 aps_status gr_plan_set(gr_plan *p, const char *name, const float *data, int64_t count) {
-  uint32_t t;
+  uint32_t t = 0;
   APS_TRY(find_named(p, name, count, 1, &t));
   if (!p->st[t].buffer) { /* declared but unused by any output */
     p->is_set[t] = 1;
@@ -243,7 +243,7 @@ aps_status gr_plan_run(gr_plan *p) {
 }
 
 aps_status gr_plan_get(gr_plan *p, const char *name, float *data, int64_t count) {
-  uint32_t t;
+  uint32_t t = 0;
   APS_TRY(find_named(p, name, count, 0, &t));
   uint32_t r = root_of(p->g, t);
   if (!p->st[r].buffer)

@@ -1,0 +1,82 @@
+/* The CPU reference interpreter: every tensor gets its own array; nodes run in order
+ * through the reference kernels of cpu_ops.c. */
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "graph_internal.h"
+
+struct gr_cpu {
+  const gr_graph *g;
+  float **v; /* per tensor */
+  uint8_t *is_set;
+};
+
+aps_status gr_cpu_create(const gr_graph *g, gr_cpu **out) {
+  *out = NULL;
+  if (g->status != APS_OK)
+    return aps_fail(g->status, "cannot run a graph that failed to build: %s", g->error);
+  gr_cpu *c = calloc(1, sizeof *c);
+  if (!c)
+    return aps_fail(APS_ERR_OUT_OF_MEMORY, "out of host memory");
+  c->g = g;
+  c->v = calloc(g->nt, sizeof *c->v);
+  c->is_set = calloc(g->nt, 1);
+  if (!c->v || !c->is_set) {
+    gr_cpu_destroy(c);
+    return aps_fail(APS_ERR_OUT_OF_MEMORY, "out of host memory");
+  }
+  for (uint32_t t = 1; t < g->nt; t++) {
+    size_t bytes = (size_t)gr_shape_count(g->t[t].shape) * sizeof(float);
+    c->v[t] = calloc(1, bytes);
+    if (!c->v[t]) {
+      gr_cpu_destroy(c);
+      return aps_fail(APS_ERR_OUT_OF_MEMORY, "out of host memory for tensor %s (%zu bytes)", g->t[t].name, bytes);
+    }
+    if (g->t[t].data) {
+      memcpy(c->v[t], g->t[t].data, bytes);
+      c->is_set[t] = 1;
+    }
+  }
+  *out = c;
+  return APS_OK;
+}
+
+void gr_cpu_destroy(gr_cpu *c) {
+  if (!c)
+    return;
+  for (uint32_t t = 0; c->v && t < c->g->nt; t++)
+    free(c->v[t]);
+  free(c->v);
+  free(c->is_set);
+  free(c);
+}
+
+aps_status gr_cpu_set(gr_cpu *c, const char *name, const float *data, int64_t count) {
+  gr_tensor t = gr_find(c->g, name);
+  if (!t || (c->g->t[t].kind != GR_OP_INPUT && c->g->t[t].kind != GR_OP_PARAM))
+    return aps_fail(APS_ERR_INVALID_ARG, "the graph has no input or parameter named '%s'", name);
+  int64_t want = gr_shape_count(c->g->t[t].shape);
+  if (count != want)
+    return aps_fail(APS_ERR_INVALID_ARG, "'%s' has %" PRId64 " values, given %" PRId64, name, want, count);
+  memcpy(c->v[t], data, (size_t)count * sizeof(float));
+  c->is_set[t] = 1;
+  return APS_OK;
+}
+
+aps_status gr_cpu_run(gr_cpu *c) {
+  const gr_graph *g = c->g;
+  for (uint32_t t = 1; t < g->nt; t++)
+    if ((g->t[t].kind == GR_OP_INPUT || g->t[t].kind == GR_OP_PARAM) && !c->is_set[t])
+      return aps_fail(APS_ERR_INVALID_ARG, "%s '%s' was never given a value", gr_op_name(g->t[t].kind), g->t[t].name);
+  for (uint32_t i = 0; i < g->nn; i++) {
+    const gr_node *n = &g->n[i];
+    const float *in[GR_MAX_INPUTS];
+    for (int k = 0; k < n->n_inputs; k++)
+      in[k] = c->v[n->inputs[k]];
+    gr_op_impls[n->op].cpu(g, n, in, c->v[n->output]);
+  }
+  return APS_OK;
+}
+
+const float *gr_cpu_values(const gr_cpu *c, gr_tensor t) { return t && t < c->g->nt ? c->v[t] : NULL; }

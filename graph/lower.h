@@ -1,0 +1,22 @@
+/* The Vulkan lowering of each op (lower.c, lower_conv.c). */
+#ifndef APS_GRAPH_LOWER_H
+#define APS_GRAPH_LOWER_H
+#include "graph_internal.h"
+
+#define GR_LOWER_FN(name) aps_status gr_lower_##name(gr_lower *L, const gr_node *n)
+GR_LOWER_FN(unary);
+GR_LOWER_FN(binary);
+GR_LOWER_FN(where);
+GR_LOWER_FN(reduce);
+GR_LOWER_FN(matmul);
+GR_LOWER_FN(conv2d);
+GR_LOWER_FN(group_norm);
+GR_LOWER_FN(softmax);
+GR_LOWER_FN(reshape);
+GR_LOWER_FN(permute);
+GR_LOWER_FN(concat);
+GR_LOWER_FN(slice);
+GR_LOWER_FN(upsample);
+GR_LOWER_FN(avg_pool);
+GR_LOWER_FN(time_embed);
+#endif

@@ -1,0 +1,26 @@
+/* conv2d.comp lowering: the kernel's geometry is specialised per layer. */
+#include "lower.h"
+
+/* Keep in step with the TILE comment at the top of shaders/conv2d_f32.comp. */
+enum { CONV_TILE_O = 16, CONV_TILE_P = 16 };
+
+aps_status gr_lower_conv2d(gr_lower *L, const gr_node *n) {
+  gr_shape sx = L->g->t[n->inputs[0]].shape, sw = L->g->t[n->inputs[1]].shape, so = L->g->t[n->output].shape;
+  struct {
+    uint32_t N, C, H, W, O, OH, OW;
+  } pc = {(uint32_t)sx.d[0], (uint32_t)sx.d[1], (uint32_t)sx.d[2], (uint32_t)sx.d[3],
+          (uint32_t)sw.d[0], (uint32_t)so.d[2], (uint32_t)so.d[3]};
+  int has_bias = n->n_inputs > 2;
+  rt_kernel_desc kd = {.shader = "conv2d_f32",
+                       .spec_count = 8,
+                       .spec = {(uint32_t)sw.d[2], (uint32_t)sw.d[3], (uint32_t)n->ia[0], (uint32_t)n->ia[1],
+                                (uint32_t)n->ia[2], (uint32_t)n->ia[3], (uint32_t)n->ia[4], (uint32_t)has_bias}};
+  rt_binding x = gr_lower_binding(L, n->inputs[0]);
+  rt_dispatch d = {.push = &pc,
+                   .bindings = {x, gr_lower_binding(L, n->inputs[1]), has_bias ? gr_lower_binding(L, n->inputs[2]) : x,
+                                gr_lower_binding(L, n->output)},
+                   .groups = {(pc.OH * pc.OW + CONV_TILE_P - 1) / CONV_TILE_P, (pc.O + CONV_TILE_O - 1) / CONV_TILE_O,
+                              pc.N}};
+  gr_lower_epilogue(L, n, &kd, &d, 4);
+  return gr_lower_dispatch(L, n, &kd, &d);
+}

@@ -1,0 +1,109 @@
+#include "graph_check.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+#include "graph_internal.h"
+
+void fill_uniform(float *v, int64_t n, float lo, float hi, uint32_t seed) {
+  for (int64_t i = 0; i < n; i++) {
+    seed = seed * 1664525u + 1013904223u;
+    v[i] = lo + (hi - lo) * (float)(seed >> 8) / 16777216.0f;
+  }
+}
+
+static int compare(const float *got, const float *want, int64_t n, const check_opts *o, const char *what,
+                   const char *plan, const char *name) {
+  int64_t bad = 0, first = -1, nonfinite = 0;
+  double worst = 0;
+  for (int64_t i = 0; i < n; i++) {
+    if (!isfinite(got[i]) || !isfinite(want[i])) {
+      nonfinite++;
+      continue;
+    }
+    double err = fabs((double)got[i] - want[i]), tol = o->atol + o->rtol * fabs(want[i]);
+    if (err > tol) {
+      bad++;
+      if (first < 0)
+        first = i;
+    }
+    if (err / tol > worst)
+      worst = err / tol;
+  }
+  CHECK(bad == 0 && nonfinite == 0, "%s (%s plan), output %s: %lld of %lld values off (first at %lld: %g vs %g), "
+        "%lld non-finite, worst error %.2f x tolerance", what, plan, name, (long long)bad, (long long)n,
+        (long long)first, first >= 0 ? got[first] : 0.0, first >= 0 ? want[first] : 0.0, (long long)nonfinite, worst);
+  return bad || nonfinite;
+}
+
+int check_graph(rt_device *dev, gr_graph *g, const char *what, check_opts *o) {
+  if (o->hi == o->lo) {
+    o->lo = -1.0f;
+    o->hi = 1.0f;
+  }
+  if (o->atol == 0)
+    o->atol = 1e-5f;
+  if (o->rtol == 0)
+    o->rtol = 1e-4f;
+  if (gr_graph_status(g) != APS_OK) {
+    CHECK(0, "%s: graph failed to build: %s", what, gr_graph_error(g));
+    return 1;
+  }
+  gr_cpu *cpu = NULL;
+  if (gr_cpu_create(g, &cpu) != APS_OK) {
+    CHECK(0, "%s: %s", what, aps_last_error());
+    return 1;
+  }
+  int fails = 0;
+  /* Random values for every input and parameter. */
+  for (uint32_t t = 1; t < g->nt; t++)
+    if (g->t[t].kind == GR_OP_INPUT || g->t[t].kind == GR_OP_PARAM) {
+      int64_t n = gr_shape_count(g->t[t].shape);
+      float *v = malloc((size_t)n * sizeof *v);
+      fill_uniform(v, n, o->lo, o->hi, t * 2654435761u);
+      gr_shape sh = g->t[t].shape;
+      if (o->fan_in_scale && g->t[t].kind == GR_OP_PARAM && sh.rank >= 2) {
+        float scale = 1.0f / sqrtf((float)(sh.rank == 4 ? n / sh.d[0] : sh.d[0]));
+        for (int64_t i = 0; i < n; i++)
+          v[i] *= scale;
+      }
+      gr_cpu_set(cpu, g->t[t].name, v, n);
+      free(v);
+    }
+  if (gr_cpu_run(cpu) != APS_OK) {
+    CHECK(0, "%s: CPU run: %s", what, aps_last_error());
+    gr_cpu_destroy(cpu);
+    return 1;
+  }
+  for (int fused = 1; fused >= (o->fused_only ? 1 : 0); fused--) {
+    gr_plan *p = NULL;
+    aps_status s = gr_plan_compile(g, dev, &(gr_plan_desc){.no_fusion = !fused}, &p);
+    if (s != APS_OK) {
+      CHECK(0, "%s: compile (%s): %s", what, fused ? "fused" : "unfused", aps_last_error());
+      fails++;
+      continue;
+    }
+    gr_plan_get_stats(p, fused ? &o->fused : &o->unfused);
+    for (uint32_t t = 1; t < g->nt && s == APS_OK; t++)
+      if (g->t[t].kind == GR_OP_INPUT || g->t[t].kind == GR_OP_PARAM)
+        s = gr_plan_set(p, g->t[t].name, gr_cpu_values(cpu, t), gr_shape_count(g->t[t].shape));
+    if (s == APS_OK)
+      s = gr_plan_run(p);
+    for (uint32_t t = 1; t < g->nt && s == APS_OK; t++)
+      if (g->t[t].output) {
+        int64_t n = gr_shape_count(g->t[t].shape);
+        float *got = malloc((size_t)n * sizeof *got);
+        s = gr_plan_get(p, g->t[t].name, got, n);
+        if (s == APS_OK)
+          fails += compare(got, gr_cpu_values(cpu, t), n, o, what, fused ? "fused" : "unfused", g->t[t].name);
+        free(got);
+      }
+    if (s != APS_OK) {
+      CHECK(0, "%s: run (%s): %s", what, fused ? "fused" : "unfused", aps_last_error());
+      fails++;
+    }
+    gr_plan_destroy(p);
+  }
+  gr_cpu_destroy(cpu);
+  return fails;
+}

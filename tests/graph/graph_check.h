@@ -1,0 +1,19 @@
+/* Differential testing of graphs: the same graph with the same random inputs run by the CPU
+ * reference and by Vulkan plans (fused and unfused), outputs compared elementwise. */
+#ifndef APS_GRAPH_CHECK_H
+#define APS_GRAPH_CHECK_H
+#include "../test.h"
+#include "graph.h"
+
+typedef struct check_opts {
+  float lo, hi;      /* inputs and parameters drawn uniformly from [lo, hi); default [-1, 1) */
+  float atol, rtol;  /* |vk - cpu| <= atol + rtol * |cpu|; defaults 1e-5, 1e-4 */
+  int fused_only;    /* skip the unfused plan */
+  int fan_in_scale;  /* parameters of rank >= 2 scaled by 1/sqrt(fan-in), as a network is initialised */
+  gr_plan_stats fused, unfused; /* filled in */
+} check_opts;
+
+/* Returns 0 when every output of every plan matched the reference (failures are CHECKed). */
+int check_graph(rt_device *dev, gr_graph *g, const char *what, check_opts *o);
+void fill_uniform(float *v, int64_t n, float lo, float hi, uint32_t seed);
+#endif

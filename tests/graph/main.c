@@ -1,0 +1,20 @@
+#include "../test.h"
+
+void graph_tests_open(void);
+void graph_tests_close(void);
+
+#define CASES(X)                                                                                       \
+  X(unary) X(binary) X(where) X(reduce) X(matmul) X(group_norm) X(softmax) X(layout_ops) X(resample)   \
+  X(time_embed) X(conv2d) X(shape_errors) X(fusion_chains) X(fusion_counts) X(memory_plan) X(unet)
+
+#define DECLARE(name) void test_##name(void);
+CASES(DECLARE)
+#define ENTRY(name) {#name, test_##name},
+static const test_case cases[] = {CASES(ENTRY)};
+
+int main(int argc, char **argv) {
+  graph_tests_open();
+  int r = test_main(argc, argv, cases, sizeof cases / sizeof *cases);
+  graph_tests_close();
+  return r || test_failures;
+}

@@ -1,0 +1,85 @@
+/* Fusion and memory planning: fused and unfused plans agree with the reference, fusion
+ * removes dispatches, and the memory plan reuses space. */
+#include "graph_check.h"
+
+rt_device *graph_tests_device(void);
+
+/* conv -> + per-(n,c) bias -> silu -> + residual; group norm -> silu -> * (1 + s) + t. */
+static gr_graph *chains(void) {
+  gr_graph *g = gr_graph_create();
+  gr_tensor x = gr_input(g, "x", GR_SHAPE(2, 8, 9, 7)), temb = gr_input(g, "temb", GR_SHAPE(2, 8, 1, 1));
+  gr_tensor w = gr_param(g, "w", GR_SHAPE(8, 8, 3, 3)), b = gr_param(g, "b", GR_SHAPE(8));
+  gr_tensor h = gr_conv2d(g, x, w, b, &(gr_conv2d_desc){.padding = 1});
+  h = gr_add(g, h, temb);
+  h = gr_silu(g, h);
+  h = gr_add(g, x, h); /* residual, operand first */
+  gr_output(g, h, "conv_chain");
+  gr_tensor s = gr_input(g, "s", GR_SHAPE(2, 8, 1, 1)), t = gr_input(g, "t", GR_SHAPE(1, 8, 1, 1));
+  gr_tensor n = gr_group_norm(g, x, 4, gr_param(g, "gamma", GR_SHAPE(8)), 0, 1e-5f);
+  n = gr_mul(g, n, gr_scale_shift(g, s, 1.0f, 1.0f));
+  n = gr_add(g, n, t);
+  n = gr_silu(g, n);
+  gr_output(g, n, "norm_chain");
+  gr_tensor m = gr_input(g, "m", GR_SHAPE(5, 12)), mw = gr_param(g, "mw", GR_SHAPE(12, 16));
+  gr_tensor mb = gr_param(g, "mb", GR_SHAPE(16));
+  gr_output(g, gr_leaky_relu(g, gr_add(g, gr_matmul(g, m, mw, 0, 0), mb), 0.1f), "linear_chain");
+  /* Elementwise anchors: (a - b) * 2 then exp. */
+  gr_output(g, gr_unary_op(g, GR_EXP, gr_scale_shift(g, gr_sub(g, m, gr_const_scalar(g, 0.5f)), 2.0f, 0)), "eltwise_chain");
+  return g;
+}
+
+void test_fusion_chains(void) {
+  gr_graph *g = chains();
+  check_opts o = {.atol = 1e-4f};
+  check_graph(graph_tests_device(), g, "fusion chains", &o);
+  fprintf(stderr, "fused: %u dispatches, %u nodes folded; unfused: %u dispatches\n", o.fused.dispatches,
+          o.fused.fused_nodes, o.unfused.dispatches);
+  CHECK(o.fused.fused_nodes >= 9, "the chains were folded (%u nodes)", o.fused.fused_nodes);
+  CHECK(o.fused.dispatches + o.fused.fused_nodes == o.unfused.dispatches, "each fold removes one dispatch (%u + %u vs %u)",
+        o.fused.dispatches, o.fused.fused_nodes, o.unfused.dispatches);
+  gr_graph_destroy(g);
+}
+
+/* What must not fuse: a tensor used twice, an output, a broadcast the epilogue cannot
+ * express, and an operand computed after the anchor. */
+void test_fusion_counts(void) {
+  gr_graph *g = gr_graph_create();
+  gr_tensor a = gr_input(g, "a", GR_SHAPE(2, 3, 4, 5)), b = gr_input(g, "b", GR_SHAPE(2, 3, 4, 5));
+  gr_tensor s = gr_add(g, a, b);
+  gr_output(g, gr_mul(g, gr_silu(g, s), s), "used_twice"); /* s feeds two nodes: silu cannot fold into add */
+  gr_tensor o1 = gr_silu(g, a);
+  gr_output(g, o1, "out1");
+  gr_output(g, gr_unary_op(g, GR_EXP, o1), "after_output"); /* o1 is an output: exp cannot fold */
+  gr_tensor row = gr_input(g, "row", GR_SHAPE(5));
+  gr_output(g, gr_add(g, gr_silu(g, b), row), "w_broadcast"); /* [5] broadcasts along W: not an epilogue form */
+  gr_tensor sb = gr_silu(g, b);
+  gr_tensor late = gr_unary_op(g, GR_ABS, gr_input(g, "c", GR_SHAPE(2, 3, 4, 5)));
+  gr_output(g, late, "late");
+  gr_output(g, gr_add(g, sb, late), "late_operand"); /* late is computed after sb */
+  check_opts o = {0};
+  check_graph(graph_tests_device(), g, "fusion limits", &o);
+  fprintf(stderr, "folded %u nodes\n", o.fused.fused_nodes);
+  CHECK(o.fused.fused_nodes == 1, "only silu(s) * s folds (into silu) — %u folded", o.fused.fused_nodes);
+  gr_graph_destroy(g);
+}
+
+/* A long chain of same-sized intermediates needs two slots, not one per tensor. */
+void test_memory_plan(void) {
+  gr_graph *g = gr_graph_create();
+  gr_tensor x = gr_input(g, "x", GR_SHAPE(4, 16, 16, 16));
+  gr_tensor w = gr_param(g, "w", GR_SHAPE(16, 16, 3, 3));
+  gr_tensor h = x;
+  for (int i = 0; i < 12; i++)
+    h = gr_conv2d(g, gr_silu(g, h), w, 0, &(gr_conv2d_desc){.padding = 1});
+  gr_output(g, h, "y");
+  check_opts o = {.atol = 1e-3f, .rtol = 1e-3f};
+  check_graph(graph_tests_device(), g, "memory plan chain", &o);
+  uint64_t tensor = 4 * 16 * 16 * 16 * 4;
+  fprintf(stderr, "unfused: arena %llu bytes for %llu bytes of intermediates; fused: arena %llu of %llu\n",
+          (unsigned long long)o.unfused.arena_bytes, (unsigned long long)o.unfused.unplanned_bytes,
+          (unsigned long long)o.fused.arena_bytes, (unsigned long long)o.fused.unplanned_bytes);
+  CHECK(o.unfused.unplanned_bytes == 23 * tensor, "23 intermediates");
+  CHECK(o.unfused.arena_bytes <= 2 * tensor, "in place and reuse: at most 2 live slots (%llu)",
+        (unsigned long long)o.unfused.arena_bytes);
+  gr_graph_destroy(g);
+}

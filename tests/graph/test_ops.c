@@ -1,0 +1,207 @@
+/* Every op: Vulkan against the CPU reference on odd shapes (1, 3, 7, 33, ...). */
+#include <stdlib.h>
+
+#include "graph_check.h"
+
+static rt_device *dev;
+
+static void run(gr_graph *g, const char *what, check_opts o) {
+  check_graph(dev, g, what, &o);
+  gr_graph_destroy(g);
+}
+
+static gr_graph *one_input(gr_shape s, gr_tensor *x) {
+  gr_graph *g = gr_graph_create();
+  *x = gr_input(g, "x", s);
+  return g;
+}
+
+void test_unary(void) {
+  for (int f = 0; f < GR_UNARY_COUNT; f++) {
+    gr_tensor x;
+    gr_graph *g = one_input(GR_SHAPE(3, 7, 33), &x);
+    gr_tensor y = f == GR_LEAKY_RELU ? gr_leaky_relu(g, x, 0.2f)
+                  : f == GR_AFFINE   ? gr_scale_shift(g, x, 1.5f, -0.25f)
+                  : f == GR_CLAMP    ? gr_clamp(g, x, -0.3f, 0.4f)
+                                     : gr_unary_op(g, (gr_unary)f, x);
+    gr_output(g, y, "y");
+    int positive = f == GR_LOG || f == GR_SQRT || f == GR_RSQRT;
+    run(g, gr_unary_name((gr_unary)f), (check_opts){.lo = positive ? 0.1f : -3.0f, .hi = 3.0f});
+  }
+}
+
+void test_binary(void) {
+  for (int f = 0; f < GR_BINARY_COUNT; f++) {
+    gr_graph *g = gr_graph_create();
+    gr_tensor a = gr_input(g, "a", GR_SHAPE(2, 3, 7, 33)), b = gr_input(g, "b", GR_SHAPE(3, 1, 33));
+    gr_output(g, gr_binary_op(g, (gr_binary)f, a, b), "y");
+    gr_output(g, gr_binary_op(g, (gr_binary)f, b, a), "y_swapped");
+    run(g, gr_binary_name((gr_binary)f), (check_opts){.lo = f == GR_DIV ? 0.5f : -1.0f, .hi = 2.0f});
+  }
+  gr_graph *g = gr_graph_create();
+  gr_tensor a = gr_input(g, "a", GR_SHAPE(1)), b = gr_input(g, "b", GR_SHAPE(65));
+  gr_output(g, gr_mul(g, a, b), "y");
+  run(g, "scalar * vector", (check_opts){0});
+}
+
+void test_where(void) {
+  gr_graph *g = gr_graph_create();
+  gr_tensor m = gr_input(g, "mask", GR_SHAPE(1, 7, 1)), a = gr_input(g, "a", GR_SHAPE(3, 7, 33));
+  gr_tensor b = gr_input(g, "b", GR_SHAPE(33));
+  gr_output(g, gr_where(g, gr_unary_op(g, GR_RELU, m), a, b), "y"); /* mask: about half zeros */
+  run(g, "where", (check_opts){0});
+}
+
+void test_reduce(void) {
+  static const unsigned masks[] = {1, 2, 8, 5, 15, 6};
+  for (int f = 0; f < GR_REDUCE_COUNT; f++)
+    for (int m = 0; m < 6; m++) {
+      gr_tensor x;
+      gr_graph *g = one_input(GR_SHAPE(3, 7, 5, 33), &x);
+      gr_output(g, gr_reduce_op(g, (gr_reduce)f, x, masks[m]), "y");
+      char what[64];
+      snprintf(what, sizeof what, "%s over axes 0x%x", gr_reduce_name((gr_reduce)f), masks[m]);
+      run(g, what, (check_opts){.atol = 1e-4f});
+    }
+}
+
+void test_matmul(void) {
+  static const int64_t s[][3] = {{1, 1, 1}, {7, 33, 7}, {33, 7, 257}, {64, 64, 64}, {3, 5, 1}};
+  for (int i = 0; i < 5; i++) {
+    gr_graph *g = gr_graph_create();
+    gr_tensor a = gr_input(g, "a", GR_SHAPE(s[i][0], s[i][1])), b = gr_input(g, "b", GR_SHAPE(s[i][1], s[i][2]));
+    gr_output(g, gr_matmul(g, a, b, 0, 0), "y");
+    run(g, "matmul", (check_opts){.atol = 1e-4f});
+  }
+  gr_graph *g = gr_graph_create();
+  gr_tensor a = gr_input(g, "a", GR_SHAPE(2, 3, 33, 7)), b = gr_input(g, "b", GR_SHAPE(7, 5));
+  gr_output(g, gr_matmul(g, a, b, 0, 0), "batched_broadcast");
+  gr_tensor c = gr_input(g, "c", GR_SHAPE(2, 3, 5, 7));
+  gr_output(g, gr_matmul(g, a, c, 0, 1), "batched_bt");
+  gr_tensor d = gr_input(g, "d", GR_SHAPE(33, 4));
+  gr_output(g, gr_matmul(g, a, d, 1, 0), "at_broadcast");
+  run(g, "batched matmul with transposes", (check_opts){.atol = 1e-4f});
+}
+
+void test_group_norm(void) {
+  gr_graph *g = gr_graph_create();
+  gr_tensor x = gr_input(g, "x", GR_SHAPE(3, 6, 7, 5));
+  gr_tensor ga = gr_param(g, "gamma", GR_SHAPE(6)), be = gr_param(g, "beta", GR_SHAPE(6));
+  gr_output(g, gr_group_norm(g, x, 3, ga, be, 1e-5f), "affine");
+  gr_output(g, gr_group_norm(g, x, 6, 0, 0, 1e-5f), "plain");
+  gr_output(g, gr_group_norm(g, x, 1, ga, 0, 1e-3f), "gamma_only");
+  gr_tensor big = gr_input(g, "big", GR_SHAPE(2, 64, 32, 32));
+  gr_output(g, gr_group_norm(g, big, 32, 0, 0, 1e-5f), "unet_size");
+  run(g, "group_norm", (check_opts){.atol = 1e-4f});
+}
+
+void test_softmax(void) {
+  gr_graph *g = gr_graph_create();
+  gr_tensor a = gr_input(g, "a", GR_SHAPE(7, 33)), b = gr_input(g, "b", GR_SHAPE(3, 1)), c = gr_input(g, "c", GR_SHAPE(2, 300));
+  gr_output(g, gr_softmax(g, a), "a_out");
+  gr_output(g, gr_softmax(g, b), "b_out");
+  gr_output(g, gr_softmax(g, gr_scale_shift(g, c, 20.0f, 0)), "c_out");
+  run(g, "softmax", (check_opts){.atol = 1e-6f});
+}
+
+void test_layout_ops(void) {
+  gr_graph *g = gr_graph_create();
+  gr_tensor x = gr_input(g, "x", GR_SHAPE(2, 3, 7, 5)), z = gr_input(g, "z", GR_SHAPE(2, 4, 7, 5));
+  const int p[4] = {0, 2, 3, 1}, q[3] = {2, 0, 1};
+  gr_output(g, gr_permute(g, x, p), "nhwc");
+  gr_output(g, gr_permute(g, gr_reshape(g, x, GR_SHAPE(6, 7, 5)), q), "permute3");
+  gr_output(g, gr_concat(g, x, z, 1), "concat_c");
+  gr_output(g, gr_concat(g, x, x, 3), "concat_w");
+  gr_output(g, gr_slice(g, z, 1, 1, 2), "slice_c");
+  gr_output(g, gr_slice(g, x, 3, 4, 1), "slice_w");
+  gr_output(g, gr_reshape(g, gr_silu(g, x), GR_SHAPE(-1, 35)), "reshaped");
+  run(g, "layout ops", (check_opts){0});
+}
+
+void test_resample(void) {
+  gr_graph *g = gr_graph_create();
+  gr_tensor x = gr_input(g, "x", GR_SHAPE(2, 3, 7, 5)), e = gr_input(g, "e", GR_SHAPE(1, 2, 6, 8));
+  gr_output(g, gr_upsample2x(g, x, GR_NEAREST), "nearest");
+  gr_output(g, gr_upsample2x(g, x, GR_BILINEAR), "bilinear");
+  gr_output(g, gr_avg_pool2x(g, e), "pool");
+  gr_tensor one = gr_input(g, "one", GR_SHAPE(1, 1, 1, 1));
+  gr_output(g, gr_upsample2x(g, one, GR_BILINEAR), "bilinear_1x1");
+  run(g, "resampling", (check_opts){0});
+}
+
+void test_time_embed(void) {
+  gr_graph *g = gr_graph_create();
+  gr_tensor t = gr_input(g, "t", GR_SHAPE(7));
+  gr_output(g, gr_time_embed(g, t, 64, 10000.0f), "emb");
+  gr_output(g, gr_time_embed(g, t, 2, 100.0f), "emb2");
+  run(g, "time_embed", (check_opts){.lo = 0.0f, .hi = 1000.0f, .atol = 2e-4f});
+}
+
+void test_conv2d(void) {
+  typedef struct {
+    int n, c, h, w, o, k, stride, pad, dil, groups, reflect, bias;
+  } cfg;
+  static const cfg cases[] = {
+      {1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 0, 0},  {1, 3, 7, 7, 7, 3, 1, 1, 1, 1, 0, 1},
+      {3, 7, 33, 33, 3, 3, 1, 1, 1, 1, 0, 1}, {2, 33, 7, 3, 33, 1, 1, 0, 1, 1, 0, 1},
+      {2, 4, 9, 9, 6, 3, 2, 1, 1, 2, 0, 0},  {1, 5, 12, 12, 5, 3, 1, 2, 2, 1, 0, 1},
+      {2, 8, 8, 8, 8, 3, 1, 1, 1, 8, 0, 1},  {1, 3, 7, 9, 2, 3, 1, 1, 1, 1, 1, 0},
+      {2, 16, 32, 32, 16, 3, 1, 1, 1, 1, 0, 1}, {1, 2, 7, 7, 3, 5, 1, 2, 1, 1, 0, 1},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+    const cfg *c = &cases[i];
+    gr_graph *g = gr_graph_create();
+    gr_tensor x = gr_input(g, "x", GR_SHAPE(c->n, c->c, c->h, c->w));
+    gr_tensor w = gr_param(g, "w", GR_SHAPE(c->o, c->c / c->groups, c->k, c->k));
+    gr_tensor b = c->bias ? gr_param(g, "b", GR_SHAPE(c->o)) : 0;
+    gr_conv2d_desc d = {c->stride, c->pad, c->dil, c->groups, c->reflect ? GR_PAD_REFLECT : GR_PAD_ZERO};
+    gr_output(g, gr_conv2d(g, x, w, b, &d), "y");
+    char what[96];
+    snprintf(what, sizeof what, "conv2d case %zu (%dx%d, stride %d, pad %d, dil %d, groups %d%s)", i, c->k, c->k,
+             c->stride, c->pad, c->dil, c->groups, c->reflect ? ", reflect" : "");
+    run(g, what, (check_opts){.atol = 1e-4f});
+  }
+}
+
+/* The graph builder reports the scope, the op and the shapes at fault. */
+void test_shape_errors(void) {
+  gr_graph *g = gr_graph_create();
+  gr_tensor x = gr_input(g, "x", GR_SHAPE(1, 32, 16, 16));
+  gr_scope_push(g, "down1");
+  gr_scope_push(g, "res0");
+  gr_tensor w = gr_param(g, "conv1.weight", GR_SHAPE(64, 48, 3, 3));
+  gr_tensor y = gr_conv2d(g, x, w, 0, &(gr_conv2d_desc){.padding = 1});
+  gr_tensor z = gr_silu(g, y); /* the failure propagates */
+  CHECK(y == 0 && z == 0, "bad builders return the invalid handle");
+  CHECK(gr_graph_status(g) == APS_ERR_INVALID_ARG, "the graph records the failure");
+  const char *e = gr_graph_error(g);
+  fprintf(stderr, "message: %s\n", e);
+  CHECK(strstr(e, "down1.res0") && strstr(e, "conv2d") && strstr(e, "[1, 32, 16, 16]") && strstr(e, "[64, 48, 3, 3]"),
+        "the message names the scope, op and shapes");
+  CHECK(!strcmp(gr_tensor_name(g, w), "down1.res0.conv1.weight"), "parameters are named by scope (%s)",
+        gr_tensor_name(g, w));
+  gr_plan *p = NULL;
+  CHECK(gr_plan_compile(g, dev, NULL, &p) == APS_ERR_INVALID_ARG && !p, "a failed graph does not compile");
+  gr_graph_destroy(g);
+  g = gr_graph_create();
+  gr_tensor a = gr_input(g, "a", GR_SHAPE(3, 4));
+  CHECK(gr_add(g, a, gr_input(g, "b", GR_SHAPE(5))) == 0, "non-broadcastable add refused");
+  fprintf(stderr, "message: %s\n", gr_graph_error(g));
+  CHECK(strstr(gr_graph_error(g), "[3, 4]") && strstr(gr_graph_error(g), "[5]"), "names both shapes");
+  gr_graph_destroy(g);
+  g = gr_graph_create();
+  a = gr_input(g, "a", GR_SHAPE(3, 4));
+  gr_output(g, gr_silu(g, a), "y");
+  gr_plan *q = NULL;
+  REQUIRE_OK(gr_plan_compile(g, dev, NULL, &q));
+  CHECK(gr_plan_run(q) == APS_ERR_INVALID_ARG && strstr(aps_last_error(), "'a'"), "running without input refused");
+  float v[5] = {0};
+  CHECK(gr_plan_set(q, "a", v, 5) == APS_ERR_INVALID_ARG && strstr(aps_last_error(), "[3, 4]"),
+        "wrong input size refused: %s", aps_last_error());
+  gr_plan_destroy(q);
+  gr_graph_destroy(g);
+}
+
+void graph_tests_open(void) { dev = test_device_open(NULL); }
+void graph_tests_close(void) { test_device_close(dev); }
+rt_device *graph_tests_device(void) { return dev; }

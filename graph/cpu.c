@@ -1,19 +1,32 @@
 /* The CPU reference interpreter: every tensor gets its own array; nodes run in order
- * through the reference kernels of cpu_ops.c. */
+ * through the reference kernels of cpu_ops.c. With gr_cpu_desc.fast it is the CPU device:
+ * the same arrays and order, but conv2d and matmul through oneDNN and the other ops through
+ * the parallel kernels of cpu_fast.c (cpu_dnnl.h). */
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "cpu_dnnl.h"
 #include "graph_internal.h"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 struct gr_cpu {
   const gr_graph *g;
   float **v; /* per tensor */
   uint8_t *is_set;
+  int threads;   /* fast mode: OpenMP threads, 0 = its default */
+  gr_dnnl *dnnl; /* fast mode: oneDNN state (NULL = the reference) */
 };
 
-aps_status gr_cpu_create(const gr_graph *g, gr_cpu **out) {
+aps_status gr_cpu_create(const gr_graph *g, gr_cpu **out) { return gr_cpu_create_ex(g, NULL, out); }
+
+aps_status gr_cpu_create_ex(const gr_graph *g, const gr_cpu_desc *desc, gr_cpu **out) {
   *out = NULL;
+  if (desc && desc->threads < 0)
+    return aps_fail(APS_ERR_INVALID_ARG, "CPU device: threads %d (0 = default)", desc->threads);
   if (g->status != APS_OK)
     return aps_fail(g->status, "cannot run a graph that failed to build: %s", g->error);
   gr_cpu *c = calloc(1, sizeof *c);
@@ -38,6 +51,14 @@ aps_status gr_cpu_create(const gr_graph *g, gr_cpu **out) {
       c->is_set[t] = 1;
     }
   }
+  if (desc && desc->fast) {
+    c->threads = desc->threads;
+    aps_status st = gr_dnnl_create(g, &c->dnnl);
+    if (st != APS_OK) {
+      gr_cpu_destroy(c);
+      return st;
+    }
+  }
   *out = c;
   return APS_OK;
 }
@@ -49,6 +70,7 @@ void gr_cpu_destroy(gr_cpu *c) {
     free(c->v[t]);
   free(c->v);
   free(c->is_set);
+  gr_dnnl_destroy(c->dnnl);
   free(c);
 }
 
@@ -64,11 +86,41 @@ aps_status gr_cpu_set(gr_cpu *c, const char *name, const float *data, int64_t co
   return APS_OK;
 }
 
+/* The CPU device: oneDNN where it takes the node, else the parallel kernel, else the
+ * reference. The thread count is set for this thread's parallel regions (oneDNN's too). */
+static aps_status run_fast(gr_cpu *c) {
+  const gr_graph *g = c->g;
+#ifdef _OPENMP
+  int before = omp_get_max_threads();
+  if (c->threads)
+    omp_set_num_threads(c->threads);
+#endif
+  aps_status st = APS_OK;
+  for (uint32_t i = 0; i < g->nn && st == APS_OK; i++) {
+    const gr_node *n = &g->n[i];
+    const float *in[GR_MAX_INPUTS];
+    for (int k = 0; k < n->n_inputs; k++)
+      in[k] = c->v[n->inputs[k]];
+    int done = 0;
+    st = gr_dnnl_run(c->dnnl, i, in, c->v[n->output], &done);
+    if (st != APS_OK || done)
+      continue;
+    gr_cpu_fn fast = gr_cpu_fast_fn(n->op);
+    (fast ? fast : gr_op_impls[n->op].cpu)(g, n, in, c->v[n->output]);
+  }
+#ifdef _OPENMP
+  omp_set_num_threads(before);
+#endif
+  return st;
+}
+
 aps_status gr_cpu_run(gr_cpu *c) {
   const gr_graph *g = c->g;
   for (uint32_t t = 1; t < g->nt; t++)
     if ((g->t[t].kind == GR_OP_INPUT || g->t[t].kind == GR_OP_PARAM) && !c->is_set[t])
       return aps_fail(APS_ERR_INVALID_ARG, "%s '%s' was never given a value", gr_op_name(g->t[t].kind), g->t[t].name);
+  if (c->dnnl)
+    return run_fast(c);
   for (uint32_t i = 0; i < g->nn; i++) {
     const gr_node *n = &g->n[i];
     const float *in[GR_MAX_INPUTS];

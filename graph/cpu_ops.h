@@ -19,6 +19,21 @@ GR_CPU_FN(slice);
 GR_CPU_FN(upsample);
 GR_CPU_FN(avg_pool);
 GR_CPU_FN(time_embed);
+/* cpu_extra.c */
+GR_CPU_FN(pad);
+GR_CPU_FN(space_to_depth);
+GR_CPU_FN(depth_to_space);
+GR_CPU_FN(gather);
+GR_CPU_FN(random);
+GR_CPU_FN(inverse);
+GR_CPU_FN(lu);
+GR_CPU_FN(logabsdet);
+
+/* The pieces of gr_random (graph.h), for the tests: one Philox4x32-10 block, the seed
+ * read from its tensor, and the Box-Muller pair of two words. shaders/random.comp mirrors them. */
+void gr_philox4x32_10(const uint32_t ctr[4], const uint32_t key[2], uint32_t out[4]);
+uint32_t gr_random_seed(const float *seed, int64_t count);
+void gr_box_muller(uint32_t w0, uint32_t w1, float out[2]);
 
 void gr_bcast_strides(gr_shape s, gr_shape out, int64_t st[4]);
 #endif

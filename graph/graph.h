@@ -57,7 +57,15 @@ typedef struct gr_shape {
   X(SLICE, "slice", 1)            \
   X(UPSAMPLE, "upsample", 1)      \
   X(AVG_POOL, "avg_pool", 1)      \
-  X(TIME_EMBED, "time_embed", 1)
+  X(TIME_EMBED, "time_embed", 1)  \
+  X(PAD, "pad", 1)                \
+  X(SPACE_TO_DEPTH, "space_to_depth", 1) \
+  X(DEPTH_TO_SPACE, "depth_to_space", 1) \
+  X(GATHER, "gather", 2)          \
+  X(RANDOM, "random", 1)          \
+  X(INVERSE, "inverse", 1)        \
+  X(LU, "lu", 1) /* internal: the factor gr_logabsdet reads */ \
+  X(LOGABSDET, "logabsdet", 2)
 
 typedef enum gr_op {
 #define GR_OP_ENUM(id, name, arity) GR_OP_##id,
@@ -166,6 +174,38 @@ gr_tensor gr_avg_pool2x(gr_graph *g, gr_tensor x);
 /* t [N] -> [N, dim]: sin(t·f_i) for i < dim/2, cos for the rest, f_i = max_period^(-i/(dim/2)). */
 gr_tensor gr_time_embed(gr_graph *g, gr_tensor t, int dim, float max_period);
 
+/* ---- padding, pixel (un)shuffle, gather, random numbers, small linear algebra (build_extra.c) */
+
+/* x [N, C, H, W] grown by pads = {top, bottom, left, right} (each >= 0) with zeros, or with
+ * a mirror image that does not repeat the edge (PyTorch's "reflect": each pad < its side). */
+gr_tensor gr_pad(gr_graph *g, gr_tensor x, const int pads[4], gr_pad_mode mode);
+/* PyTorch's pixel_unshuffle: [N, C, H, W] -> [N, C·b·b, H/b, W/b] with
+ * out[n, c·b·b + i·b + j, h, w] = x[n, c, h·b + i, w·b + j]. depth_to_space (pixel_shuffle)
+ * is its exact inverse: [N, C·b·b, H, W] -> [N, C, H·b, W·b]. */
+gr_tensor gr_space_to_depth(gr_graph *g, gr_tensor x, int block);
+gr_tensor gr_depth_to_space(gr_graph *g, gr_tensor x, int block);
+/* out = x indexed along axis by index[0..count): out.d[axis] = count, each index in
+ * [0, x.d[axis]) (checked here). The indices live in the graph as a constant tensor of
+ * floats holding integers (exact below 2^24), the node's second input. */
+gr_tensor gr_gather(gr_graph *g, gr_tensor x, int axis, const int32_t *index, int64_t count);
+
+/* Counter-based random numbers, the same bits on the CPU and every device: element i is
+ * word i % 4 of Philox4x32-10(counter = {i / 4, 0, 0, 0}, key = {seed, stream}).
+ * Uniform: (word >> 8) · 2^-24, in [0, 1). Normal: Box-Muller on the word pairs (0, 1) and
+ * (2, 3) of each block, u1 = ((w0 >> 8) + 1) · 2^-24, angle 2π · (w1 >> 8) · 2^-24, with
+ * log/sin/cos as fp32 polynomials shared by both sides (agreeing to about 1e-6).
+ * seed is an input tensor so a plan reruns with new seeds without recompiling: [1] holding
+ * an integer in [0, 2^24), or [2] holding two integers in [0, 2^16) (seed = s0 + s1 · 2^16).
+ * Values outside the range clamp; fractions truncate. stream separates draws sharing a seed. */
+typedef enum gr_distribution { GR_UNIFORM = 0, GR_NORMAL, GR_DISTRIBUTION_COUNT } gr_distribution;
+gr_tensor gr_random(gr_graph *g, gr_shape shape, gr_tensor seed, uint32_t stream, gr_distribution dist);
+
+/* w [C, C], C <= 512: the inverse, and log|det w| as [1], by LU with partial pivoting in
+ * fp32 (one workgroup on Vulkan; the CPU reference works in double). A singular w gives
+ * inf/NaN entries and -inf. */
+gr_tensor gr_inverse(gr_graph *g, gr_tensor w);
+gr_tensor gr_logabsdet(gr_graph *g, gr_tensor w);
+
 /* --------------------------------------------------------------- inspection */
 
 typedef struct gr_stats {
@@ -182,6 +222,11 @@ gr_tensor gr_find(const gr_graph *g, const char *name); /* input, param or outpu
 
 typedef struct gr_cpu gr_cpu;
 aps_status gr_cpu_create(const gr_graph *g, gr_cpu **out);
+/* fast = 0: the reference, as gr_cpu_create. fast = 1: the CPU device: conv2d and matmul
+ * through oneDNN, the other ops in parallel loops (fp32 sums; matches the reference to
+ * about 1e-4). threads: 0 = OpenMP's default (OMP_NUM_THREADS or every core). */
+typedef struct gr_cpu_desc { int fast; int threads; } gr_cpu_desc;
+aps_status gr_cpu_create_ex(const gr_graph *g, const gr_cpu_desc *desc, gr_cpu **out);
 void gr_cpu_destroy(gr_cpu *c);
 /* Sets an input or parameter by name (count floats, must match its shape). */
 aps_status gr_cpu_set(gr_cpu *c, const char *name, const float *data, int64_t count);

@@ -57,6 +57,8 @@ struct gr_graph {
   gr_node *n;
   uint32_t nn, cap_n;
   char scope[512];
+  uint16_t scope_len[32]; /* length of scope before each push, for pop */
+  int scope_depth;
   aps_status status;
   char error[1024];
 };

@@ -82,15 +82,17 @@ const char *gr_graph_error(const gr_graph *g) { return g->error; }
 
 void gr_scope_push(gr_graph *g, const char *name) {
   size_t n = strlen(g->scope);
+  if (g->scope_depth < 32)
+    g->scope_len[g->scope_depth] = (uint16_t)n;
+  g->scope_depth++; /* deeper than 32 levels: names still nest, pops beyond 32 clear all */
   bounded_printf(g->scope + n, sizeof g->scope - n, "%s%s", n ? "." : "", name);
 }
 
 void gr_scope_pop(gr_graph *g) {
-  char *dot = strrchr(g->scope, '.');
-  if (dot)
-    *dot = 0;
-  else
-    g->scope[0] = 0;
+  if (g->scope_depth == 0)
+    return;
+  g->scope_depth--;
+  g->scope[g->scope_depth < 32 ? g->scope_len[g->scope_depth] : 0] = 0;
 }
 
 gr_tensor gr_error(gr_graph *g, const char *op, const char *fmt, ...) {

@@ -19,4 +19,13 @@ GR_LOWER_FN(slice);
 GR_LOWER_FN(upsample);
 GR_LOWER_FN(avg_pool);
 GR_LOWER_FN(time_embed);
+/* lower_extra.c */
+GR_LOWER_FN(pad);
+GR_LOWER_FN(space_to_depth);
+GR_LOWER_FN(depth_to_space);
+GR_LOWER_FN(gather);
+GR_LOWER_FN(random);
+GR_LOWER_FN(inverse);
+GR_LOWER_FN(lu);
+GR_LOWER_FN(logabsdet);
 #endif

@@ -22,4 +22,12 @@ const gr_op_impl gr_op_impls[GR_OP_COUNT] = {
     [GR_OP_UPSAMPLE] = {gr_cpu_upsample, gr_lower_upsample, 0},
     [GR_OP_AVG_POOL] = {gr_cpu_avg_pool, gr_lower_avg_pool, 0},
     [GR_OP_TIME_EMBED] = {gr_cpu_time_embed, gr_lower_time_embed, 0},
+    [GR_OP_PAD] = {gr_cpu_pad, gr_lower_pad, 0},
+    [GR_OP_SPACE_TO_DEPTH] = {gr_cpu_space_to_depth, gr_lower_space_to_depth, 0},
+    [GR_OP_DEPTH_TO_SPACE] = {gr_cpu_depth_to_space, gr_lower_depth_to_space, 0},
+    [GR_OP_GATHER] = {gr_cpu_gather, gr_lower_gather, 0},
+    [GR_OP_RANDOM] = {gr_cpu_random, gr_lower_random, 0},
+    [GR_OP_INVERSE] = {gr_cpu_inverse, gr_lower_inverse, 0},
+    [GR_OP_LU] = {gr_cpu_lu, gr_lower_lu, 0},
+    [GR_OP_LOGABSDET] = {gr_cpu_logabsdet, gr_lower_logabsdet, 0},
 };

@@ -10,6 +10,7 @@ static void usage(FILE *f) {
         "  devices [--json]             list Vulkan devices, their capabilities, the one chosen\n"
         "  bench runtime [--json] [--quick]\n"
         "                               dispatch overhead, copy bandwidth, GEMM GFLOP/s\n"
+        "  bench graph [--json] [--quick]  per-op throughput, U-Net latency/throughput, fusion\n"
         "environment: APS_DEVICE, APS_VALIDATE=1, APS_VALIDATE_SYNC=1, APS_QUIRK_<NAME>=0|1\n",
         f);
 }
@@ -48,6 +49,8 @@ int main(int argc, char **argv) {
     return cmd_devices(&o);
   if (nwords == 2 && !strcmp(words[0], "bench") && !strcmp(words[1], "runtime"))
     return cmd_bench_runtime(&o);
+  if (nwords == 2 && !strcmp(words[0], "bench") && !strcmp(words[1], "graph"))
+    return cmd_bench_graph(&o);
   if (nwords == 0) {
     usage(stderr);
     return 2;

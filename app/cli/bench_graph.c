@@ -1,0 +1,194 @@
+/* aps bench graph: per-op throughput at U-Net sizes, the U-Net's latency and throughput,
+ * its planned memory, and what fusion does to its dispatch and barrier counts. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "bench_util.h"
+#include "cli.h"
+#include "graph.h"
+#include "layers.h"
+
+enum { REPS = 5 };
+
+#define CHECK(expr)                                                 \
+  do {                                                              \
+    if ((expr) != APS_OK) {                                         \
+      fprintf(stderr, "aps bench graph: %s\n", aps_last_error());   \
+      return 1;                                                     \
+    }                                                               \
+  } while (0)
+
+/* Uniform values, parameters of rank >= 2 scaled by 1/sqrt(fan-in) as at initialisation. */
+static void fill(float *v, int64_t n, float scale, uint32_t seed) {
+  for (int64_t i = 0; i < n; i++) {
+    seed = seed * 1664525u + 1013904223u;
+    v[i] = scale * ((float)(seed >> 8) / 8388608.0f - 1.0f);
+  }
+}
+
+static int set_all(gr_plan *p, const gr_graph *g) {
+  for (uint32_t i = 0;; i++) {
+    gr_tensor t = gr_param_at(g, i);
+    if (!t)
+      break;
+    gr_shape s = gr_tensor_shape(g, t);
+    int64_t n = gr_shape_count(s);
+    float *v = malloc((size_t)n * sizeof *v);
+    fill(v, n, s.rank >= 2 ? 1.0f / sqrtf((float)(n / s.d[0])) : 1.0f, i + 1);
+    aps_status st = gr_plan_set(p, gr_tensor_name(g, t), v, n);
+    free(v);
+    CHECK(st);
+  }
+  return 0;
+}
+
+static int set_input(gr_plan *p, const gr_graph *g, const char *name, float lo, float hi) {
+  gr_shape s = gr_tensor_shape(g, gr_find(g, name));
+  int64_t n = gr_shape_count(s);
+  float *v = malloc((size_t)n * sizeof *v);
+  fill(v, n, 1.0f, 7);
+  for (int64_t i = 0; i < n; i++)
+    v[i] = lo + (hi - lo) * 0.5f * (v[i] + 1.0f);
+  aps_status st = gr_plan_set(p, name, v, n);
+  free(v);
+  CHECK(st);
+  return 0;
+}
+
+/* Median ms of REPS runs after one warm-up. */
+static int time_plan(gr_plan *p, double *ms) {
+  double t[REPS];
+  CHECK(gr_plan_run(p));
+  for (int i = 0; i < REPS; i++) {
+    double t0 = bench_now_ms();
+    CHECK(gr_plan_run(p));
+    t[i] = bench_now_ms() - t0;
+  }
+  *ms = bench_median(t, REPS);
+  return 0;
+}
+
+typedef struct op_result {
+  const char *name;
+  double ms, amount; /* amount: GFLOP or GB per run */
+  const char *unit;
+} op_result;
+
+static int bench_op(rt_device *dev, gr_graph *g, op_result *r) {
+  gr_plan *p;
+  CHECK(gr_plan_compile(g, dev, NULL, &p));
+  int fail = set_all(p, g) || set_input(p, g, "x", -1, 1) || time_plan(p, &r->ms);
+  gr_plan_destroy(p);
+  gr_graph_destroy(g);
+  return fail;
+}
+
+static gr_graph *conv_graph(int n, int c, int o, int s, int k) {
+  gr_graph *g = gr_graph_create();
+  gr_tensor x = gr_input(g, "x", GR_SHAPE(n, c, s, s));
+  gr_output(g, gr_conv2d(g, x, gr_param(g, "w", GR_SHAPE(o, c, k, k)), gr_param(g, "b", GR_SHAPE(o)),
+                         &(gr_conv2d_desc){.padding = k / 2}), "y");
+  return g;
+}
+
+static int bench_ops(rt_device *dev, op_result *r, int *count) {
+  int n = 0;
+  r[n] = (op_result){"conv2d 3x3 64->64 32x32 b16", 0, 2.0 * 16 * 64 * 32 * 32 * 64 * 9 / 1e9, "GFLOP/s"};
+  if (bench_op(dev, conv_graph(16, 64, 64, 32, 3), &r[n++]))
+    return 1;
+  r[n] = (op_result){"conv2d 1x1 64->64 32x32 b16", 0, 2.0 * 16 * 64 * 32 * 32 * 64 / 1e9, "GFLOP/s"};
+  if (bench_op(dev, conv_graph(16, 64, 64, 32, 1), &r[n++]))
+    return 1;
+  gr_graph *g = gr_graph_create();
+  gr_tensor x = gr_input(g, "x", GR_SHAPE(1024, 1024));
+  gr_output(g, gr_matmul(g, x, gr_param(g, "w", GR_SHAPE(1024, 1024)), 0, 0), "y");
+  r[n] = (op_result){"matmul 1024^3", 0, 2.0 * 1024 * 1024 * 1024 / 1e9, "GFLOP/s"};
+  if (bench_op(dev, g, &r[n++]))
+    return 1;
+  g = gr_graph_create();
+  x = gr_input(g, "x", GR_SHAPE(16, 64, 32, 32));
+  gr_output(g, gr_silu(g, gr_group_norm(g, x, 8, gr_param(g, "gamma", GR_SHAPE(64)), gr_param(g, "beta", GR_SHAPE(64)),
+                                        1e-5f)), "y");
+  r[n] = (op_result){"group norm+SiLU 64ch 32x32 b16", 0, 3.0 * 16 * 64 * 32 * 32 * 4 / 1e9, "GB/s"};
+  if (bench_op(dev, g, &r[n++]))
+    return 1;
+  g = gr_graph_create();
+  x = gr_input(g, "x", GR_SHAPE(16, 64, 8, 8));
+  gr_output(g, gr_layer_attention(g, "attn", x, 8), "y");
+  /* qkv and proj 1x1 convs, then two 64x64x64 matmuls per image */
+  r[n] = (op_result){"attention block 64ch 8x8 b16", 0,
+                     16.0 * (2.0 * 64 * 64 * 4 * 64 + 2.0 * 2 * 64 * 64 * 64) / 1e9, "GFLOP/s"};
+  if (bench_op(dev, g, &r[n++]))
+    return 1;
+  *count = n;
+  return 0;
+}
+
+static const gr_unet_config unet_cfg = {.image_channels = 1, .image_size = 32, .widths = {32, 64, 64}, .levels = 3,
+                                        .blocks_per_level = 2, .attention_level_mask = 4, .groups = 8,
+                                        .time_dim = 32};
+
+typedef struct unet_result {
+  int batch;
+  double ms;
+  gr_plan_stats fused, unfused;
+  int64_t params;
+} unet_result;
+
+static int bench_unet(rt_device *dev, int batch, unet_result *r) {
+  gr_graph *g = gr_graph_create();
+  gr_tensor x = gr_input(g, "x", GR_SHAPE(batch, 1, 32, 32)), t = gr_input(g, "t", GR_SHAPE(batch));
+  gr_output(g, gr_unet(g, &unet_cfg, x, t), "eps");
+  gr_stats gs;
+  gr_graph_get_stats(g, &gs);
+  r->batch = batch;
+  r->params = gs.param_floats;
+  gr_plan *p;
+  CHECK(gr_plan_compile(g, dev, &(gr_plan_desc){.no_fusion = 1}, &p));
+  gr_plan_get_stats(p, &r->unfused);
+  gr_plan_destroy(p);
+  CHECK(gr_plan_compile(g, dev, NULL, &p));
+  gr_plan_get_stats(p, &r->fused);
+  int fail = set_all(p, g) || set_input(p, g, "x", -1, 1) || set_input(p, g, "t", 0, 1) || time_plan(p, &r->ms);
+  gr_plan_destroy(p);
+  gr_graph_destroy(g);
+  return fail;
+}
+
+int cmd_bench_graph(const cli_options *o) {
+  rt_device *dev;
+  CHECK(rt_device_create(&(rt_device_desc){.device = o->device}, &dev));
+  const rt_caps *c = rt_device_caps(dev);
+  op_result ops[8];
+  int nops = 0;
+  unet_result u[2] = {{0}};
+  int fail = bench_ops(dev, ops, &nops) || bench_unet(dev, 1, &u[0]) || bench_unet(dev, o->quick ? 2 : 64, &u[1]);
+  if (!fail && o->json) {
+    printf("{\"device\": \"%s\", \"driver\": \"%s\",\n \"ops\": [", c->name, c->driver_info);
+    for (int i = 0; i < nops; i++)
+      printf("%s\n  {\"op\": \"%s\", \"ms\": %.3f, \"%s\": %.2f}", i ? "," : "", ops[i].name, ops[i].ms,
+             ops[i].unit[1] == 'F' ? "gflops" : "gbs", ops[i].amount / (ops[i].ms * 1e-3));
+    printf("],\n \"unet\": {\"params\": %lld", (long long)u[0].params);
+    for (int i = 0; i < 2; i++)
+      printf(", \"batch%d\": {\"ms\": %.2f, \"images_per_s\": %.1f, \"dispatches\": %u, \"dispatches_unfused\": %u, "
+             "\"barriers\": %u, \"barriers_unfused\": %u, \"arena_mib\": %.2f, \"unplanned_mib\": %.2f}",
+             u[i].batch, u[i].ms, u[i].batch / (u[i].ms * 1e-3), u[i].fused.dispatches, u[i].unfused.dispatches,
+             u[i].fused.barriers, u[i].unfused.barriers, u[i].fused.arena_bytes / 1048576.0,
+             u[i].fused.unplanned_bytes / 1048576.0);
+    printf("}}\n");
+  } else if (!fail) {
+    printf("device: %s (%s)\n%-36s %10s %14s\n", c->name, c->driver_info, "op", "ms", "throughput");
+    for (int i = 0; i < nops; i++)
+      printf("%-36s %10.3f %8.2f %s\n", ops[i].name, ops[i].ms, ops[i].amount / (ops[i].ms * 1e-3), ops[i].unit);
+    printf("U-Net %.2f M parameters (widths 32/64/64, 2 blocks per level, attention at 8x8):\n", u[0].params / 1e6);
+    printf("%-8s %10s %10s %12s %12s %12s %14s\n", "batch", "ms", "images/s", "dispatches", "(unfused)", "barriers",
+           "arena MiB");
+    for (int i = 0; i < 2; i++)
+      printf("%-8d %10.2f %10.1f %12u %12u %12u %7.2f of %.2f\n", u[i].batch, u[i].ms, u[i].batch / (u[i].ms * 1e-3),
+             u[i].fused.dispatches, u[i].unfused.dispatches, u[i].fused.barriers, u[i].fused.arena_bytes / 1048576.0,
+             u[i].fused.unplanned_bytes / 1048576.0);
+  }
+  rt_device_destroy(dev);
+  return fail;
+}

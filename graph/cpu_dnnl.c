@@ -1,0 +1,242 @@
+/* conv2d and matmul of the CPU device through oneDNN (Debian's libdnnl-dev, C API).
+ * Each zero-padded conv2d node gets its primitive once, at gr_cpu_create_ex; reflect
+ * padding stays with the reference loop. matmul calls dnnl_sgemm per batch matrix. */
+#include "cpu_dnnl.h"
+
+#include <oneapi/dnnl/dnnl.h>
+#include <oneapi/dnnl/dnnl_debug.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { SRC, WEI, DST, NMEM };
+
+typedef struct gr_dnnl_conv {
+  dnnl_primitive_t conv;
+  dnnl_memory_t user[NMEM], bias; /* the graph's plain layouts; data set per run */
+  dnnl_memory_t inner[NMEM];      /* the primitive's layouts where they differ (else NULL) */
+  dnnl_primitive_t reorder[NMEM]; /* user -> inner (src, weights), inner -> user (dst) */
+} gr_dnnl_conv;
+
+struct gr_dnnl {
+  const gr_graph *g;
+  dnnl_engine_t eng;
+  dnnl_stream_t stream;
+  gr_dnnl_conv **conv; /* per node; NULL = not a oneDNN conv */
+};
+
+#define DN(call)                                                                                          \
+  do {                                                                                                    \
+    dnnl_status_t dn_s_ = (call);                                                                         \
+    if (dn_s_ != dnnl_success)                                                                            \
+      return aps_fail(APS_ERR_UNSUPPORTED, "CPU device, node '%s': oneDNN %s failed: %s", n->name, #call, \
+                      dnnl_status2str(dn_s_));                                                            \
+  } while (0)
+
+/* Which layout a conv runs in, by measurement (bench_cpu_device, 1 and 2 threads, conv
+ * 64->64 32x32 batch 16, the U-Net at batches 1 and 64): with plain nchw oneDNN falls back
+ * to im2col + gemm, which is the fastest for 1x1 convs (a plain gemm, no copies); 3x3 convs
+ * run faster in the layout oneDNN picks (format_tag_any: nhwc "brgconv" kernels) even with
+ * a reorder of the input and output around each conv. APS_CPU_CONV_FORMAT=nchw|any forces
+ * one layout for every conv, for measuring. */
+static int conv_any(const gr_node *n, int64_t k) {
+  const char *e = getenv("APS_CPU_CONV_FORMAT");
+  if (e && (!strcmp(e, "nchw") || !strcmp(e, "any")))
+    return !strcmp(e, "any");
+  return !(k == 1 && n->ia[0] == 1 && n->ia[1] == 0);
+}
+
+static void conv_destroy(gr_dnnl_conv *c) {
+  if (!c)
+    return;
+  dnnl_primitive_destroy(c->conv);
+  dnnl_memory_destroy(c->bias);
+  for (int i = 0; i < NMEM; i++) {
+    dnnl_memory_destroy(c->user[i]);
+    dnnl_memory_destroy(c->inner[i]);
+    dnnl_primitive_destroy(c->reorder[i]);
+  }
+  free(c);
+}
+
+/* Makes c->inner[i] and its reorder when the primitive wants another layout than the user's. */
+static aps_status conv_layout(gr_dnnl *d, const gr_node *n, gr_dnnl_conv *c, const_dnnl_primitive_desc_t pd,
+                              int i, dnnl_query_t q) {
+  const dnnl_memory_desc_t *want = dnnl_primitive_desc_query_md(pd, q, 0), *have = NULL;
+  DN(dnnl_memory_get_memory_desc(c->user[i], &have));
+  if (dnnl_memory_desc_equal(want, have))
+    return APS_OK;
+  DN(dnnl_memory_create(&c->inner[i], want, d->eng, DNNL_MEMORY_ALLOCATE));
+  dnnl_primitive_desc_t rpd = NULL;
+  if (i == DST)
+    DN(dnnl_reorder_primitive_desc_create(&rpd, want, d->eng, have, d->eng, NULL));
+  else
+    DN(dnnl_reorder_primitive_desc_create(&rpd, have, d->eng, want, d->eng, NULL));
+  dnnl_status_t s = dnnl_primitive_create(&c->reorder[i], rpd);
+  dnnl_primitive_desc_destroy(rpd);
+  DN(s);
+  return APS_OK;
+}
+
+static aps_status conv_create(gr_dnnl *d, const gr_node *n, gr_dnnl_conv *c) {
+  const gr_graph *g = d->g;
+  gr_shape sx = gr_t(g, n->inputs[0])->shape, sw = gr_t(g, n->inputs[1])->shape, so = gr_t(g, n->output)->shape;
+  int64_t groups = n->ia[3], stride = n->ia[0], pad = n->ia[1], dil = n->ia[2];
+  dnnl_dims_t x = {sx.d[0], sx.d[1], sx.d[2], sx.d[3]}, y = {so.d[0], so.d[1], so.d[2], so.d[3]};
+  dnnl_dims_t w = {groups, sw.d[0] / groups, sw.d[1], sw.d[2], sw.d[3]}, b = {sw.d[0]};
+  dnnl_dims_t strides = {stride, stride}, dilates = {dil - 1, dil - 1}, pads = {pad, pad};
+  int wrank = groups > 1 ? 5 : 4;
+  dnnl_format_tag_t wtag = groups > 1 ? dnnl_goihw : dnnl_oihw;
+  if (groups == 1)
+    memmove(w, w + 1, 4 * sizeof *w);
+  dnnl_memory_desc_t md[NMEM], any[NMEM], bmd;
+  DN(dnnl_memory_desc_init_by_tag(&md[SRC], 4, x, dnnl_f32, dnnl_nchw));
+  DN(dnnl_memory_desc_init_by_tag(&md[WEI], wrank, w, dnnl_f32, wtag));
+  DN(dnnl_memory_desc_init_by_tag(&md[DST], 4, y, dnnl_f32, dnnl_nchw));
+  DN(dnnl_memory_desc_init_by_tag(&bmd, 1, b, dnnl_f32, dnnl_x));
+  int use_any = conv_any(n, sw.d[2] * sw.d[3]);
+  for (int i = 0; i < NMEM; i++) {
+    any[i] = md[i];
+    if (use_any)
+      DN(dnnl_memory_desc_init_by_tag(&any[i], i == WEI ? wrank : 4, i == SRC ? x : i == WEI ? w : y, dnnl_f32,
+                                      dnnl_format_tag_any));
+  }
+  dnnl_convolution_desc_t cd;
+  DN(dnnl_dilated_convolution_forward_desc_init(&cd, dnnl_forward_inference, dnnl_convolution_direct, &any[SRC],
+                                                &any[WEI], n->n_inputs > 2 ? &bmd : NULL, &any[DST], strides,
+                                                dilates, pads, pads));
+  dnnl_primitive_desc_t pd = NULL;
+  DN(dnnl_primitive_desc_create(&pd, &cd, NULL, d->eng, NULL));
+  aps_status st = APS_OK;
+  static const dnnl_query_t q[NMEM] = {dnnl_query_src_md, dnnl_query_weights_md, dnnl_query_dst_md};
+  for (int i = 0; i < NMEM && st == APS_OK; i++) {
+    dnnl_status_t s = dnnl_memory_create(&c->user[i], &md[i], d->eng, DNNL_MEMORY_NONE);
+    st = s == dnnl_success ? conv_layout(d, n, c, pd, i, q[i])
+                           : aps_fail(APS_ERR_OUT_OF_MEMORY, "CPU device, node '%s': oneDNN memory: %s", n->name,
+                                      dnnl_status2str(s));
+  }
+  if (st == APS_OK) {
+    dnnl_status_t s = dnnl_memory_create(&c->bias, &bmd, d->eng, DNNL_MEMORY_NONE);
+    if (s == dnnl_success)
+      s = dnnl_primitive_create(&c->conv, pd);
+    if (s != dnnl_success)
+      st = aps_fail(APS_ERR_UNSUPPORTED, "CPU device, node '%s': oneDNN convolution: %s", n->name,
+                    dnnl_status2str(s));
+  }
+  dnnl_primitive_desc_destroy(pd);
+  return st;
+}
+
+aps_status gr_dnnl_create(const gr_graph *g, gr_dnnl **out) {
+  *out = NULL;
+  gr_dnnl *d = calloc(1, sizeof *d);
+  if (!d || !(d->conv = calloc(g->nn ? g->nn : 1, sizeof *d->conv))) {
+    free(d);
+    return aps_fail(APS_ERR_OUT_OF_MEMORY, "out of host memory");
+  }
+  d->g = g;
+  dnnl_status_t s = dnnl_engine_create(&d->eng, dnnl_cpu, 0);
+  if (s == dnnl_success)
+    s = dnnl_stream_create(&d->stream, d->eng, dnnl_stream_default_flags);
+  if (s != dnnl_success) {
+    gr_dnnl_destroy(d);
+    return aps_fail(APS_ERR_UNSUPPORTED, "CPU device: oneDNN engine: %s", dnnl_status2str(s));
+  }
+  for (uint32_t i = 0; i < g->nn; i++) {
+    const gr_node *n = &g->n[i];
+    if (n->op != GR_OP_CONV2D || n->ia[4] != GR_PAD_ZERO)
+      continue;
+    if (!(d->conv[i] = calloc(1, sizeof **d->conv))) {
+      gr_dnnl_destroy(d);
+      return aps_fail(APS_ERR_OUT_OF_MEMORY, "out of host memory");
+    }
+    aps_status st = conv_create(d, n, d->conv[i]);
+    if (st != APS_OK) {
+      gr_dnnl_destroy(d);
+      return st;
+    }
+  }
+  *out = d;
+  return APS_OK;
+}
+
+void gr_dnnl_destroy(gr_dnnl *d) {
+  if (!d)
+    return;
+  for (uint32_t i = 0; d->conv && i < d->g->nn; i++)
+    conv_destroy(d->conv[i]);
+  free(d->conv);
+  dnnl_stream_destroy(d->stream);
+  dnnl_engine_destroy(d->eng);
+  free(d);
+}
+
+static aps_status reorder(gr_dnnl *d, const gr_node *n, dnnl_primitive_t r, dnnl_memory_t from, dnnl_memory_t to) {
+  dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}};
+  DN(dnnl_primitive_execute(r, d->stream, 2, args));
+  return APS_OK;
+}
+
+static aps_status conv_run(gr_dnnl *d, const gr_node *n, gr_dnnl_conv *c, const float *const *in, float *out) {
+  /* oneDNN takes non-const handles; it only reads src, weights and bias. */
+  DN(dnnl_memory_set_data_handle(c->user[SRC], (void *)in[0]));
+  DN(dnnl_memory_set_data_handle(c->user[WEI], (void *)in[1]));
+  DN(dnnl_memory_set_data_handle(c->user[DST], out));
+  dnnl_memory_t m[NMEM];
+  for (int i = 0; i < NMEM; i++)
+    m[i] = c->inner[i] ? c->inner[i] : c->user[i];
+  for (int i = SRC; i <= WEI; i++)
+    if (c->reorder[i])
+      APS_TRY(reorder(d, n, c->reorder[i], c->user[i], c->inner[i]));
+  dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, m[SRC]}, {DNNL_ARG_WEIGHTS, m[WEI]}, {DNNL_ARG_DST, m[DST]}};
+  int nargs = 3;
+  if (n->n_inputs > 2) {
+    DN(dnnl_memory_set_data_handle(c->bias, (void *)in[2]));
+    args[nargs++] = (dnnl_exec_arg_t){DNNL_ARG_BIAS, c->bias};
+  }
+  DN(dnnl_primitive_execute(c->conv, d->stream, nargs, args));
+  if (c->reorder[DST])
+    APS_TRY(reorder(d, n, c->reorder[DST], c->inner[DST], c->user[DST]));
+  DN(dnnl_stream_wait(d->stream));
+  return APS_OK;
+}
+
+/* The batch loop and broadcast rules of gr_cpu_matmul (cpu_ops.c), each matrix by sgemm.
+ * Many small matrices (attention at batch 64) go one per thread; oneDNN runs a gemm
+ * called inside a parallel region on that thread alone. */
+static aps_status matmul_run(gr_dnnl *d, const gr_node *n, const float *const *in, float *out) {
+  const gr_graph *g = d->g;
+  gr_shape sa = gr_t(g, n->inputs[0])->shape, sb = gr_t(g, n->inputs[1])->shape, so = gr_t(g, n->output)->shape;
+  int64_t m = so.d[so.rank - 2], nn = so.d[so.rank - 1], k = sa.d[sa.rank - 1];
+  int64_t o4[4], a4[4], b4[4];
+  gr_shape4(so, o4);
+  gr_shape4(sa, a4);
+  gr_shape4(sb, b4);
+  int64_t amat = a4[2] * a4[3], bmat = b4[2] * b4[3], batches = o4[0] * o4[1];
+  int per_thread = batches > 1 && m * nn * k < (1 << 22);
+  dnnl_status_t bad = dnnl_success;
+#pragma omp parallel for schedule(static) if (per_thread)
+  for (int64_t pq = 0; pq < batches; pq++) {
+    int64_t p = pq / o4[1], q = pq % o4[1];
+    const float *A = in[0] + ((a4[0] == 1 ? 0 : p) * a4[1] + (a4[1] == 1 ? 0 : q)) * amat;
+    const float *B = in[1] + ((b4[0] == 1 ? 0 : p) * b4[1] + (b4[1] == 1 ? 0 : q)) * bmat;
+    dnnl_status_t s = dnnl_sgemm('N', 'N', m, nn, k, 1.0f, A, k, B, nn, 0.0f, out + pq * m * nn, nn);
+    if (s != dnnl_success)
+#pragma omp critical(gr_dnnl_matmul)
+      bad = s;
+  }
+  if (bad != dnnl_success)
+    return aps_fail(APS_ERR_UNSUPPORTED, "CPU device, node '%s': oneDNN dnnl_sgemm failed: %s", n->name,
+                    dnnl_status2str(bad));
+  return APS_OK;
+}
+
+aps_status gr_dnnl_run(gr_dnnl *d, uint32_t node, const float *const *in, float *out, int *done) {
+  const gr_node *n = &d->g->n[node];
+  *done = 1;
+  if (n->op == GR_OP_MATMUL)
+    return matmul_run(d, n, in, out);
+  if (n->op == GR_OP_CONV2D && d->conv[node])
+    return conv_run(d, n, d->conv[node], in, out);
+  *done = 0;
+  return APS_OK;
+}

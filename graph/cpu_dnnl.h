@@ -1,0 +1,18 @@
+/* The CPU device's fast paths, used by cpu.c when gr_cpu_desc.fast is set: conv2d and
+ * matmul through oneDNN (cpu_dnnl.c), the other ops as OpenMP loops (cpu_fast.c). The
+ * reference kernels of cpu_ops.c stay the plain, single-threaded oracle. */
+#ifndef APS_CPU_DNNL_H
+#define APS_CPU_DNNL_H
+#include "graph_internal.h"
+
+typedef struct gr_dnnl gr_dnnl;
+/* Creates a oneDNN primitive for every conv2d node that oneDNN can run. */
+aps_status gr_dnnl_create(const gr_graph *g, gr_dnnl **out);
+void gr_dnnl_destroy(gr_dnnl *d);
+/* Runs node `node` when oneDNN takes it (*done = 1), else leaves it to the caller. */
+aps_status gr_dnnl_run(gr_dnnl *d, uint32_t node, const float *const *in, float *out, int *done);
+
+/* cpu_fast.c: the parallel kernel of an op, or NULL where the reference serves. */
+typedef void (*gr_cpu_fn)(const gr_graph *g, const gr_node *n, const float *const *in, float *out);
+gr_cpu_fn gr_cpu_fast_fn(gr_op op);
+#endif

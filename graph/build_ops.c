@@ -321,3 +321,12 @@ gr_tensor gr_time_embed(gr_graph *g, gr_tensor t, int dim, float max_period) {
   }
   return y;
 }
+
+gr_tensor gr_attention(gr_graph *g, gr_tensor qkv) {
+  if (!gr_ok(g, 1, &qkv))
+    return 0;
+  gr_shape s = gr_t(g, qkv)->shape;
+  if (s.rank != 3 || s.d[1] % 3 || s.d[2] > 4096)
+    return gr_error(g, "attention", "qkv %s must be [N, 3C, L] with L <= 4096", SHAPE_STR(s));
+  return gr_node_add(g, GR_OP_ATTENTION, "attention", 1, &qkv, GR_SHAPE(s.d[0], s.d[1] / 3, s.d[2]), NULL);
+}

@@ -1,6 +1,7 @@
 /* The CPU reference of every op: plain, readable loops, double accumulators where a sum
  * is long. These are the oracle of the tests, not the fast CPU device. */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cpu_ops.h"
@@ -304,4 +305,34 @@ void gr_cpu_time_embed(const gr_graph *g, const gr_node *n, const float *const *
       out[b * dim + i] = (float)sin(in[0][b] * f);
       out[b * dim + half + i] = (float)cos(in[0][b] * f);
     }
+}
+
+void gr_cpu_attention(const gr_graph *g, const gr_node *n, const float *const *in, float *out) {
+  gr_shape s = SHAPE(n->output);
+  int64_t N = s.d[0], C = s.d[1], L = s.d[2];
+  double *p = malloc((size_t)L * sizeof *p);
+  if (!p)
+    return;
+  for (int64_t b = 0; b < N; b++) {
+    const float *q = in[0] + b * 3 * C * L, *k = q + C * L, *v = k + C * L;
+    for (int64_t i = 0; i < L; i++) {
+      double mx = -INFINITY, sum = 0;
+      for (int64_t j = 0; j < L; j++) {
+        double d = 0;
+        for (int64_t c = 0; c < C; c++)
+          d += (double)q[c * L + i] * k[c * L + j];
+        p[j] = d / sqrt((double)C);
+        mx = p[j] > mx ? p[j] : mx;
+      }
+      for (int64_t j = 0; j < L; j++)
+        sum += (p[j] = exp(p[j] - mx));
+      for (int64_t c = 0; c < C; c++) {
+        double o = 0;
+        for (int64_t j = 0; j < L; j++)
+          o += p[j] * v[c * L + j];
+        out[(b * C + c) * L + i] = (float)(o / sum);
+      }
+    }
+  }
+  free(p);
 }

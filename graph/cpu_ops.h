@@ -19,6 +19,7 @@ GR_CPU_FN(slice);
 GR_CPU_FN(upsample);
 GR_CPU_FN(avg_pool);
 GR_CPU_FN(time_embed);
+GR_CPU_FN(attention);
 /* cpu_extra.c */
 GR_CPU_FN(pad);
 GR_CPU_FN(space_to_depth);

@@ -65,7 +65,8 @@ typedef struct gr_shape {
   X(RANDOM, "random", 1)          \
   X(INVERSE, "inverse", 1)        \
   X(LU, "lu", 1) /* internal: the factor gr_logabsdet reads */ \
-  X(LOGABSDET, "logabsdet", 2)
+  X(LOGABSDET, "logabsdet", 2)   \
+  X(ATTENTION, "attention", 1)
 
 typedef enum gr_op {
 #define GR_OP_ENUM(id, name, arity) GR_OP_##id,
@@ -170,6 +171,11 @@ gr_tensor gr_slice(gr_graph *g, gr_tensor x, int axis, int64_t start, int64_t le
 typedef enum gr_upsample_mode { GR_NEAREST = 0, GR_BILINEAR } gr_upsample_mode;
 gr_tensor gr_upsample2x(gr_graph *g, gr_tensor x, gr_upsample_mode mode);
 gr_tensor gr_avg_pool2x(gr_graph *g, gr_tensor x);
+
+/* Scaled dot-product self-attention, one head, over L positions: qkv [N, 3C, L] holds q, k,
+ * v as consecutive channel blocks (as a 1×1 conv to 3C channels makes them); the result
+ * [N, C, L] is out[:, i] = Σ_j softmax_j(q[:, i]·k[:, j] / sqrt(C)) v[:, j]. L ≤ 4096. */
+gr_tensor gr_attention(gr_graph *g, gr_tensor qkv);
 
 /* t [N] -> [N, dim]: sin(t·f_i) for i < dim/2, cos for the rest, f_i = max_period^(-i/(dim/2)). */
 gr_tensor gr_time_embed(gr_graph *g, gr_tensor t, int dim, float max_period);

@@ -21,7 +21,9 @@ typedef struct gr_epilogue_step {
   uint8_t bcast;     /* gr_bcast of the operand (binary) */
   uint8_t operand_first; /* binary: 1 = operand ∘ value, 0 = value ∘ operand */
   uint32_t operand;  /* tensor (binary) */
-  float a, b;        /* unary parameters (leaky slope, affine, clamp) */
+  float a, b;        /* unary parameters (leaky slope, affine, clamp); for a windowed
+                        per-(n,c) operand: its row length and first column */
+  uint32_t window_channels; /* > 0: the operand is columns [b, b + this) of an [N, a] matrix */
 } gr_epilogue_step;
 
 typedef struct gr_epilogue {

@@ -52,14 +52,15 @@ static gr_tensor norm_act(gr_graph *g, const char *name, gr_tensor x, int groups
   return y;
 }
 
-gr_tensor gr_layer_resblock(gr_graph *g, const char *name, gr_tensor x, gr_tensor temb, int out, int groups) {
+gr_tensor gr_layer_resblock(gr_graph *g, const char *name, gr_tensor x, gr_tensor shift, int out, int groups) {
   if (!gr_ok(g, 1, &x))
     return 0;
   gr_scope_push(g, name);
-  /* The time projection comes first so that its add can fold into conv1's epilogue. */
-  gr_tensor shift = temb ? gr_reshape(g, gr_layer_linear(g, "temb", temb, out), GR_SHAPE(-1, out, 1, 1)) : 0;
+  /* The shift's view comes first so that its add can fold into conv1's epilogue. */
+  if (shift)
+    shift = gr_reshape(g, shift, GR_SHAPE(-1, out, 1, 1));
   gr_tensor h = gr_layer_conv(g, "conv1", norm_act(g, "norm1", x, groups), out, 3, 1);
-  if (temb)
+  if (shift)
     h = gr_add(g, h, shift);
   h = gr_layer_conv(g, "conv2", norm_act(g, "norm2", h, groups), out, 3, 1);
   gr_tensor skip = channels(g, x) == out ? x : gr_layer_conv(g, "skip", x, out, 1, 1);
@@ -77,12 +78,7 @@ gr_tensor gr_layer_attention(gr_graph *g, const char *name, gr_tensor x, int gro
   int c_int = (int)c;
   gr_tensor h = gr_group_norm(g, x, groups, gr_param(g, "gamma", GR_SHAPE(c)), gr_param(g, "beta", GR_SHAPE(c)), 1e-5f);
   gr_tensor qkv = gr_reshape(g, gr_layer_conv(g, "qkv", h, 3 * c_int, 1, 1), GR_SHAPE(n, 3 * c, hw));
-  gr_tensor q = gr_slice(g, qkv, 1, 0, c), k = gr_slice(g, qkv, 1, c, c), v = gr_slice(g, qkv, 1, 2 * c, c);
-  /* scores[n, i, j] = q[:, i] · k[:, j] / sqrt(c): positions attend to positions. */
-  gr_tensor scores = gr_scale_shift(g, gr_matmul(g, q, k, 1, 0), 1.0f / sqrtf((float)c), 0.0f);
-  gr_tensor attn = gr_softmax(g, scores);
-  gr_tensor o = gr_matmul(g, v, attn, 0, 1); /* [n, c, hw] */
-  o = gr_reshape(g, o, s);
+  gr_tensor o = gr_reshape(g, gr_attention(g, qkv), s);
   gr_tensor y = gr_add(g, gr_layer_conv(g, "proj", o, c_int, 1, 1), x);
   gr_scope_pop(g);
   return y;
@@ -96,13 +92,40 @@ gr_tensor gr_layer_upsample(gr_graph *g, const char *name, gr_tensor x) {
   return gr_layer_conv(g, name, gr_upsample2x(g, x, GR_NEAREST), channels(g, x), 3, 1);
 }
 
+/* The resblocks of a U-Net in build order, as their output widths. */
+static int unet_blocks(const gr_unet_config *cfg, int *widths, int max) {
+  int n = 0;
+  for (int l = 0; l < cfg->levels; l++)
+    for (int b = 0; b < cfg->blocks_per_level && n < max; b++)
+      widths[n++] = cfg->widths[l];
+  for (int i = 0; i < 2 && n < max; i++)
+    widths[n++] = cfg->widths[cfg->levels - 1];
+  for (int l = cfg->levels - 1; l >= 0; l--)
+    for (int b = 0; b <= cfg->blocks_per_level && n < max; b++)
+      widths[n++] = cfg->widths[l];
+  return n;
+}
+
+/* The next block's columns of the shared time projection. */
+static gr_tensor next_shift(gr_graph *g, gr_tensor proj, const int *widths, int *block, int64_t *col) {
+  int w = widths[(*block)++];
+  *col += w;
+  return gr_slice(g, proj, 1, *col - w, w);
+}
+
 gr_tensor gr_unet(gr_graph *g, const gr_unet_config *cfg, gr_tensor x, gr_tensor t) {
-  enum { MAX_SKIPS = 32 };
-  if (cfg->levels < 1 || cfg->levels > 4 || cfg->blocks_per_level < 1)
-    return gr_error(g, "unet", "levels %d (1-4) and blocks per level %d (>= 1)", cfg->levels, cfg->blocks_per_level);
+  enum { MAX_SKIPS = 32, MAX_BLOCKS = 64 };
+  if (cfg->levels < 1 || cfg->levels > 4 || cfg->blocks_per_level < 1 || cfg->blocks_per_level > 6)
+    return gr_error(g, "unet", "levels %d (1-4) and blocks per level %d (1-6)", cfg->levels, cfg->blocks_per_level);
   char name[32];
   gr_tensor temb = gr_time_embed(g, t, cfg->time_dim, 10000.0f);
   temb = gr_silu(g, gr_layer_mlp(g, "time_mlp", temb, 4 * cfg->time_dim, 4 * cfg->time_dim, 2));
+  /* Every block's time shift from one matmul; each block reads its own columns. */
+  int widths[MAX_BLOCKS], nb = unet_blocks(cfg, widths, MAX_BLOCKS), total = 0, block = 0;
+  for (int i = 0; i < nb; i++)
+    total += widths[i];
+  gr_tensor proj = gr_layer_linear(g, "temb_proj", temb, total);
+  int64_t col = 0;
   gr_tensor h = gr_layer_conv(g, "stem", x, cfg->widths[0], 3, 1);
   gr_tensor skips[MAX_SKIPS];
   int ns = 0;
@@ -110,7 +133,7 @@ gr_tensor gr_unet(gr_graph *g, const gr_unet_config *cfg, gr_tensor x, gr_tensor
   for (int l = 0; l < cfg->levels; l++) {
     for (int b = 0; b < cfg->blocks_per_level; b++) {
       snprintf(name, sizeof name, "down%d.res%d", l, b);
-      h = gr_layer_resblock(g, name, h, temb, cfg->widths[l], cfg->groups);
+      h = gr_layer_resblock(g, name, h, next_shift(g, proj, widths, &block, &col), cfg->widths[l], cfg->groups);
       if (cfg->attention_level_mask & (1 << l)) {
         snprintf(name, sizeof name, "down%d.attn%d", l, b);
         h = gr_layer_attention(g, name, h, cfg->groups);
@@ -126,13 +149,13 @@ gr_tensor gr_unet(gr_graph *g, const gr_unet_config *cfg, gr_tensor x, gr_tensor
     }
   }
   int top = cfg->levels - 1;
-  h = gr_layer_resblock(g, "mid.res0", h, temb, cfg->widths[top], cfg->groups);
+  h = gr_layer_resblock(g, "mid.res0", h, next_shift(g, proj, widths, &block, &col), cfg->widths[top], cfg->groups);
   h = gr_layer_attention(g, "mid.attn", h, cfg->groups);
-  h = gr_layer_resblock(g, "mid.res1", h, temb, cfg->widths[top], cfg->groups);
+  h = gr_layer_resblock(g, "mid.res1", h, next_shift(g, proj, widths, &block, &col), cfg->widths[top], cfg->groups);
   for (int l = top; l >= 0; l--) {
     for (int b = 0; b <= cfg->blocks_per_level; b++) {
       snprintf(name, sizeof name, "up%d.res%d", l, b);
-      h = gr_layer_resblock(g, name, gr_concat(g, h, skips[--ns], 1), temb, cfg->widths[l], cfg->groups);
+      h = gr_layer_resblock(g, name, gr_concat(g, h, skips[--ns], 1), next_shift(g, proj, widths, &block, &col), cfg->widths[l], cfg->groups);
       if (cfg->attention_level_mask & (1 << l)) {
         snprintf(name, sizeof name, "up%d.attn%d", l, b);
         h = gr_layer_attention(g, name, h, cfg->groups);

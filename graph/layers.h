@@ -11,9 +11,9 @@ gr_tensor gr_layer_linear(gr_graph *g, const char *name, gr_tensor x, int out);
 /* Linear layers with SiLU between them (not after the last). */
 gr_tensor gr_layer_mlp(gr_graph *g, const char *name, gr_tensor x, int hidden, int out, int layers);
 
-/* GroupNorm -> SiLU -> conv3x3, twice, with the time embedding (already SiLU'd, [N, E])
- * projected to a per-channel shift after the first conv; a 1×1 skip when channels change. */
-gr_tensor gr_layer_resblock(gr_graph *g, const char *name, gr_tensor x, gr_tensor temb, int out_channels, int groups);
+/* GroupNorm -> SiLU -> conv3x3, twice, adding shift [N, out] (a projection of the time
+ * embedding, or 0) per channel after the first conv; a 1×1 skip when channels change. */
+gr_tensor gr_layer_resblock(gr_graph *g, const char *name, gr_tensor x, gr_tensor shift, int out_channels, int groups);
 /* Single-head self-attention over the H×W positions, with a residual. */
 gr_tensor gr_layer_attention(gr_graph *g, const char *name, gr_tensor x, int groups);
 gr_tensor gr_layer_downsample(gr_graph *g, const char *name, gr_tensor x);

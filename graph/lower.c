@@ -183,21 +183,23 @@ aps_status gr_lower_slice(gr_lower *L, const gr_node *n) {
   return strided_copy(L, n, n->inputs[0], n->output, od, xs, os, n->ia[1] * xs[axis4], 0);
 }
 
+/* concat.comp */
 aps_status gr_lower_concat(gr_lower *L, const gr_node *n) {
   gr_shape so = SHAPE(n->output);
-  int64_t od[4], os[4];
-  gr_shape4(so, od);
-  contiguous_strides(od, os);
-  int axis4 = 4 - so.rank + (int)n->ia[0];
-  int64_t start = 0;
-  for (int k = 0; k < 2; k++) {
-    int64_t d[4], s[4];
-    gr_shape4(SHAPE(n->inputs[k]), d);
-    contiguous_strides(d, s);
-    APS_TRY(strided_copy(L, n, n->inputs[k], n->output, d, s, os, 0, start * os[axis4]));
-    start += d[axis4];
-  }
-  return APS_OK;
+  int axis = (int)n->ia[0];
+  uint32_t inner = 1;
+  for (int i = axis + 1; i < so.rank; i++)
+    inner *= (uint32_t)so.d[i];
+  struct {
+    uint32_t la, lb, inner, count;
+  } pc = {(uint32_t)SHAPE(n->inputs[0]).d[axis], (uint32_t)SHAPE(n->inputs[1]).d[axis], inner,
+          (uint32_t)gr_shape_count(so)};
+  rt_kernel_desc kd = {.shader = "concat"};
+  rt_dispatch dd = {.push = &pc,
+                    .bindings = {gr_lower_binding(L, n->inputs[0]), gr_lower_binding(L, n->inputs[1]),
+                                 gr_lower_binding(L, n->output)}};
+  gr_lower_groups(L, (pc.count + 63) / 64, dd.groups);
+  return gr_lower_dispatch(L, n, &kd, &dd);
 }
 
 /* resample2x.comp */
@@ -226,5 +228,18 @@ aps_status gr_lower_time_embed(gr_lower *L, const gr_node *n) {
   rt_dispatch dd = {.push = &pc,
                     .bindings = {gr_lower_binding(L, n->inputs[0]), gr_lower_binding(L, n->output)},
                     .groups = {(pc.N * pc.half_dim + 63) / 64}};
+  return gr_lower_dispatch(L, n, &kd, &dd);
+}
+
+/* attention.comp: one workgroup per (sample, query position). */
+aps_status gr_lower_attention(gr_lower *L, const gr_node *n) {
+  gr_shape s = SHAPE(n->output);
+  struct {
+    uint32_t N, C, L;
+    float scale;
+  } pc = {(uint32_t)s.d[0], (uint32_t)s.d[1], (uint32_t)s.d[2], 1.0f / sqrtf((float)s.d[1])};
+  rt_kernel_desc kd = {.shader = "attention"};
+  rt_dispatch dd = {.push = &pc, .bindings = {gr_lower_binding(L, n->inputs[0]), gr_lower_binding(L, n->output)}};
+  gr_lower_groups(L, (uint64_t)pc.N * pc.L, dd.groups);
   return gr_lower_dispatch(L, n, &kd, &dd);
 }

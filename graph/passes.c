@@ -31,9 +31,10 @@ aps_status gr_pass_dead_nodes(gr_graph *g) {
       live[t] = 1;
       outputs++;
     }
+  /* Runs again after fusion: it only ever removes nodes, never revives a folded one. */
   for (uint32_t i = g->nn; i-- > 0;) {
     gr_node *n = &g->n[i];
-    n->dead = !live[n->output];
+    n->dead = n->dead || !live[n->output];
     if (n->dead)
       continue;
     uint32_t reads[GR_MAX_INPUTS + GR_MAX_EPILOGUE];
@@ -91,6 +92,23 @@ static int classify(gr_shape operand, gr_shape out, int channel_last) {
   return p[0] == 1 ? GR_BCAST_C : p[0] == o[0] ? GR_BCAST_NC : -1;
 }
 
+/* A per-(n,c) operand that is a column window of a wider [N, ld] matrix (a slice, seen
+ * through a reshape) is read from that matrix directly, so the slice need not run:
+ * a network's time-embedding projections can then be one matmul for all blocks. */
+static void window(const gr_graph *g, gr_epilogue_step *s, int64_t channels, uint32_t anchor) {
+  const gr_node *sl = producer(g, root_of(g, s->operand));
+  if (!sl || sl->op != GR_OP_SLICE || sl->ia[0] != 1)
+    return;
+  gr_shape src = g->t[sl->inputs[0]].shape;
+  const gr_node *pm = producer(g, root_of(g, sl->inputs[0]));
+  if (src.rank != 2 || (pm && pm - g->n >= (ptrdiff_t)anchor) || src.d[1] >= (1 << 24))
+    return;
+  s->operand = sl->inputs[0];
+  s->a = (float)src.d[1];
+  s->b = (float)sl->ia[1];
+  s->window_channels = (uint32_t)channels;
+}
+
 aps_status gr_pass_fuse(gr_graph *g, uint32_t *fused) {
   *fused = 0;
   uint32_t *uses = calloc(g->nt, sizeof *uses);
@@ -143,6 +161,8 @@ aps_status gr_pass_fuse(gr_graph *g, uint32_t *fused) {
         s.bcast = (uint8_t)bc;
         s.operand_first = (uint8_t)first;
         s.operand = operand;
+        if (bc == GR_BCAST_NC)
+          window(g, &s, so.d[1], i);
       }
       a->ep.step[a->ep.count++] = s;
       /* The anchor now produces the consumer's output. */

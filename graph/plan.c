@@ -46,7 +46,8 @@ void gr_lower_epilogue(gr_lower *L, const gr_node *n, rt_kernel_desc *kd, rt_dis
   for (int i = 0; i < 4; i++) {
     const gr_epilogue_step *s = &n->ep.step[i];
     if (i < n->ep.count) {
-      kd->spec[9 + i] = s->fn | (s->is_binary ? 256u : 0u) | ((uint32_t)s->bcast << 9) | (s->operand_first ? 2048u : 0u);
+      kd->spec[9 + i] = s->fn | (s->is_binary ? 256u : 0u) | ((uint32_t)s->bcast << 9) | (s->operand_first ? 2048u : 0u) |
+                        (s->window_channels << 12);
       float_bits(s->a, &kd->spec[13 + i]);
       float_bits(s->b, &kd->spec[17 + i]);
     }
@@ -174,6 +175,8 @@ aps_status gr_plan_compile(const gr_graph *graph, rt_device *dev, const gr_plan_
     s = gr_pass_dead_nodes(p->g);
   if (s == APS_OK && !desc->no_fusion)
     s = gr_pass_fuse(p->g, &p->stats.fused_nodes);
+  if (s == APS_OK && !desc->no_fusion)
+    s = gr_pass_dead_nodes(p->g); /* slices that fusion reads through are no longer needed */
   if (s == APS_OK)
     s = place_tensors(p);
   if (s == APS_OK)

@@ -5,7 +5,10 @@
 // Before including, enable GL_GOOGLE_include_directive and define EP_BINDING: the first of the four operand bindings (readonly
 // float buffers; unused ones are bound to a dummy by the runtime).
 // Step code: bits 0-7 function (gr_unary or gr_binary), bit 8 binary, bits 9-10 operand
-// broadcast (0 full, 1 per (n,c), 2 per c, 3 scalar), bit 11 operand first (operand ∘ v).
+// broadcast (0 full, 1 per (n,c), 2 per c, 3 scalar), bit 11 operand first (operand ∘ v),
+// bits 12-31 the output's channel count C when a per-(n,c) operand is a column window of a
+// wider [N, ld] matrix: then A = ld and B = the window's first column (a binary step has no
+// other use for A and B).
 #ifndef EP_BINDING
 #error "define EP_BINDING before including epilogue.glsl"
 #endif
@@ -63,8 +66,10 @@ float aps_binary(uint f, float x, float y) {
   return x;
 }
 
-float ep_operand(uint i, uint bcast, uint idx, uint nc, uint c) {
-  uint j = bcast == 0u ? idx : bcast == 1u ? nc : bcast == 2u ? c : 0u;
+float ep_operand(uint i, uint code, float a, float b, uint idx, uint nc, uint c) {
+  uint bcast = (code >> 9) & 3u, channels = code >> 12;
+  uint j = bcast == 0u ? idx : bcast == 2u ? c : bcast == 3u ? 0u
+         : channels != 0u ? (nc / channels) * uint(a) + uint(b) + c : nc;
   if (i == 0u) return ep_op0[j];
   if (i == 1u) return ep_op1[j];
   if (i == 2u) return ep_op2[j];
@@ -75,7 +80,7 @@ float ep_step(uint i, uint code, float a, float b, float v, uint idx, uint nc, u
   uint f = code & 255u;
   if ((code & 256u) == 0u)
     return aps_unary(f, v, a, b);
-  float o = ep_operand(i, (code >> 9) & 3u, idx, nc, c);
+  float o = ep_operand(i, code, a, b, idx, nc, c);
   return (code & 2048u) != 0u ? aps_binary(f, o, v) : aps_binary(f, v, o);
 }
 

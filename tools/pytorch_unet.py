@@ -16,15 +16,14 @@ def norm(c, groups):
 
 
 class ResBlock(nn.Module):
-    def __init__(self, cin, cout, temb, groups):
+    def __init__(self, cin, cout, groups):
         super().__init__()
         self.norm1, self.conv1 = norm(cin, groups), nn.Conv2d(cin, cout, 3, padding=1)
-        self.temb = nn.Linear(temb, cout)
         self.norm2, self.conv2 = norm(cout, groups), nn.Conv2d(cout, cout, 3, padding=1)
         self.skip = nn.Conv2d(cin, cout, 1) if cin != cout else None
 
-    def forward(self, x, temb):
-        h = self.conv1(F.silu(self.norm1(x))) + self.temb(temb)[:, :, None, None]
+    def forward(self, x, shift):
+        h = self.conv1(F.silu(self.norm1(x))) + shift[:, :, None, None]
         h = self.conv2(F.silu(self.norm2(h)))
         return h + (self.skip(x) if self.skip is not None else x)
 
@@ -50,19 +49,22 @@ class UNet(nn.Module):
         self.down, skips, c = nn.ModuleList(), [widths[0]], widths[0]
         for l, w in enumerate(widths):
             for b in range(blocks):
-                self.down.append(ResBlock(c, w, td, groups)); c = w
+                self.down.append(ResBlock(c, w, groups)); c = w
                 if attn_mask & (1 << l): self.down.append(Attention(c, groups))
                 skips.append(c)
             if l + 1 < len(widths):
                 self.down.append(nn.Conv2d(c, c, 3, stride=2, padding=1)); skips.append(c)
-        self.mid = nn.ModuleList([ResBlock(c, c, td, groups), Attention(c, groups), ResBlock(c, c, td, groups)])
+        self.mid = nn.ModuleList([ResBlock(c, c, groups), Attention(c, groups), ResBlock(c, c, groups)])
         self.up = nn.ModuleList()
         for l in reversed(range(len(widths))):
             for b in range(blocks + 1):
-                self.up.append(ResBlock(c + skips.pop(), widths[l], td, groups)); c = widths[l]
+                self.up.append(ResBlock(c + skips.pop(), widths[l], groups)); c = widths[l]
                 if attn_mask & (1 << l): self.up.append(Attention(c, groups))
             if l > 0: self.up.append(nn.Conv2d(c, c, 3, padding=1))
         self.out_norm, self.out = norm(c, groups), nn.Conv2d(c, ch, 3, padding=1)
+        # Every block's time shift from one projection, as aps builds it.
+        self.widths = [m.conv1.out_channels for m in self.modules() if isinstance(m, ResBlock)]
+        self.temb_proj = nn.Linear(td, sum(self.widths))
 
     def embed(self, t):
         half = self.time_dim // 2
@@ -71,15 +73,15 @@ class UNet(nn.Module):
         return torch.cat([torch.sin(a), torch.cos(a)], dim=1)
 
     def forward(self, x, t):
-        temb = F.silu(self.mlp(self.embed(t)))
+        shifts = list(self.temb_proj(F.silu(self.mlp(self.embed(t)))).split(self.widths, dim=1))
         h = self.stem(x); skips = [h]
         for m in self.down:
-            if isinstance(m, ResBlock): h = m(h, temb); skips.append(h)
+            if isinstance(m, ResBlock): h = m(h, shifts.pop(0)); skips.append(h)
             elif isinstance(m, Attention): h = m(h); skips[-1] = h
             else: h = m(h); skips.append(h)
-        h = self.mid[2](self.mid[1](self.mid[0](h, temb)), temb)
+        h = self.mid[2](self.mid[1](self.mid[0](h, shifts.pop(0))), shifts.pop(0))
         for m in self.up:
-            if isinstance(m, ResBlock): h = m(torch.cat([h, skips.pop()], dim=1), temb)
+            if isinstance(m, ResBlock): h = m(torch.cat([h, skips.pop()], dim=1), shifts.pop(0))
             elif isinstance(m, Attention): h = m(h)
             else: h = m(F.interpolate(h, scale_factor=2, mode="nearest"))
         return self.out(F.silu(self.out_norm(h)))

@@ -1,4 +1,5 @@
 /* Every op: Vulkan against the CPU reference on odd shapes (1, 3, 7, 33, ...). */
+#include <math.h>
 #include <stdlib.h>
 
 #include "graph_check.h"
@@ -161,6 +162,37 @@ void test_conv2d(void) {
              c->stride, c->pad, c->dil, c->groups, c->reflect ? ", reflect" : "");
     run(g, what, (check_opts){.atol = 1e-4f});
   }
+}
+
+void test_attention(void) {
+  static const int64_t shapes[][3] = {{1, 1, 1}, {2, 3, 7}, {3, 8, 64}, {1, 33, 70}, {2, 64, 64}};
+  for (int i = 0; i < 5; i++) {
+    gr_graph *g = gr_graph_create();
+    gr_tensor qkv = gr_input(g, "x", GR_SHAPE(shapes[i][0], 3 * shapes[i][1], shapes[i][2]));
+    gr_output(g, gr_attention(g, qkv), "y");
+    run(g, "attention", (check_opts){.lo = -2.0f, .hi = 2.0f, .atol = 1e-5f});
+  }
+  /* The same attention composed from matmuls and a softmax agrees with the fused op. */
+  gr_graph *g = gr_graph_create();
+  gr_tensor qkv = gr_input(g, "x", GR_SHAPE(2, 3 * 16, 20));
+  gr_tensor q = gr_slice(g, qkv, 1, 0, 16), k = gr_slice(g, qkv, 1, 16, 16), v = gr_slice(g, qkv, 1, 32, 16);
+  gr_tensor p = gr_softmax(g, gr_scale_shift(g, gr_matmul(g, q, k, 1, 0), 0.25f, 0.0f));
+  gr_output(g, gr_sub(g, gr_matmul(g, v, p, 0, 1), gr_attention(g, qkv)), "difference");
+  check_opts o = {.atol = 1e-5f};
+  check_graph(dev, g, "attention vs composed", &o);
+  gr_cpu *c;
+  REQUIRE_OK(gr_cpu_create(g, &c));
+  float x[2 * 48 * 20];
+  fill_uniform(x, 2 * 48 * 20, -2, 2, 5);
+  REQUIRE_OK(gr_cpu_set(c, "x", x, 2 * 48 * 20));
+  REQUIRE_OK(gr_cpu_run(c));
+  const float *d = gr_cpu_values(c, gr_find(g, "difference"));
+  float worst = 0;
+  for (int i = 0; i < 2 * 16 * 20; i++)
+    worst = fabsf(d[i]) > worst ? fabsf(d[i]) : worst;
+  CHECK(worst < 1e-5f, "fused and composed attention agree on the CPU (%g)", worst);
+  gr_cpu_destroy(c);
+  gr_graph_destroy(g);
 }
 
 /* The graph builder reports the scope, the op and the shapes at fault. */

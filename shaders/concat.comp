@@ -1,0 +1,15 @@
+#version 450
+// y = concat(a, b) along one axis, in one dispatch: the output seen as [outer, la + lb, inner].
+layout(local_size_x = 64) in;
+layout(set = 0, binding = 0) readonly buffer A { float a[]; };
+layout(set = 0, binding = 1) readonly buffer B { float b[]; };
+layout(set = 0, binding = 2) writeonly buffer Y { float y[]; };
+layout(push_constant) uniform PC { uint la; uint lb; uint inner; uint count; } pc;
+
+void main() {
+  uint i = gl_GlobalInvocationID.x + gl_WorkGroupID.y * gl_NumWorkGroups.x * 64u;
+  if (i >= pc.count) return;
+  uint in_ = i % pc.inner, r = i / pc.inner, l = pc.la + pc.lb;
+  uint k = r % l, o = r / l;
+  y[i] = k < pc.la ? a[(o * pc.la + k) * pc.inner + in_] : b[(o * pc.lb + k - pc.la) * pc.inner + in_];
+}

@@ -1,10 +1,12 @@
 /* conv2d and matmul of the CPU device through oneDNN (Debian's libdnnl-dev, C API).
  * Each zero-padded conv2d node gets its primitive once, at gr_cpu_create_ex; reflect
- * padding stays with the reference loop. matmul calls dnnl_sgemm per batch matrix. */
+ * padding stays with the reference loop. matmul calls dnnl_sgemm per batch matrix, and
+ * attention two sgemms around a softmax per image. */
 #include "cpu_dnnl.h"
 
 #include <oneapi/dnnl/dnnl.h>
 #include <oneapi/dnnl/dnnl_debug.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -33,12 +35,13 @@ struct gr_dnnl {
                       dnnl_status2str(dn_s_));                                                            \
   } while (0)
 
-/* Which layout a conv runs in, by measurement (bench_cpu_device, 1 and 2 threads, conv
- * 64->64 32x32 batch 16, the U-Net at batches 1 and 64): with plain nchw oneDNN falls back
- * to im2col + gemm, which is the fastest for 1x1 convs (a plain gemm, no copies); 3x3 convs
- * run faster in the layout oneDNN picks (format_tag_any: nhwc "brgconv" kernels) even with
- * a reorder of the input and output around each conv. APS_CPU_CONV_FORMAT=nchw|any forces
- * one layout for every conv, for measuring. */
+/* Which layout a conv runs in, chosen by measurement (bench_cpu_device on the 2-core
+ * AVX-512 machine, conv 64->64 32x32 batch 16, GFLOP/s, 2 threads / 1 thread):
+ *   plain nchw (oneDNN's im2col + gemm):        3x3 173 / 86    1x1 138 / 143
+ *   oneDNN's choice (nhwc brgconv) + reorders:  3x3 274 / 146   1x1 110 / 75
+ * and the U-Net at batch 64: nchw 473 ms, any 351 ms, this mix 287 ms (2 threads). A 1x1
+ * conv in nchw is a plain gemm with no copies; a 3x3 conv gains more from the blocked
+ * kernels than its two reorders cost. APS_CPU_CONV_FORMAT=nchw|any forces one layout. */
 static int conv_any(const gr_node *n, int64_t k) {
   const char *e = getenv("APS_CPU_CONV_FORMAT");
   if (e && (!strcmp(e, "nchw") || !strcmp(e, "any")))
@@ -48,7 +51,7 @@ static int conv_any(const gr_node *n, int64_t k) {
 
 /* Images per execution of a conv that reorders: a divisor of the batch whose activations
  * fit in about half a megabyte, so that the reorders and the conv meet in cache rather than
- * in DRAM (this took the U-Net at batch 64 from ... to ... ms). */
+ * in DRAM (the U-Net's 3x3 convs at batch 64, one thread: 295 -> 280 ms, 5-10 %). */
 static int64_t conv_chunk(int64_t batch, int64_t per_image) {
   const char *e = getenv("APS_CPU_CONV_CHUNK_KB");
   int64_t budget = (e ? atoll(e) : 512) * 256, best = 1;
@@ -252,11 +255,59 @@ static aps_status matmul_run(gr_dnnl *d, const gr_node *n, const float *const *i
   return APS_OK;
 }
 
+/* One image of gr_attention, ROWS query positions at a time (scratch stays small for long
+ * sequences): S = Qᵀ K / sqrt(C), softmax over rows, out = V Sᵀ. */
+enum { ROWS = 256 };
+static dnnl_status_t attention_image(const float *q, int64_t C, int64_t L, float *out, float *s) {
+  const float *k = q + C * L, *v = k + C * L;
+  dnnl_status_t st = dnnl_success;
+  for (int64_t i0 = 0; i0 < L && st == dnnl_success; i0 += ROWS) {
+    int64_t rows = L - i0 < ROWS ? L - i0 : ROWS;
+    st = dnnl_sgemm('T', 'N', rows, L, C, 1.0f / sqrtf((float)C), q + i0, L, k, L, 0.0f, s, L);
+    for (int64_t r = 0; r < rows; r++)
+      gr_fast_softmax_row(s + r * L, s + r * L, L);
+    if (st == dnnl_success)
+      st = dnnl_sgemm('N', 'T', C, rows, L, 1.0f, v, L, s, L, 0.0f, out + i0, L);
+  }
+  return st;
+}
+
+/* Images one per thread when there are several (oneDNN's gemm then runs on that thread). */
+static aps_status attention_run(gr_dnnl *d, const gr_node *n, const float *const *in, float *out) {
+  gr_shape so = gr_t(d->g, n->output)->shape;
+  int64_t N = so.d[0], C = so.d[1], L = so.d[2];
+  int oom = 0;
+  dnnl_status_t bad = dnnl_success;
+#pragma omp parallel if (N > 1)
+  {
+    float *s = malloc((size_t)(L < ROWS ? L : ROWS) * (size_t)L * sizeof *s);
+#pragma omp for schedule(static)
+    for (int64_t b = 0; b < N; b++) {
+      dnnl_status_t st = s ? attention_image(in[0] + b * 3 * C * L, C, L, out + b * C * L, s) : dnnl_success;
+      if (!s || st != dnnl_success)
+#pragma omp critical(gr_dnnl_attention)
+      {
+        oom |= !s;
+        bad = st != dnnl_success ? st : bad;
+      }
+    }
+    free(s);
+  }
+  if (oom)
+    return aps_fail(APS_ERR_OUT_OF_MEMORY, "CPU device, node '%s': out of host memory for attention scores", n->name);
+  if (bad != dnnl_success)
+    return aps_fail(APS_ERR_UNSUPPORTED, "CPU device, node '%s': oneDNN dnnl_sgemm failed: %s", n->name,
+                    dnnl_status2str(bad));
+  return APS_OK;
+}
+
 aps_status gr_dnnl_run(gr_dnnl *d, uint32_t node, const float *const *in, float *out, int *done) {
   const gr_node *n = &d->g->n[node];
   *done = 1;
   if (n->op == GR_OP_MATMUL)
     return matmul_run(d, n, in, out);
+  if (n->op == GR_OP_ATTENTION)
+    return attention_run(d, n, in, out);
   if (n->op == GR_OP_CONV2D && d->conv[node])
     return conv_run(d, n, d->conv[node], in, out);
   *done = 0;

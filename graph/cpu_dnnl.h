@@ -1,5 +1,5 @@
-/* The CPU device's fast paths, used by cpu.c when gr_cpu_desc.fast is set: conv2d and
- * matmul through oneDNN (cpu_dnnl.c), the other ops as OpenMP loops (cpu_fast.c). The
+/* The CPU device's fast paths, used by cpu.c when gr_cpu_desc.fast is set: conv2d, matmul
+ * and attention through oneDNN (cpu_dnnl.c), the other ops as OpenMP loops (cpu_fast.c). The
  * reference kernels of cpu_ops.c stay the plain, single-threaded oracle. */
 #ifndef APS_CPU_DNNL_H
 #define APS_CPU_DNNL_H
@@ -15,4 +15,6 @@ aps_status gr_dnnl_run(gr_dnnl *d, uint32_t node, const float *const *in, float 
 /* cpu_fast.c: the parallel kernel of an op, or NULL where the reference serves. */
 typedef void (*gr_cpu_fn)(const gr_graph *g, const gr_node *n, const float *const *in, float *out);
 gr_cpu_fn gr_cpu_fast_fn(gr_op op);
+/* Softmax of one row of cols values (y may be x), for attention. */
+void gr_fast_softmax_row(const float *x, float *y, int64_t cols);
 #endif

@@ -183,7 +183,7 @@ static void fast_group_norm(const gr_graph *g, const gr_node *n, const float *co
 }
 
 /* ---- softmax over the last dimension, one row per iteration */
-CLONES static void softmax_row(const float *x, float *y, int64_t cols) {
+CLONES void gr_fast_softmax_row(const float *x, float *y, int64_t cols) {
   float mx = -INFINITY, sum = 0;
   for (int64_t i = 0; i < cols; i++)
     mx = x[i] > mx ? x[i] : mx;
@@ -201,7 +201,7 @@ static void fast_softmax(const gr_graph *g, const gr_node *n, const float *const
   int64_t cols = s.d[s.rank - 1], rows = gr_shape_count(s) / cols;
 #pragma omp parallel for schedule(static) if (rows * cols >= PAR_MIN)
   for (int64_t r = 0; r < rows; r++)
-    softmax_row(in[0] + r * cols, out + r * cols, cols);
+    gr_fast_softmax_row(in[0] + r * cols, out + r * cols, cols);
 }
 
 /* ---- reduce: the reference's loops over kept indices in parallel (double sums: these are

@@ -230,7 +230,9 @@ typedef struct gr_cpu gr_cpu;
 aps_status gr_cpu_create(const gr_graph *g, gr_cpu **out);
 /* fast = 0: the reference, as gr_cpu_create. fast = 1: the CPU device: conv2d and matmul
  * through oneDNN, the other ops in parallel loops (fp32 sums; matches the reference to
- * about 1e-4). threads: 0 = OpenMP's default (OMP_NUM_THREADS or every core). */
+ * about 1e-4). threads: 0 = OpenMP's default (OMP_NUM_THREADS or every core). Where other
+ * processes keep cores busy, OMP_WAIT_POLICY=passive or fewer threads avoid OpenMP's
+ * spinning waits (measured 30x slower at batch 1 with one of two cores taken). */
 typedef struct gr_cpu_desc { int fast; int threads; } gr_cpu_desc;
 aps_status gr_cpu_create_ex(const gr_graph *g, const gr_cpu_desc *desc, gr_cpu **out);
 void gr_cpu_destroy(gr_cpu *c);

@@ -1,6 +1,6 @@
 /* The CPU device's figures (gr_cpu_desc.fast): conv2d and matmul throughput through
- * oneDNN and the U-Net's forward latency, medians of REPS runs after a warm-up. Called by
- * `aps bench graph`. APS_CPU_CONV_FORMAT=nchw measures convs in plain layouts instead. */
+ * oneDNN and the U-Net's forward latency, medians of REPS runs after a warm-up, for
+ * `aps bench graph` to print. APS_CPU_CONV_FORMAT=nchw|any forces one conv layout. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>

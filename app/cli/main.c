@@ -1,6 +1,8 @@
 /* aps — amortized posterior sampling. Entry point and argument parsing. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 
@@ -11,11 +13,19 @@ static void usage(FILE *f) {
         "  bench runtime [--json] [--quick]\n"
         "                               dispatch overhead, copy bandwidth, GEMM GFLOP/s\n"
         "  bench graph [--json] [--quick]  per-op throughput, U-Net latency/throughput, fusion\n"
+        "                               (--device cpu: the same on the CPU device, oneDNN)\n"
         "environment: APS_DEVICE, APS_VALIDATE=1, APS_VALIDATE_SYNC=1, APS_QUIRK_<NAME>=0|1\n",
         f);
 }
 
 int main(int argc, char **argv) {
+  /* OpenMP threads (the CPU device) that spin while waiting run many times slower when
+   * another process holds a core; libgomp reads its policy only at start-up, so set it
+   * and start again. */
+  if (!getenv("OMP_WAIT_POLICY")) {
+    setenv("OMP_WAIT_POLICY", "passive", 1);
+    execv("/proc/self/exe", argv);
+  }
   cli_options o = {0};
   const char *words[4] = {0};
   int nwords = 0;
@@ -50,7 +60,7 @@ int main(int argc, char **argv) {
   if (nwords == 2 && !strcmp(words[0], "bench") && !strcmp(words[1], "runtime"))
     return cmd_bench_runtime(&o);
   if (nwords == 2 && !strcmp(words[0], "bench") && !strcmp(words[1], "graph"))
-    return cmd_bench_graph(&o);
+    return o.device && !strcmp(o.device, "cpu") ? bench_cpu_device(o.json) : cmd_bench_graph(&o);
   if (nwords == 0) {
     usage(stderr);
     return 2;

@@ -128,7 +128,7 @@ void test_cpu_device_matmul(void) {
   check_ops(g, "batched matmul with transposes", -1.0f, 1.0f);
 }
 
-void test_cpu_device_norms(void) {
+void test_cpu_device_norms(void) { /* and attention: the ops with a softmax or statistics */
   gr_graph *g = gr_graph_create();
   gr_tensor x = gr_input(g, "x", GR_SHAPE(3, 6, 7, 5));
   gr_tensor ga = gr_param(g, "gamma", GR_SHAPE(6)), be = gr_param(g, "beta", GR_SHAPE(6));
@@ -142,7 +142,9 @@ void test_cpu_device_norms(void) {
   gr_output(g, gr_softmax(g, gr_input(g, "b", GR_SHAPE(3, 1))), "softmax_1");
   gr_output(g, gr_softmax(g, gr_scale_shift(g, c, 20.0f, 0)), "softmax_sharp");
   gr_output(g, gr_softmax(g, gr_input(g, "d", GR_SHAPE(16, 64, 64))), "softmax_attention");
-  check_ops(g, "group_norm and softmax", -1.0f, 1.0f);
+  gr_output(g, gr_attention(g, gr_input(g, "qkv", GR_SHAPE(3, 3 * 16, 64))), "attention");
+  gr_output(g, gr_attention(g, gr_input(g, "qkv1", GR_SHAPE(1, 3 * 8, 300))), "attention_long");
+  check_ops(g, "group_norm, softmax and attention", -1.0f, 1.0f);
 }
 
 void test_cpu_device_layout(void) {

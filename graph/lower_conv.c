@@ -2,7 +2,7 @@
 #include "lower.h"
 
 /* Keep in step with the TILE comment at the top of shaders/conv2d_f32.comp. */
-enum { CONV_TILE_O = 16, CONV_TILE_P = 16 };
+enum { CONV_TILE_O = 8, CONV_TILE_P = 32 };
 
 aps_status gr_lower_conv2d(gr_lower *L, const gr_node *n) {
   gr_shape sx = L->g->t[n->inputs[0]].shape, sw = L->g->t[n->inputs[1]].shape, so = L->g->t[n->output].shape;
@@ -21,6 +21,8 @@ aps_status gr_lower_conv2d(gr_lower *L, const gr_node *n) {
                                 gr_lower_binding(L, n->output)},
                    .groups = {(pc.OH * pc.OW + CONV_TILE_P - 1) / CONV_TILE_P, (pc.O + CONV_TILE_O - 1) / CONV_TILE_O,
                               pc.N}};
+  if (d.groups[0] > 65535) /* the kernel strides over the rest of the pixel tiles */
+    d.groups[0] = 65535;
   gr_lower_epilogue(L, n, &kd, &d, 4);
   return gr_lower_dispatch(L, n, &kd, &d);
 }

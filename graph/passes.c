@@ -89,7 +89,8 @@ static int classify(gr_shape operand, gr_shape out, int channel_last) {
     return p[0] == 1 && p[1] == 1 && p[2] == 1 && p[3] == o[3] ? GR_BCAST_C : -1;
   if (out.rank != 4 || p[2] != 1 || p[3] != 1 || p[1] != o[1])
     return -1;
-  return p[0] == 1 ? GR_BCAST_C : p[0] == o[0] ? GR_BCAST_NC : -1;
+  /* Per sample first, so a batch of one can still read a windowed operand. */
+  return p[0] == o[0] ? GR_BCAST_NC : p[0] == 1 ? GR_BCAST_C : -1;
 }
 
 /* A per-(n,c) operand that is a column window of a wider [N, ld] matrix (a slice, seen

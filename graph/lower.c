@@ -231,15 +231,16 @@ aps_status gr_lower_time_embed(gr_lower *L, const gr_node *n) {
   return gr_lower_dispatch(L, n, &kd, &dd);
 }
 
-/* attention.comp: one workgroup per (sample, query position). */
+/* attention.comp: one workgroup per (sample, block of query positions). */
 aps_status gr_lower_attention(gr_lower *L, const gr_node *n) {
   gr_shape s = SHAPE(n->output);
   struct {
     uint32_t N, C, L;
     float scale;
   } pc = {(uint32_t)s.d[0], (uint32_t)s.d[1], (uint32_t)s.d[2], 1.0f / sqrtf((float)s.d[1])};
-  rt_kernel_desc kd = {.shader = "attention"};
+  uint32_t qb = pc.L * 8 <= 4096 && pc.C <= 256 ? 8 : 1; /* the shader's shared-memory bounds */
+  rt_kernel_desc kd = {.shader = "attention", .spec_count = 1, .spec = {qb}};
   rt_dispatch dd = {.push = &pc, .bindings = {gr_lower_binding(L, n->inputs[0]), gr_lower_binding(L, n->output)}};
-  gr_lower_groups(L, (uint64_t)pc.N * pc.L, dd.groups);
+  gr_lower_groups(L, (uint64_t)pc.N * ((pc.L + qb - 1) / qb), dd.groups);
   return gr_lower_dispatch(L, n, &kd, &dd);
 }

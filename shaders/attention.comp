@@ -1,52 +1,61 @@
 #version 450
-// Single-head self-attention, one workgroup per (sample n, query position i): scores of
-// query i against every key, softmax in shared memory, then each invocation produces some
-// output channels as probability-weighted sums of v. qkv is [N, 3C, L] (q, k, v blocks).
+// Single-head self-attention. A workgroup takes QB query positions of one sample: scores of
+// each against every key, a softmax per row, then probability-weighted sums of v. With QB
+// queries per workgroup every k and v value loaded serves QB multiply-adds (lavapipe pays
+// per load, not per FMA). qkv is [N, 3C, L] (q, k, v blocks); y is [N, C, L].
 layout(local_size_x = 64) in;
+layout(constant_id = 0) const uint QB = 8u; // queries per workgroup: 8 when QB*L <= 4096 and C <= 256, else 1
 layout(set = 0, binding = 0) readonly buffer QKV { float qkv[]; };
 layout(set = 0, binding = 1) writeonly buffer Y { float y[]; };
 layout(push_constant) uniform PC { uint N; uint C; uint L; float scale; } pc;
 
-shared float p[4096];
-shared float part[64];
-
-float reduce64(float v, bool take_max) {
-  uint lid = gl_LocalInvocationID.x;
-  part[lid] = v;
-  for (uint s = 32u; s > 0u; s >>= 1) {
-    barrier();
-    if (lid < s) part[lid] = take_max ? max(part[lid], part[lid + s]) : part[lid] + part[lid + s];
-  }
-  barrier();
-  float r = part[0];
-  barrier();
-  return r;
-}
+shared float p[4096];  // p[q * L + j]
+shared float qs[2048]; // qs[c * QB + q]
+shared float row_max[8], row_inv[8];
 
 void main() {
+  uint blocks = (pc.L + QB - 1u) / QB;
   uint wg = gl_WorkGroupID.x + gl_WorkGroupID.y * gl_NumWorkGroups.x;
-  if (wg >= pc.N * pc.L) return;
-  uint n = wg / pc.L, i = wg % pc.L, C = pc.C, L = pc.L, lid = gl_LocalInvocationID.x;
+  if (wg >= pc.N * blocks) return;
+  uint n = wg / blocks, i0 = (wg % blocks) * QB, C = pc.C, L = pc.L, lid = gl_LocalInvocationID.x;
+  uint nq = min(QB, L - i0);
   uint q0 = n * 3u * C * L, k0 = q0 + C * L, v0 = k0 + C * L;
-  float m = -1.0 / 0.0;
-  for (uint j = lid; j < L; j += 64u) {
-    float d = 0.0;
-    for (uint c = 0u; c < C; c++) d += qkv[q0 + c * L + i] * qkv[k0 + c * L + j];
-    d *= pc.scale;
-    p[j] = d;
-    m = max(m, d);
+  for (uint t = lid; t < C * QB; t += 64u) {
+    uint c = t / QB, q = t % QB;
+    qs[t] = q < nq ? qkv[q0 + c * L + i0 + q] : 0.0;
   }
-  m = reduce64(m, true);
-  float s = 0.0;
+  barrier();
   for (uint j = lid; j < L; j += 64u) {
-    float e = exp(p[j] - m);
-    p[j] = e;
-    s += e;
+    float s[QB];
+    for (uint q = 0u; q < QB; q++) s[q] = 0.0;
+    for (uint c = 0u; c < C; c++) {
+      float kv = qkv[k0 + c * L + j];
+      for (uint q = 0u; q < QB; q++) s[q] = fma(qs[c * QB + q], kv, s[q]);
+    }
+    for (uint q = 0u; q < QB; q++) p[q * L + j] = s[q] * pc.scale;
   }
-  float inv = 1.0 / reduce64(s, false); // its barriers also publish p[]
+  barrier();
+  if (lid < nq) { // one row per invocation: L is small where QB > 1
+    float m = -1.0 / 0.0;
+    for (uint j = 0u; j < L; j++) m = max(m, p[lid * L + j]);
+    float sum = 0.0;
+    for (uint j = 0u; j < L; j++) sum += exp(p[lid * L + j] - m);
+    row_max[lid] = m;
+    row_inv[lid] = 1.0 / sum;
+  }
+  barrier();
+  for (uint t = lid; t < nq * L; t += 64u) {
+    uint q = t / L;
+    p[t] = exp(p[t] - row_max[q]) * row_inv[q];
+  }
+  barrier();
   for (uint c = lid; c < C; c += 64u) {
-    float o = 0.0;
-    for (uint j = 0u; j < L; j++) o += p[j] * qkv[v0 + c * L + j];
-    y[(n * C + c) * L + i] = o * inv;
+    float o[QB];
+    for (uint q = 0u; q < QB; q++) o[q] = 0.0;
+    for (uint j = 0u; j < L; j++) {
+      float vv = qkv[v0 + c * L + j];
+      for (uint q = 0u; q < QB; q++) o[q] = fma(p[q * L + j], vv, o[q]);
+    }
+    for (uint q = 0u; q < nq; q++) y[(n * C + c) * L + i0 + q] = o[q];
   }
 }

@@ -1,6 +1,7 @@
 #version 450
-// Group normalisation, one workgroup per (sample, group): mean, then variance about it
-// (two passes, fp32), then (x - mean) * rsqrt(var + eps) * gamma + beta and the fused
+// Group normalisation, one workgroup per (sample, group): sums of x - s and (x - s)² in one
+// pass (s = the group's first value, which keeps E[(x-s)²] - E[x-s]² accurate in fp32 when
+// the mean is far from 0), then (x - mean) * rsqrt(var + eps) * gamma + beta and the fused
 // epilogue (SiLU, per-sample scale/shift from a time embedding, ...), in one dispatch.
 #extension GL_GOOGLE_include_directive : require
 layout(local_size_x = 64) in;
@@ -16,9 +17,9 @@ layout(set = 0, binding = 3) writeonly buffer Y { float y[]; };
 
 layout(push_constant) uniform PC { uint N; uint C; uint spatial; uint groups; float eps; } pc;
 
-shared float part[64];
+shared vec2 part[64];
 
-float sum64(float v) {
+vec2 sum64(vec2 v) {
   uint lid = gl_LocalInvocationID.x;
   part[lid] = v;
   for (uint s = 32u; s > 0u; s >>= 1) {
@@ -26,9 +27,7 @@ float sum64(float v) {
     if (lid < s) part[lid] += part[lid + s];
   }
   barrier();
-  float r = part[0];
-  barrier();
-  return r;
+  return part[0];
 }
 
 void main() {
@@ -36,15 +35,15 @@ void main() {
   if (ng >= pc.N * pc.groups) return;
   uint n = ng / pc.groups, g = ng % pc.groups, cg = pc.C / pc.groups;
   uint base = (n * pc.C + g * cg) * pc.spatial, count = cg * pc.spatial, lid = gl_LocalInvocationID.x;
-  float s = 0.0;
-  for (uint i = lid; i < count; i += 64u) s += x[base + i];
-  float mean = sum64(s) / float(count);
-  float q = 0.0;
+  float shift = x[base];
+  vec2 acc = vec2(0.0);
   for (uint i = lid; i < count; i += 64u) {
-    float d = x[base + i] - mean;
-    q += d * d;
+    float d = x[base + i] - shift;
+    acc += vec2(d, d * d);
   }
-  float inv = inversesqrt(sum64(q) / float(count) + pc.eps);
+  vec2 m = sum64(acc) / float(count);
+  float mean = shift + m.x;
+  float inv = inversesqrt(max(m.y - m.x * m.x, 0.0) + pc.eps);
   for (uint i = lid; i < count; i += 64u) {
     uint ch = g * cg + i / pc.spatial;
     float v = (x[base + i] - mean) * inv;

@@ -30,6 +30,18 @@ gr_tensor gr_layer_linear(gr_graph *g, const char *name, gr_tensor x, int out) {
   return y;
 }
 
+gr_tensor gr_layer_actnorm(gr_graph *g, const char *name, gr_tensor x) {
+  if (!gr_ok(g, 1, &x))
+    return 0;
+  int64_t c = gr_tensor_shape(g, x).d[1];
+  gr_scope_push(g, name);
+  gr_tensor scale = gr_reshape(g, gr_param(g, "scale", GR_SHAPE(c)), GR_SHAPE(1, c, 1, 1));
+  gr_tensor shift = gr_reshape(g, gr_param(g, "shift", GR_SHAPE(c)), GR_SHAPE(1, c, 1, 1));
+  gr_tensor y = gr_add(g, gr_mul(g, x, scale), shift);
+  gr_scope_pop(g);
+  return y;
+}
+
 gr_tensor gr_layer_mlp(gr_graph *g, const char *name, gr_tensor x, int hidden, int out, int layers) {
   gr_scope_push(g, name);
   char part[16];

@@ -8,6 +8,9 @@
 gr_tensor gr_layer_conv(gr_graph *g, const char *name, gr_tensor x, int out_channels, int k, int stride);
 /* x [N, in] -> [N, out]. */
 gr_tensor gr_layer_linear(gr_graph *g, const char *name, gr_tensor x, int out);
+/* Per-channel affine (actnorm): x * scale[c] + shift[c] on NCHW; two broadcasts that fuse
+ * into one dispatch, or into the producing kernel's epilogue. */
+gr_tensor gr_layer_actnorm(gr_graph *g, const char *name, gr_tensor x);
 /* Linear layers with SiLU between them (not after the last). */
 gr_tensor gr_layer_mlp(gr_graph *g, const char *name, gr_tensor x, int hidden, int out, int layers);
 

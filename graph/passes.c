@@ -154,9 +154,10 @@ aps_status gr_pass_fuse(gr_graph *g, uint32_t *fused) {
         int first = c->inputs[1] == t;
         uint32_t operand = first ? c->inputs[0] : c->inputs[1];
         int bc = classify(g->t[operand].shape, so, channel_last);
-        /* The anchor runs at position i: the operand must exist by then. */
-        const gr_node *pa = producer(g, operand), *pr = producer(g, root_of(g, operand));
-        if (bc < 0 || (pa && pa - g->n >= (ptrdiff_t)i) || (pr && pr - g->n >= (ptrdiff_t)i))
+        /* The anchor runs at position i: the operand's data must exist by then (a reshape
+         * is only a view, so what counts is the node that produced its root). */
+        const gr_node *pr = producer(g, root_of(g, operand));
+        if (bc < 0 || (pr && pr - g->n >= (ptrdiff_t)i))
           break;
         s.is_binary = 1;
         s.bcast = (uint8_t)bc;

@@ -16,4 +16,8 @@ typedef struct check_opts {
 /* Returns 0 when every output of every plan matched the reference (failures are CHECKed). */
 int check_graph(rt_device *dev, gr_graph *g, const char *what, check_opts *o);
 void fill_uniform(float *v, int64_t n, float lo, float hi, uint32_t seed);
+
+/* The conv2d cases every device is tested on: returns a graph (output "y") and a
+ * description of case i, or NULL past the last case. */
+gr_graph *conv_case(size_t i, char *what, size_t what_size);
 #endif

@@ -175,31 +175,11 @@ void test_cpu_device_layout(void) {
 }
 
 void test_cpu_device_conv2d(void) {
-  typedef struct {
-    int n, c, h, w, o, k, stride, pad, dil, groups, reflect, bias;
-  } cfg;
-  static const cfg cases[] = {
-      {1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 0, 0},  {1, 3, 7, 7, 7, 3, 1, 1, 1, 1, 0, 1},
-      {3, 7, 33, 33, 3, 3, 1, 1, 1, 1, 0, 1}, {2, 33, 7, 3, 33, 1, 1, 0, 1, 1, 0, 1},
-      {2, 4, 9, 9, 6, 3, 2, 1, 1, 2, 0, 0},  {1, 5, 12, 12, 5, 3, 1, 2, 2, 1, 0, 1},
-      {2, 8, 8, 8, 8, 3, 1, 1, 1, 8, 0, 1},  {1, 3, 7, 9, 2, 3, 1, 1, 1, 1, 1, 0},
-      {2, 16, 32, 32, 16, 3, 1, 1, 1, 1, 0, 1}, {1, 2, 7, 7, 3, 5, 1, 2, 1, 1, 0, 1},
-      {2, 64, 16, 16, 64, 3, 2, 1, 1, 1, 0, 1}, {4, 64, 32, 32, 64, 1, 1, 0, 1, 1, 0, 1},
-  };
-  for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
-    const cfg *c = &cases[i];
-    gr_graph *g = gr_graph_create();
-    gr_tensor x = gr_input(g, "x", GR_SHAPE(c->n, c->c, c->h, c->w));
-    gr_tensor w = gr_param(g, "w", GR_SHAPE(c->o, c->c / c->groups, c->k, c->k));
-    gr_tensor b = c->bias ? gr_param(g, "b", GR_SHAPE(c->o)) : 0;
-    gr_conv2d_desc d = {c->stride, c->pad, c->dil, c->groups, c->reflect ? GR_PAD_REFLECT : GR_PAD_ZERO};
-    gr_output(g, gr_conv2d(g, x, w, b, &d), "y");
-    char what[96];
-    snprintf(what, sizeof what, "conv2d case %zu (%dx%d, stride %d, pad %d, dil %d, groups %d%s)", i, c->k, c->k,
-             c->stride, c->pad, c->dil, c->groups, c->reflect ? ", reflect" : "");
-    /* Fan-in scaled weights keep sums near 1, as in a network (and the 1e-4 tolerance fair). */
+  char what[96];
+  gr_graph *g;
+  /* Fan-in scaled weights keep sums near 1, as in a network (and the 1e-4 tolerance fair). */
+  for (size_t i = 0; (g = conv_case(i, what, sizeof what)); i++)
     check_fast(g, what, -1.0f, 1.0f, 1, 1e-4f, 1e-4f, i % 2 ? 1 : 0);
-  }
 }
 
 void test_cpu_device_unet(void) {

@@ -158,7 +158,13 @@ static int bench_unet(rt_device *dev, int batch, unet_result *r) {
 
 int cmd_bench_graph(const cli_options *o) {
   rt_device *dev;
-  CHECK(rt_device_create(&(rt_device_desc){.device = o->device}, &dev));
+  aps_status st = rt_device_create(&(rt_device_desc){.device = o->device}, &dev);
+  if ((st == APS_ERR_NO_LOADER || st == APS_ERR_NO_DEVICE) && !o->device) {
+    fprintf(stderr, "aps bench graph: %s\naps bench graph: no Vulkan device; measuring the CPU device\n",
+            aps_last_error());
+    return bench_cpu_device(o->json);
+  }
+  CHECK(st);
   const rt_caps *c = rt_device_caps(dev);
   op_result ops[8];
   int nops = 0;

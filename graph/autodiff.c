@@ -136,6 +136,122 @@ static gr_tensor time_embed_vjp(gr_graph *g, const gr_node *n, gr_tensor gy) {
   return gr_reshape(g, gr_reduce_op(g, GR_SUM, d, 2u), GR_SHAPE(N));
 }
 
+/* Reverses a dimension (a gather with descending indices). */
+static gr_tensor flip(gr_graph *g, gr_tensor x, int axis) {
+  int64_t n = shape_of(g, x).d[axis];
+  int32_t *idx = malloc((size_t)n * sizeof *idx);
+  if (!idx)
+    return gr_error(g, "grad", "out of host memory");
+  for (int64_t i = 0; i < n; i++)
+    idx[i] = (int32_t)(n - 1 - i);
+  gr_tensor y = gr_gather(g, x, axis, idx, n);
+  free(idx);
+  return y;
+}
+
+/* [N, C, H, W] -> [N, C, sH, sW] with x at the multiples of s and zeros between. */
+static gr_tensor zero_insert(gr_graph *g, gr_tensor x, int s) {
+  if (s == 1)
+    return x;
+  gr_shape sh = shape_of(g, x);
+  int64_t nc = sh.d[0] * sh.d[1];
+  gr_tensor planes = gr_reshape(g, x, GR_SHAPE(nc, 1, sh.d[2], sh.d[3]));
+  gr_tensor blocks = gr_concat(g, planes, filled(g, GR_SHAPE(nc, (int64_t)s * s - 1, sh.d[2], sh.d[3]), 0.0f), 1);
+  blocks = gr_reshape(g, blocks, GR_SHAPE(sh.d[0], sh.d[1] * s * s, sh.d[2], sh.d[3]));
+  return gr_depth_to_space(g, blocks, s);
+}
+
+/* Keeps the first `len` entries of an axis or zero-pads it to `len` at the end. */
+static gr_tensor fit(gr_graph *g, gr_tensor x, int axis, int64_t front, int64_t len) {
+  int64_t have = shape_of(g, x).d[axis];
+  int pads[4] = {0, 0, 0, 0};
+  int64_t back = len - front - have;
+  if (front < 0 || back < 0) {
+    int64_t start = front < 0 ? -front : 0, keep = have - start + (back < 0 ? back : 0);
+    x = gr_slice(g, x, axis, start, keep);
+    front = front < 0 ? 0 : front;
+    back = back < 0 ? 0 : back;
+  }
+  pads[axis == 2 ? 0 : 2] = (int)front;
+  pads[axis == 2 ? 1 : 3] = (int)back;
+  return front || back ? gr_pad(g, x, pads, GR_PAD_ZERO) : x;
+}
+
+/* conv2d (groups 1, zero padding, no dilation): both gradients are convolutions again, so
+ * they run on the same fast kernels (and oneDNN on the CPU device). */
+static int conv_vjp(gr_graph *g, const gr_node *n, gr_tensor gy, gr_tensor d[GR_MAX_INPUTS]) {
+  int stride = (int)n->ia[0], pad = (int)n->ia[1];
+  if (n->ia[2] != 1 || n->ia[3] != 1 || n->ia[4] != GR_PAD_ZERO)
+    return 0;
+  gr_tensor x = n->inputs[0], w = n->inputs[1];
+  gr_shape sx = shape_of(g, x), sw = shape_of(g, w);
+  const int swap[4] = {1, 0, 2, 3};
+  /* dW[o,c,ky,kx] = Σ gy[n,o,y,x] x[n,c,sy+ky-p,sx+kx-p]: x as the image, gy as the kernel. */
+  gr_tensor dw = gr_conv2d(g, gr_permute(g, x, swap), gr_permute(g, gy, swap), 0,
+                           &(gr_conv2d_desc){.padding = pad, .dilation = stride});
+  dw = gr_slice(g, gr_slice(g, dw, 2, 0, sw.d[2]), 3, 0, sw.d[3]);
+  d[1] = gr_permute(g, dw, swap);
+  /* dX: gy spread back to stride 1, then the full correlation with the flipped kernel. */
+  gr_tensor up = zero_insert(g, gy, stride);
+  up = fit(g, up, 2, sw.d[2] - 1 - pad, sx.d[2] + sw.d[2] - 1);
+  up = fit(g, up, 3, sw.d[3] - 1 - pad, sx.d[3] + sw.d[3] - 1);
+  gr_tensor wf = flip(g, flip(g, gr_permute(g, w, swap), 2), 3);
+  d[0] = gr_conv2d(g, up, wf, 0, NULL);
+  if (n->n_inputs > 2)
+    d[2] = gr_reshape(g, gr_reduce_op(g, GR_SUM, gy, 13u), shape_of(g, n->inputs[2]));
+  return 1;
+}
+
+/* [C] viewed so it broadcasts along dimension 1 of a rank-r tensor. */
+static gr_tensor channel_view(gr_graph *g, gr_tensor v, int rank) {
+  int64_t c = shape_of(g, v).d[0];
+  gr_shape s = {.rank = rank};
+  for (int i = 0; i < rank; i++)
+    s.d[i] = i == 1 ? c : 1;
+  return gr_reshape(g, v, s);
+}
+
+/* Group norm from its statistics, recomputed: dx = rstd (g' - mean g' - x̂ mean(g' x̂))
+ * per group, g' = gy γ; dγ = Σ gy x̂, dβ = Σ gy over all but the channel axis. */
+static int group_norm_vjp(gr_graph *g, const gr_node *n, gr_tensor gy, gr_tensor d[GR_MAX_INPUTS]) {
+  gr_tensor x = n->inputs[0];
+  gr_shape sx = shape_of(g, x);
+  int64_t groups = n->ia[0], m = gr_shape_count(sx) / (sx.d[0] * groups);
+  int has_gamma = (int)n->ia[1], has_beta = (int)n->ia[2];
+  gr_shape grouped = GR_SHAPE(sx.d[0], groups, m);
+  gr_tensor xr = gr_reshape(g, x, grouped);
+  gr_tensor rstd = gr_unary_op(g, GR_RSQRT, gr_scale_shift(g, gr_reduce_op(g, GR_VAR, xr, 4u), 1.0f, n->fa[0]));
+  gr_tensor xhat = gr_mul(g, gr_sub(g, xr, gr_reduce_op(g, GR_MEAN, xr, 4u)), rstd);
+  gr_tensor gp = has_gamma ? gr_mul(g, gy, channel_view(g, n->inputs[1], sx.rank)) : gy;
+  gr_tensor gr = gr_reshape(g, gp, grouped);
+  gr_tensor inner = gr_sub(g, gr_sub(g, gr, gr_reduce_op(g, GR_MEAN, gr, 4u)),
+                           gr_mul(g, xhat, gr_reduce_op(g, GR_MEAN, gr_mul(g, gr, xhat), 4u)));
+  d[0] = gr_reshape(g, gr_mul(g, inner, rstd), sx);
+  unsigned not_channel = ((1u << sx.rank) - 1) & ~2u;
+  if (has_gamma)
+    d[1] = gr_reshape(g, gr_reduce_op(g, GR_SUM, gr_mul(g, gy, gr_reshape(g, xhat, sx)), not_channel),
+                      GR_SHAPE(sx.d[1]));
+  if (has_beta)
+    d[1 + has_gamma] = gr_reshape(g, gr_reduce_op(g, GR_SUM, gy, not_channel), GR_SHAPE(sx.d[1]));
+  return 1;
+}
+
+/* Attention from its parts: S = qᵀk·scale, P = softmax(S), O = v Pᵀ. */
+static int attention_vjp(gr_graph *g, const gr_node *n, gr_tensor gy, gr_tensor d[GR_MAX_INPUTS]) {
+  gr_tensor qkv = n->inputs[0];
+  int64_t c = shape_of(g, gy).d[1];
+  float scale = 1.0f / sqrtf((float)c);
+  gr_tensor q = gr_slice(g, qkv, 1, 0, c), k = gr_slice(g, qkv, 1, c, c), v = gr_slice(g, qkv, 1, 2 * c, c);
+  gr_tensor p = gr_softmax(g, gr_scale_shift(g, gr_matmul(g, q, k, 1, 0), scale, 0.0f));
+  gr_tensor dv = gr_matmul(g, gy, p, 0, 0);
+  gr_tensor dp = gr_matmul(g, gy, v, 1, 0);
+  gr_tensor ds = gr_mul(g, p, gr_sub(g, dp, gr_reduce_op(g, GR_SUM, gr_mul(g, dp, p), 4u)));
+  gr_tensor dq = gr_scale_shift(g, gr_matmul(g, k, ds, 0, 1), scale, 0.0f);
+  gr_tensor dk = gr_scale_shift(g, gr_matmul(g, q, ds, 0, 0), scale, 0.0f);
+  d[0] = gr_concat(g, gr_concat(g, dq, dk, 1), dv, 1);
+  return 1;
+}
+
 /* Builds the node's input adjoints into d[]; returns 0 if the op has no VJP yet. */
 static int vjp(gr_graph *g, const gr_node *n, gr_tensor gy, gr_tensor d[GR_MAX_INPUTS]) {
   switch (n->op) {
@@ -177,6 +293,9 @@ static int vjp(gr_graph *g, const gr_node *n, gr_tensor gy, gr_tensor d[GR_MAX_I
     d[0] = gr_scale_shift(g, gr_avg_pool2x(g, gy), 4.0f, 0.0f);
     return 1;
   case GR_OP_TIME_EMBED: d[0] = time_embed_vjp(g, n, gy); return 1;
+  case GR_OP_CONV2D: return conv_vjp(g, n, gy, d);
+  case GR_OP_GROUP_NORM: return group_norm_vjp(g, n, gy, d);
+  case GR_OP_ATTENTION: return attention_vjp(g, n, gy, d);
   default: return 0;
   }
 }

@@ -218,10 +218,10 @@ gr_tensor gr_logabsdet(gr_graph *g, gr_tensor w);
  * (grads[i] has wrt[i]'s shape; 0 where loss does not depend on it). loss may have any
  * shape: the seed is all ones, i.e. the gradient of the sum of its elements. Parameters,
  * inputs and intermediate tensors can all be differentiated against.
- * Work in progress: ops without a vector-Jacobian product yet (conv2d, group_norm,
- * attention, the comparison-like unaries relu/leaky_relu/abs/clamp, max/min, where, and
- * the layout, resampling, RNG and linear-algebra ops) fail with APS_ERR_UNSUPPORTED
- * naming the node. */
+ * Work in progress: ops without a vector-Jacobian product yet (conv2d with groups, dilation
+ * or reflect padding; the comparison-like unaries relu/leaky_relu/abs/clamp; max/min;
+ * where; bilinear upsampling; pad, pixel shuffles, gather, RNG and linear algebra) fail
+ * with APS_ERR_UNSUPPORTED naming the node. */
 aps_status gr_grad(gr_graph *g, gr_tensor loss, uint32_t n_wrt, const gr_tensor *wrt, gr_tensor *grads);
 
 /* --------------------------------------------------------------- inspection */

@@ -41,10 +41,11 @@ static void check_grad(gr_graph *g, gr_tensor loss, int n, const gr_tensor *wrt,
     return;
   }
   /* Random values for every input and parameter, kept to perturb. */
-  float *vals[64] = {0};
-  gr_tensor leaf[64];
+  enum { MAX_LEAVES = 1024 };
+  float **vals = calloc(MAX_LEAVES, sizeof *vals);
+  gr_tensor *leaf = calloc(MAX_LEAVES, sizeof *leaf);
   int nl = 0;
-  for (uint32_t t = 1; t < 4096 && nl < 64; t++) {
+  for (uint32_t t = 1; nl < MAX_LEAVES; t++) {
     const char *nm = gr_tensor_name(g, t);
     if (!nm[0])
       break;
@@ -92,6 +93,8 @@ static void check_grad(gr_graph *g, gr_tensor loss, int n, const gr_tensor *wrt,
   CHECK(bad == 0 && checked > 0, "%s: %d of %d gradient entries disagree with finite differences", what, bad, checked);
   for (int l = 0; l < nl; l++)
     free(vals[l]);
+  free(vals);
+  free(leaf);
   gr_cpu_destroy(c);
   /* Forward and backward on the device against the CPU reference. */
   check_opts o = {.lo = lo, .hi = hi, .atol = 1e-4f, .rtol = 1e-3f};
@@ -167,11 +170,61 @@ void test_grad_matmul(void) {
 
 void test_grad_unsupported(void) {
   gr_graph *g = gr_graph_create();
-  gr_tensor x = gr_input(g, "x", GR_SHAPE(1, 2, 5, 5)), w = gr_param(g, "w", GR_SHAPE(2, 2, 3, 3));
-  gr_tensor y = gr_conv2d(g, x, w, 0, NULL);
+  gr_tensor x = gr_input(g, "x", GR_SHAPE(1, 2, 5, 5)), w = gr_param(g, "w", GR_SHAPE(2, 1, 3, 3));
+  gr_tensor y = gr_conv2d(g, x, w, 0, &(gr_conv2d_desc){.groups = 2});
   gr_tensor grad;
   aps_status s = gr_grad(g, gr_silu(g, y), 1, &w, &grad);
   fprintf(stderr, "message: %s\n", aps_last_error());
   CHECK(s == APS_ERR_UNSUPPORTED && strstr(aps_last_error(), "conv2d"), "a missing VJP names the op");
   gr_graph_destroy(g);
+}
+
+/* Convolutions of every stride and padding the U-Net uses, and odd sizes. */
+void test_grad_conv2d(void) {
+  static const int cases[][7] = {/* n, c, o, h, w, k, stride, (pad = k / 2) */
+                                 {2, 3, 4, 7, 6, 3, 1}, {1, 2, 3, 8, 8, 3, 2}, {2, 3, 2, 7, 9, 3, 2},
+                                 {1, 4, 5, 5, 5, 1, 1}, {1, 2, 2, 6, 5, 5, 1}};
+  for (int i = 0; i < 5; i++) {
+    const int *c = cases[i];
+    gr_graph *g = gr_graph_create();
+    gr_tensor x = gr_input(g, "x", GR_SHAPE(c[0], c[1], c[3], c[4]));
+    gr_tensor w = gr_param(g, "w", GR_SHAPE(c[2], c[1], c[5], c[5])), b = gr_param(g, "b", GR_SHAPE(c[2]));
+    gr_tensor y = gr_conv2d(g, x, w, b, &(gr_conv2d_desc){.stride = c[6], .padding = c[5] / 2});
+    gr_tensor r = gr_input(g, "r", gr_tensor_shape(g, y));
+    gr_tensor wrt[3] = {x, w, b};
+    char what[64];
+    snprintf(what, sizeof what, "conv2d %dx%d stride %d on %dx%d", c[5], c[5], c[6], c[3], c[4]);
+    check_grad(g, gr_mul(g, y, r), 3, wrt, what, -1.0f, 1.0f);
+  }
+}
+
+void test_grad_group_norm(void) {
+  gr_graph *g = gr_graph_create();
+  gr_tensor x = gr_input(g, "x", GR_SHAPE(2, 6, 3, 5)), r = gr_input(g, "r", GR_SHAPE(2, 6, 3, 5));
+  gr_tensor ga = gr_param(g, "gamma", GR_SHAPE(6)), be = gr_param(g, "beta", GR_SHAPE(6));
+  gr_tensor y = gr_silu(g, gr_group_norm(g, x, 3, ga, be, 1e-5f));
+  gr_tensor wrt[3] = {x, ga, be};
+  check_grad(g, gr_mul(g, y, r), 3, wrt, "group norm + SiLU", -1.0f, 1.0f);
+}
+
+void test_grad_attention(void) {
+  gr_graph *g = gr_graph_create();
+  gr_tensor qkv = gr_input(g, "qkv", GR_SHAPE(2, 3 * 4, 5)), r = gr_input(g, "r", GR_SHAPE(2, 4, 5));
+  check_grad(g, gr_mul(g, gr_attention(g, qkv), r), 1, &qkv, "attention", -1.0f, 1.0f);
+}
+
+/* A small U-Net end to end: the gradient of a denoising loss w.r.t. a few weights and the
+ * input image (the ELBO will need that one). */
+void test_grad_unet(void) {
+  gr_unet_config cfg = {.image_channels = 1, .image_size = 8, .widths = {8, 16}, .levels = 2,
+                        .blocks_per_level = 1, .attention_level_mask = 2, .groups = 4, .time_dim = 8};
+  gr_graph *g = gr_graph_create();
+  gr_tensor x = gr_input(g, "x", GR_SHAPE(2, 1, 8, 8)), t = gr_input(g, "t", GR_SHAPE(2));
+  gr_tensor target = gr_input(g, "target", GR_SHAPE(2, 1, 8, 8));
+  gr_tensor eps = gr_unet(g, &cfg, x, t);
+  gr_tensor loss = gr_reduce_op(g, GR_MEAN, gr_unary_op(g, GR_SQUARE, gr_sub(g, eps, target)), 15u);
+  gr_tensor wrt[5] = {x, gr_find(g, "stem.weight"), gr_find(g, "down1.attn0.qkv.weight"),
+                      gr_find(g, "mid.res0.norm1.gamma"), gr_find(g, "temb_proj.weight")};
+  CHECK(wrt[1] && wrt[2] && wrt[3] && wrt[4], "the parameters exist");
+  check_grad(g, loss, 5, wrt, "U-Net", -0.5f, 0.5f);
 }

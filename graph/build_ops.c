@@ -330,3 +330,25 @@ gr_tensor gr_attention(gr_graph *g, gr_tensor qkv) {
     return gr_error(g, "attention", "qkv %s must be [N, 3C, L] with L <= 4096", SHAPE_STR(s));
   return gr_node_add(g, GR_OP_ATTENTION, "attention", 1, &qkv, GR_SHAPE(s.d[0], s.d[1] / 3, s.d[2]), NULL);
 }
+
+gr_tensor gr_state(gr_graph *g, const char *name, gr_shape shape) {
+  gr_tensor t = gr_param(g, name, shape);
+  if (t)
+    gr_t(g, t)->zero_init = 1;
+  return t;
+}
+
+gr_tensor gr_assign(gr_graph *g, gr_tensor target, gr_tensor value) {
+  gr_tensor in[2] = {target, value};
+  if (!gr_ok(g, 2, in))
+    return 0;
+  gr_shape st = gr_t(g, target)->shape, sv = gr_t(g, value)->shape;
+  if (gr_t(g, target)->kind != GR_OP_PARAM)
+    return gr_error(g, "assign", "target %s is not a parameter or state", gr_t(g, target)->name);
+  if (st.rank != sv.rank || memcmp(st.d, sv.d, sizeof(int64_t) * (size_t)st.rank))
+    return gr_error(g, "assign", "value %s does not match %s %s", SHAPE_STR(sv), gr_t(g, target)->name, SHAPE_STR(st));
+  gr_tensor y = gr_node_add(g, GR_OP_ASSIGN, "assign", 2, in, st, NULL);
+  if (y)
+    gr_t(g, y)->alias = target; /* the node's result is the target's memory */
+  return y;
+}

@@ -50,6 +50,7 @@ aps_status gr_cpu_create_ex(const gr_graph *g, const gr_cpu_desc *desc, gr_cpu *
       memcpy(c->v[t], g->t[t].data, bytes);
       c->is_set[t] = 1;
     }
+    c->is_set[t] |= g->t[t].zero_init; /* calloc'd: already zero */
   }
   if (desc && desc->fast) {
     c->threads = desc->threads;
@@ -86,6 +87,13 @@ aps_status gr_cpu_set(gr_cpu *c, const char *name, const float *data, int64_t co
   return APS_OK;
 }
 
+/* An assignment also writes its target (every tensor here has its own array; a reshape of
+ * the target made before the assignment keeps the old values, as its copy was taken). */
+static void apply_effects(gr_cpu *c, const gr_node *n) {
+  if (n->op == GR_OP_ASSIGN)
+    memcpy(c->v[n->inputs[0]], c->v[n->output], (size_t)gr_shape_count(c->g->t[n->output].shape) * sizeof(float));
+}
+
 /* The CPU device: oneDNN where it takes the node, else the parallel kernel, else the
  * reference. The thread count is set for this thread's parallel regions (oneDNN's too). */
 static aps_status run_fast(gr_cpu *c) {
@@ -107,6 +115,7 @@ static aps_status run_fast(gr_cpu *c) {
       continue;
     gr_cpu_fn fast = gr_cpu_fast_fn(n->op);
     (fast ? fast : gr_op_impls[n->op].cpu)(g, n, in, c->v[n->output]);
+    apply_effects(c, n);
   }
 #ifdef _OPENMP
   omp_set_num_threads(before);
@@ -127,6 +136,7 @@ aps_status gr_cpu_run(gr_cpu *c) {
     for (int k = 0; k < n->n_inputs; k++)
       in[k] = c->v[n->inputs[k]];
     gr_op_impls[n->op].cpu(g, n, in, c->v[n->output]);
+    apply_effects(c, n);
   }
   return APS_OK;
 }

@@ -20,6 +20,7 @@ GR_CPU_FN(upsample);
 GR_CPU_FN(avg_pool);
 GR_CPU_FN(time_embed);
 GR_CPU_FN(attention);
+GR_CPU_FN(assign);
 /* cpu_extra.c */
 GR_CPU_FN(pad);
 GR_CPU_FN(space_to_depth);

@@ -66,7 +66,8 @@ typedef struct gr_shape {
   X(INVERSE, "inverse", 1)        \
   X(LU, "lu", 1) /* internal: the factor gr_logabsdet reads */ \
   X(LOGABSDET, "logabsdet", 2)   \
-  X(ATTENTION, "attention", 1)
+  X(ATTENTION, "attention", 1)   \
+  X(ASSIGN, "assign", 2)
 
 typedef enum gr_op {
 #define GR_OP_ENUM(id, name, arity) GR_OP_##id,
@@ -212,6 +213,14 @@ gr_tensor gr_random(gr_graph *g, gr_shape shape, gr_tensor seed, uint32_t stream
 gr_tensor gr_inverse(gr_graph *g, gr_tensor w);
 gr_tensor gr_logabsdet(gr_graph *g, gr_tensor w);
 
+/* A parameter that starts at zero by itself (optimizer moments, EMA weights): nothing
+ * needs to set it before the first run. */
+gr_tensor gr_state(gr_graph *g, const char *name, gr_shape shape);
+/* Writes value into the parameter or state `target` when the graph runs; nodes built
+ * afterwards see the new value (effects happen in build order). Kept by dead-node
+ * removal although nothing reads it. */
+gr_tensor gr_assign(gr_graph *g, gr_tensor target, gr_tensor value);
+
 /* --------------------------------------------------------------- gradients (autodiff.c) */
 
 /* Reverse-mode differentiation: adds to g the nodes computing d loss / d wrt[i] for each i
@@ -272,6 +281,7 @@ aps_status gr_plan_compile(const gr_graph *g, rt_device *dev, const gr_plan_desc
 void gr_plan_destroy(gr_plan *p);
 aps_status gr_plan_set(gr_plan *p, const char *name, const float *data, int64_t count);
 aps_status gr_plan_run(gr_plan *p);
+/* Reads an output, or a parameter or state (e.g. after training steps). */
 aps_status gr_plan_get(gr_plan *p, const char *name, float *data, int64_t count);
 void gr_plan_get_stats(const gr_plan *p, gr_plan_stats *out);
 /* After a run with max_timestamps: per-dispatch timings named by node. */

@@ -49,6 +49,7 @@ typedef struct gr_tensor_info {
   uint32_t node;  /* producing node index + 1, or 0 */
   uint32_t alias; /* reshape: the tensor whose memory this is (else 0) */
   int output;     /* marked with gr_output */
+  int zero_init;  /* a state: starts at zero */
   char name[GR_MAX_NAME];
   float *data;    /* constants */
 } gr_tensor_info;

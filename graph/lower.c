@@ -244,3 +244,10 @@ aps_status gr_lower_attention(gr_lower *L, const gr_node *n) {
   gr_lower_groups(L, (uint64_t)pc.N * ((pc.L + qb - 1) / qb), dd.groups);
   return gr_lower_dispatch(L, n, &kd, &dd);
 }
+
+/* A copy into the target's storage; the stream orders it after every earlier reader. */
+aps_status gr_lower_assign(gr_lower *L, const gr_node *n) {
+  rt_binding dst = gr_lower_binding(L, n->inputs[0]), src = gr_lower_binding(L, n->inputs[1]);
+  aps_status s = rt_stream_copy(L->stream, src.buffer, src.offset, dst.buffer, dst.offset, dst.size);
+  return s == APS_OK ? APS_OK : aps_fail_context(s, "node %s: ", n->name);
+}

@@ -20,6 +20,7 @@ GR_LOWER_FN(upsample);
 GR_LOWER_FN(avg_pool);
 GR_LOWER_FN(time_embed);
 GR_LOWER_FN(attention);
+GR_LOWER_FN(assign);
 /* lower_extra.c */
 GR_LOWER_FN(pad);
 GR_LOWER_FN(space_to_depth);

@@ -31,4 +31,5 @@ const gr_op_impl gr_op_impls[GR_OP_COUNT] = {
     [GR_OP_LU] = {gr_cpu_lu, gr_lower_lu, 0},
     [GR_OP_LOGABSDET] = {gr_cpu_logabsdet, gr_lower_logabsdet, 0},
     [GR_OP_ATTENTION] = {gr_cpu_attention, gr_lower_attention, 0},
+    [GR_OP_ASSIGN] = {gr_cpu_assign, gr_lower_assign, 0},
 };

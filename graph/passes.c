@@ -31,6 +31,11 @@ aps_status gr_pass_dead_nodes(gr_graph *g) {
       live[t] = 1;
       outputs++;
     }
+  for (uint32_t i = 0; i < g->nn; i++) /* assignments are effects: always kept */
+    if (g->n[i].op == GR_OP_ASSIGN && !g->n[i].dead) {
+      live[g->n[i].output] = 1;
+      outputs++;
+    }
   /* Runs again after fusion: it only ever removes nodes, never revives a folded one. */
   for (uint32_t i = g->nn; i-- > 0;) {
     gr_node *n = &g->n[i];

@@ -187,8 +187,16 @@ aps_status gr_plan_compile(const gr_graph *graph, rt_device *dev, const gr_plan_
     gr_plan_destroy(p);
     return s;
   }
-  for (uint32_t t = 1; t < p->g->nt; t++)
-    p->is_set[t] = p->g->t[t].kind == GR_OP_CONST;
+  for (uint32_t t = 1; t < p->g->nt && s == APS_OK; t++) {
+    const gr_tensor_info *ti = &p->g->t[t];
+    p->is_set[t] = ti->kind == GR_OP_CONST || ti->zero_init;
+    if (ti->zero_init && p->st[t].buffer)
+      s = rt_buffer_fill(p->st[t].buffer, p->st[t].offset, (uint64_t)gr_shape_count(ti->shape) * sizeof(float), 0);
+  }
+  if (s != APS_OK) {
+    gr_plan_destroy(p);
+    return s;
+  }
   *out = p;
   return APS_OK;
 }
@@ -213,6 +221,8 @@ static aps_status find_named(gr_plan *p, const char *name, int64_t count, int wr
     return aps_fail(APS_ERR_INVALID_ARG, "the graph has no %s named '%s'", writing ? "input or parameter" : "output",
                     name);
   const gr_tensor_info *ti = &p->g->t[t];
+  if (!writing && ti->kind == GR_OP_INPUT)
+    return aps_fail(APS_ERR_INVALID_ARG, "'%s' is an input, not an output or parameter", name);
   if (writing && ti->kind != GR_OP_INPUT && ti->kind != GR_OP_PARAM)
     return aps_fail(APS_ERR_INVALID_ARG, "'%s' is an output, not an input or parameter", name);
   int64_t want = gr_shape_count(ti->shape);

@@ -1,9 +1,11 @@
 #!/usr/bin/python3
-"""The PyTorch twin of graph/layers.c gr_unet, for timing side by side with `aps bench graph`.
+"""The PyTorch twin of graph/layers.c gr_unet, for timing side by side with `aps bench graph`
+and `aps bench train`.
 
 Not a dependency of aps: install Debian's python3-torch to run it. Prints the parameter count
-(which must equal aps's) and forward medians at batch 1 and 64, as JSON.
-    /usr/bin/python3 tools/pytorch_unet.py [--quick]
+(which must equal aps's), forward medians at batch 1 and 64, and with --train the median of
+a training step (forward, MSE loss, backward, Adam) at batch 64, as JSON.
+    /usr/bin/python3 tools/pytorch_unet.py [--quick] [--train]
 """
 import json, math, sys, time
 import torch
@@ -103,4 +105,15 @@ if __name__ == "__main__":
         for batch in (1, 2 if "--quick" in sys.argv else 64):
             x, t = torch.randn(batch, 1, 32, 32), torch.rand(batch)
             out[f"batch{batch}_ms"] = round(median_ms(lambda: net(x, t)), 2)
+    if "--train" in sys.argv:
+        batch = 2 if "--quick" in sys.argv else 64
+        net.train()
+        opt = torch.optim.Adam(net.parameters(), lr=1e-4)
+        x, t, target = torch.randn(batch, 1, 32, 32), torch.rand(batch), torch.randn(batch, 1, 32, 32)
+        def step():
+            opt.zero_grad()
+            F.mse_loss(net(x, t), target).backward()
+            torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+            opt.step()
+        out[f"train_batch{batch}_ms"] = round(median_ms(step), 1)
     print(json.dumps(out))

@@ -11,6 +11,7 @@ typedef struct cli_options {
 int cmd_devices(const cli_options *o);
 int cmd_bench_runtime(const cli_options *o);
 int cmd_bench_graph(const cli_options *o);
+int cmd_bench_train(const cli_options *o);
 
 /* The CPU device's conv2d, matmul and U-Net figures (bench_cpu.c); 0 on success. */
 int bench_cpu_device(int json);

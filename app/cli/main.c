@@ -14,6 +14,7 @@ static void usage(FILE *f) {
         "                               dispatch overhead, copy bandwidth, GEMM GFLOP/s\n"
         "  bench graph [--json] [--quick]  per-op throughput, U-Net latency/throughput, fusion\n"
         "                               (--device cpu: the same on the CPU device, oneDNN)\n"
+        "  bench train [--json] [--quick]  one U-Net training step (forward, backward, Adam)\n"
         "environment: APS_DEVICE, APS_VALIDATE=1, APS_VALIDATE_SYNC=1, APS_QUIRK_<NAME>=0|1\n",
         f);
 }
@@ -59,6 +60,8 @@ int main(int argc, char **argv) {
     return cmd_devices(&o);
   if (nwords == 2 && !strcmp(words[0], "bench") && !strcmp(words[1], "runtime"))
     return cmd_bench_runtime(&o);
+  if (nwords == 2 && !strcmp(words[0], "bench") && !strcmp(words[1], "train"))
+    return cmd_bench_train(&o);
   if (nwords == 2 && !strcmp(words[0], "bench") && !strcmp(words[1], "graph"))
     return o.device && !strcmp(o.device, "cpu") ? bench_cpu_device(o.json) : cmd_bench_graph(&o);
   if (nwords == 0) {

@@ -1,0 +1,148 @@
+/* aps bench train: one training step (forward, backward, Adam) of the U-Net of
+ * `aps bench graph` at batch 64, on the Vulkan device and on the CPU device.
+ * Known limit: conv weight gradients are built as correlations whose kernel is the layer's
+ * output size (autodiff.c); lavapipe compiles such pipelines for many minutes, so on
+ * Vulkan devices this benchmark waits on compilation until a dedicated weight-gradient
+ * kernel exists. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bench_util.h"
+#include "cli.h"
+#include "graph.h"
+#include "layers.h"
+#include "optim.h"
+
+enum { REPS = 5 };
+
+static const gr_unet_config unet_cfg = {.image_channels = 1, .image_size = 32, .widths = {32, 64, 64}, .levels = 3,
+                                        .blocks_per_level = 2, .attention_level_mask = 4, .groups = 8,
+                                        .time_dim = 32};
+
+/* Values for every input and parameter: uniform, weights scaled by 1/sqrt(fan-in). */
+typedef aps_status (*set_fn)(void *target, const char *name, const float *v, int64_t n);
+static aps_status set_plan(void *p, const char *name, const float *v, int64_t n) { return gr_plan_set(p, name, v, n); }
+static aps_status set_cpu(void *c, const char *name, const float *v, int64_t n) { return gr_cpu_set(c, name, v, n); }
+
+static aps_status fill_all(const gr_graph *g, void *target, set_fn set) {
+  static const char *const inputs[] = {"x", "t", "target"};
+  for (uint32_t i = 0;; i++) {
+    gr_tensor t = i < 3 ? gr_find(g, inputs[i]) : gr_param_at(g, i - 3);
+    if (i >= 3 && !t)
+      break;
+    gr_shape s = gr_tensor_shape(g, t);
+    int64_t n = gr_shape_count(s);
+    float *v = malloc((size_t)n * sizeof *v), scale = s.rank >= 2 && i >= 3 ? 1.0f / sqrtf((float)(n / s.d[0])) : 1.0f;
+    uint32_t seed = i * 2654435761u + 1;
+    for (int64_t k = 0; k < n; k++) {
+      seed = seed * 1664525u + 1013904223u;
+      v[k] = scale * ((float)(seed >> 8) / 8388608.0f - 1.0f);
+    }
+    if (!strcmp(gr_tensor_name(g, t), "t"))
+      for (int64_t k = 0; k < n; k++)
+        v[k] = 0.5f + 0.5f * v[k];
+    aps_status st = set(target, gr_tensor_name(g, t), v, n);
+    free(v);
+    if (st != APS_OK)
+      return st;
+  }
+  float lr = 1e-4f;
+  APS_TRY(set(target, "optim.lr", &lr, 1));
+  return APS_OK;
+}
+
+static gr_graph *train_graph(int batch, uint64_t *param_bytes) {
+  gr_graph *g = gr_graph_create();
+  gr_tensor x = gr_input(g, "x", GR_SHAPE(batch, 1, 32, 32)), t = gr_input(g, "t", GR_SHAPE(batch));
+  gr_tensor target = gr_input(g, "target", GR_SHAPE(batch, 1, 32, 32));
+  gr_tensor loss = gr_reduce_op(g, GR_MEAN, gr_unary_op(g, GR_SQUARE, gr_sub(g, gr_unet(g, &unet_cfg, x, t), target)), 15u);
+  gr_output(g, loss, "loss");
+  gr_adam_outputs ao;
+  if (gr_adam(g, loss, &(gr_adam_desc){.max_grad_norm = 1.0f}, &ao) != APS_OK) {
+    gr_graph_destroy(g);
+    return NULL;
+  }
+  gr_stats st;
+  gr_graph_get_stats(g, &st);
+  *param_bytes = (uint64_t)st.param_floats * 4; /* weights and both Adam moments */
+  return g;
+}
+
+typedef aps_status (*step_fn)(void *runner, int step);
+static aps_status step_plan(void *p, int step) {
+  float s = (float)step;
+  APS_TRY(gr_plan_set(p, "optim.step", &s, 1));
+  return gr_plan_run(p);
+}
+static aps_status step_cpu(void *c, int step) {
+  float s = (float)step;
+  APS_TRY(gr_cpu_set(c, "optim.step", &s, 1));
+  return gr_cpu_run(c);
+}
+
+static aps_status time_steps(void *runner, step_fn step, double *ms) {
+  double t[REPS];
+  APS_TRY(step(runner, 1));
+  for (int i = 0; i < REPS; i++) {
+    double t0 = bench_now_ms();
+    APS_TRY(step(runner, i + 2));
+    t[i] = bench_now_ms() - t0;
+  }
+  *ms = bench_median(t, REPS);
+  return APS_OK;
+}
+
+int cmd_bench_train(const cli_options *o) {
+  int batch = o->quick ? 2 : 64;
+  uint64_t param_bytes = 0;
+  gr_graph *g = train_graph(batch, &param_bytes);
+  if (!g) {
+    fprintf(stderr, "aps bench train: %s\n", aps_last_error());
+    return 1;
+  }
+  double ms = 0;
+  gr_plan_stats ps = {0};
+  aps_status st;
+  const char *device = o->device && !strcmp(o->device, "cpu") ? "CPU device (oneDNN + OpenMP)" : NULL;
+  char name[300] = "";
+  if (device) {
+    gr_cpu *c = NULL;
+    st = gr_cpu_create_ex(g, &(gr_cpu_desc){.fast = 1}, &c);
+    if (st == APS_OK && (st = fill_all(g, c, set_cpu)) == APS_OK)
+      st = time_steps(c, step_cpu, &ms);
+    gr_cpu_destroy(c);
+    snprintf(name, sizeof name, "%s", device);
+  } else {
+    rt_device *dev = NULL;
+    gr_plan *p = NULL;
+    st = rt_device_create(&(rt_device_desc){.device = o->device}, &dev);
+    if (st == APS_OK)
+      snprintf(name, sizeof name, "%s", rt_device_caps(dev)->name);
+    if (st == APS_OK && (st = gr_plan_compile(g, dev, NULL, &p)) == APS_OK && (st = fill_all(g, p, set_plan)) == APS_OK)
+      st = time_steps(p, step_plan, &ms);
+    if (p)
+      gr_plan_get_stats(p, &ps);
+    gr_plan_destroy(p);
+    rt_device_destroy(dev);
+  }
+  gr_graph_destroy(g);
+  if (st != APS_OK) {
+    fprintf(stderr, "aps bench train: %s\n", aps_last_error());
+    return 1;
+  }
+  if (o->json)
+    printf("{\"device\": \"%s\", \"batch\": %d, \"ms_per_step\": %.1f, \"dispatches\": %u, \"arena_mib\": %.1f, "
+           "\"params_and_state_mib\": %.1f}\n",
+           name, batch, ms, ps.dispatches, ps.arena_bytes / 1048576.0, param_bytes / 1048576.0);
+  else if (device) /* the CPU device keeps every tensor: there is no memory plan to report */
+    printf("U-Net training step (forward, backward, Adam), batch %d, on %s: %.1f ms (median of %d)\n"
+           "  weights and Adam state %.1f MiB\n",
+           batch, name, ms, REPS, param_bytes / 1048576.0);
+  else
+    printf("U-Net training step (forward, backward, Adam), batch %d, on %s: %.1f ms (median of %d)\n"
+           "  %u dispatches, activations planned into %.1f MiB, weights and Adam state %.1f MiB\n",
+           batch, name, ms, REPS, ps.dispatches, ps.arena_bytes / 1048576.0, param_bytes / 1048576.0);
+  return 0;
+}

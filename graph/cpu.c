@@ -142,3 +142,5 @@ aps_status gr_cpu_run(gr_cpu *c) {
 }
 
 const float *gr_cpu_values(const gr_cpu *c, gr_tensor t) { return t && t < c->g->nt ? c->v[t] : NULL; }
+
+const gr_graph *gr_cpu_graph(const gr_cpu *c) { return c->g; }

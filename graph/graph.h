@@ -241,8 +241,10 @@ typedef struct gr_stats {
 } gr_stats;
 void gr_graph_get_stats(const gr_graph *g, gr_stats *out);
 
-/* Iterate named parameters: returns 0 past the end. */
+/* Iterate named parameters (states included) and inputs: return 0 past the end. */
 gr_tensor gr_param_at(const gr_graph *g, uint32_t index);
+gr_tensor gr_input_at(const gr_graph *g, uint32_t index);
+int gr_tensor_is_state(const gr_graph *g, gr_tensor t); /* made by gr_state */
 gr_tensor gr_find(const gr_graph *g, const char *name); /* input, param or output by name */
 
 /* --------------------------------------------------------------- the CPU reference */

@@ -86,6 +86,10 @@ void gr_shape4(gr_shape s, int64_t out[4]);
 float gr_unary_eval(gr_unary f, float x, float a, float b); /* a, b: see gr_unary */
 float gr_binary_eval(gr_binary f, float a, float b);
 
+/* The graph a plan or CPU interpreter runs (plan.c, cpu.c). */
+const gr_graph *gr_plan_graph(const gr_plan *p);
+const gr_graph *gr_cpu_graph(const gr_cpu *c);
+
 /* ---- per-op implementations (op_table.c) */
 typedef struct gr_lower gr_lower;
 typedef struct gr_op_impl {
@@ -99,6 +103,14 @@ typedef struct gr_op_impl {
 extern const gr_op_impl gr_op_impls[GR_OP_COUNT];
 
 /* ---- lowering helpers (plan.c), for op files */
+/* A float's bits, for specialisation constants. */
+static inline uint32_t gr_float_bits(float f) {
+  union {
+    float f;
+    uint32_t u;
+  } v = {f};
+  return v.u;
+}
 struct gr_lower {
   const gr_graph *g;
   rt_device *dev;

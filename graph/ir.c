@@ -317,6 +317,18 @@ gr_tensor gr_param_at(const gr_graph *g, uint32_t index) {
   return 0;
 }
 
+gr_tensor gr_input_at(const gr_graph *g, uint32_t index) {
+  for (uint32_t i = 1; i < g->nt; i++)
+    if (g->t[i].kind == GR_OP_INPUT && index-- == 0)
+      return i;
+  return 0;
+}
+
+int gr_tensor_is_state(const gr_graph *g, gr_tensor t) {
+  const gr_tensor_info *i = gr_t(g, t);
+  return i && i->zero_init;
+}
+
 gr_tensor gr_find(const gr_graph *g, const char *name) {
   for (uint32_t i = 1; i < g->nt; i++)
     if ((g->t[i].kind == GR_OP_INPUT || g->t[i].kind == GR_OP_PARAM || g->t[i].output) && !strcmp(g->t[i].name, name))

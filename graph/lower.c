@@ -9,8 +9,6 @@
 
 #define SHAPE(x) (L->g->t[(x)].shape)
 
-static void float_spec(float f, uint32_t *out) { memcpy(out, &f, 4); }
-
 /* eltwise.comp */
 static aps_status lower_eltwise(gr_lower *L, const gr_node *n, uint32_t kind) {
   struct {
@@ -30,8 +28,8 @@ static aps_status lower_eltwise(gr_lower *L, const gr_node *n, uint32_t kind) {
   }
   pc.count = (uint32_t)gr_shape_count(so);
   rt_kernel_desc kd = {.shader = "eltwise", .spec_count = 4, .spec = {kind, (uint32_t)n->ia[0]}};
-  float_spec(n->fa[0], &kd.spec[2]);
-  float_spec(n->fa[1], &kd.spec[3]);
+  kd.spec[2] = gr_float_bits(n->fa[0]);
+  kd.spec[3] = gr_float_bits(n->fa[1]);
   rt_dispatch d4 = {.push = &pc};
   for (int k = 0; k < 3; k++)
     d4.bindings[k] = gr_lower_binding(L, n->inputs[k < n->n_inputs ? k : 0]);

@@ -4,6 +4,7 @@
 #include <inttypes.h>
 #include <math.h>
 
+#include "graph_internal.h"
 #include "safetensors.h"
 
 typedef aps_status (*set_fn)(void *target, const char *name, const float *data, int64_t count);
@@ -56,5 +57,5 @@ static aps_status load(void *target, set_fn set, const gr_graph *g, const gr_st 
   return APS_OK;
 }
 
-aps_status gr_plan_load(gr_plan *p, const gr_graph *g, const gr_st *st) { return load(p, set_plan, g, st); }
-aps_status gr_cpu_load(gr_cpu *c, const gr_graph *g, const gr_st *st) { return load(c, set_cpu, g, st); }
+aps_status gr_plan_load(gr_plan *p, const gr_st *st) { return load(p, set_plan, gr_plan_graph(p), st); }
+aps_status gr_cpu_load(gr_cpu *c, const gr_st *st) { return load(c, set_cpu, gr_cpu_graph(c), st); }

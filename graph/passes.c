@@ -51,31 +51,26 @@ aps_status gr_pass_dead_nodes(gr_graph *g) {
   return outputs ? APS_OK : aps_fail(APS_ERR_INVALID_ARG, "the graph has no outputs (gr_output)");
 }
 
-int gr_pass_tensor_live(const gr_graph *g, uint32_t t) {
-  if (g->t[t].output)
-    return 1;
+void gr_pass_tensor_flags(const gr_graph *g, uint8_t *flags) {
+  memset(flags, 0, g->nt);
+  for (uint32_t t = 1; t < g->nt; t++) {
+    const gr_tensor_info *ti = &g->t[t];
+    if (ti->output)
+      flags[t] |= GR_TENSOR_LIVE | GR_TENSOR_PINNED;
+    if (ti->output && ti->alias)
+      flags[ti->alias] |= GR_TENSOR_LIVE | GR_TENSOR_PINNED; /* the memory an output views */
+    if (ti->kind == GR_OP_INPUT || ti->kind == GR_OP_PARAM || ti->kind == GR_OP_CONST)
+      flags[t] |= GR_TENSOR_PINNED;
+  }
   for (uint32_t i = 0; i < g->nn; i++) {
     if (g->n[i].dead)
       continue;
     uint32_t reads[GR_MAX_INPUTS + GR_MAX_EPILOGUE];
     int k = node_reads(&g->n[i], reads);
     for (int j = 0; j < k; j++)
-      if (reads[j] == t || root_of(g, reads[j]) == t)
-        return 1;
-    if (g->n[i].output == t)
-      return 1;
+      flags[reads[j]] |= GR_TENSOR_LIVE, flags[root_of(g, reads[j])] |= GR_TENSOR_LIVE;
+    flags[g->n[i].output] |= GR_TENSOR_LIVE;
   }
-  return 0;
-}
-
-int gr_pass_pinned(const gr_graph *g, uint32_t t) {
-  const gr_tensor_info *ti = &g->t[t];
-  if (ti->kind == GR_OP_INPUT || ti->kind == GR_OP_PARAM || ti->kind == GR_OP_CONST || ti->output)
-    return 1;
-  for (uint32_t u = 1; u < g->nt; u++)
-    if (g->t[u].alias == t && g->t[u].output)
-      return 1;
-  return 0;
 }
 
 /* ---- fusion */
@@ -199,7 +194,7 @@ static int by_size_desc(const void *x, const void *y) {
 
 static uint64_t align256(uint64_t x) { return (x + 255) & ~(uint64_t)255; }
 
-aps_status gr_pass_memory_plan(const gr_graph *g, gr_memory_plan *out) {
+aps_status gr_pass_memory_plan(const gr_graph *g, const uint8_t *flags, gr_memory_plan *out) {
   memset(out, 0, sizeof *out);
   uint32_t nt = g->nt;
   out->offset = malloc(nt * sizeof *out->offset);
@@ -227,7 +222,7 @@ aps_status gr_pass_memory_plan(const gr_graph *g, gr_memory_plan *out) {
   for (uint32_t i = 0; i < g->nn; i++) {
     const gr_node *n = &g->n[i];
     uint32_t t = n->output;
-    if (n->dead || g->t[t].alias || gr_pass_pinned(g, t))
+    if (n->dead || g->t[t].alias || (flags[t] & GR_TENSOR_PINNED))
       continue;
     uint64_t bytes = align256((uint64_t)gr_shape_count(g->t[t].shape) * sizeof(float));
     out->unplanned_bytes += bytes;

@@ -5,8 +5,13 @@
 
 /* Marks nodes that no output depends on as dead. Fails if there is no output. */
 aps_status gr_pass_dead_nodes(gr_graph *g);
-/* A tensor some live node (or an output) uses. */
-int gr_pass_tensor_live(const gr_graph *g, uint32_t t);
+enum {
+  GR_TENSOR_LIVE = 1,   /* an output, or read or written by a live node */
+  GR_TENSOR_PINNED = 2, /* input, parameter, constant or output (or what an output views):
+                           lives outside the arena for the plan's whole life */
+};
+/* One byte of flags per tensor (g->nt of them), after dead-node removal and fusion. */
+void gr_pass_tensor_flags(const gr_graph *g, uint8_t *flags);
 /* Folds chains of elementwise nodes into the epilogue of the node producing their input
  * (conv, matmul, group norm, elementwise), counting folded nodes. */
 aps_status gr_pass_fuse(gr_graph *g, uint32_t *fused);
@@ -18,8 +23,5 @@ typedef struct gr_memory_plan {
 } gr_memory_plan;
 /* Places intermediate tensors in one arena by lifetime: tensors alive at the same time
  * never overlap; elementwise nodes write in place over an input that dies there. */
-aps_status gr_pass_memory_plan(const gr_graph *g, gr_memory_plan *out);
-/* Inputs, parameters, constants and outputs (or tensors an output aliases) live outside
- * the arena for the plan's whole life. */
-int gr_pass_pinned(const gr_graph *g, uint32_t t);
+aps_status gr_pass_memory_plan(const gr_graph *g, const uint8_t *flags, gr_memory_plan *out);
 #endif

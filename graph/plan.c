@@ -14,6 +14,7 @@ enum { ALIGN = 256 };
 typedef struct storage {
   rt_buffer *buffer; /* NULL for tensors that are never materialised */
   uint64_t offset;
+  enum { HOME_NONE, HOME_PARAMS, HOME_IO } home; /* pinned tensors, before buffers exist */
 } storage;
 
 struct gr_plan {
@@ -37,8 +38,6 @@ rt_binding gr_lower_binding(gr_lower *L, uint32_t tensor) {
   return (rt_binding){s->buffer, s->offset, (uint64_t)gr_shape_count(L->g->t[tensor].shape) * sizeof(float)};
 }
 
-static void float_bits(float f, uint32_t *out) { memcpy(out, &f, 4); }
-
 void gr_lower_epilogue(gr_lower *L, const gr_node *n, rt_kernel_desc *kd, rt_dispatch *d, int first) {
   if (kd->spec_count < 21)
     kd->spec_count = 21;
@@ -48,8 +47,8 @@ void gr_lower_epilogue(gr_lower *L, const gr_node *n, rt_kernel_desc *kd, rt_dis
     if (i < n->ep.count) {
       kd->spec[9 + i] = s->fn | (s->is_binary ? 256u : 0u) | ((uint32_t)s->bcast << 9) | (s->operand_first ? 2048u : 0u) |
                         (s->window_channels << 12);
-      float_bits(s->a, &kd->spec[13 + i]);
-      float_bits(s->b, &kd->spec[17 + i]);
+      kd->spec[13 + i] = gr_float_bits(s->a);
+      kd->spec[17 + i] = gr_float_bits(s->b);
     }
     d->bindings[first + i] = i < n->ep.count && s->is_binary ? gr_lower_binding(L, s->operand)
                                                              : (rt_binding){L->plan->dummy, 0, 0};
@@ -82,28 +81,30 @@ void gr_lower_groups(gr_lower *L, uint64_t groups, uint32_t out[3]) {
 
 static aps_status place_tensors(gr_plan *p) {
   gr_graph *g = p->g;
-  uint64_t param_bytes = 0, io_bytes = 0;
+  uint8_t *flags = malloc(g->nt);
+  if (!flags)
+    return aps_fail(APS_ERR_OUT_OF_MEMORY, "out of host memory");
+  gr_pass_tensor_flags(g, flags);
   /* Leaves and outputs live in their own buffers for the whole plan. */
+  uint64_t param_bytes = 0, io_bytes = 0;
   for (uint32_t t = 1; t < g->nt; t++) {
     const gr_tensor_info *ti = &g->t[t];
     uint64_t bytes = align_up((uint64_t)gr_shape_count(ti->shape) * sizeof(float));
-    if (ti->alias || !gr_pass_tensor_live(g, t))
+    if (ti->alias || !(flags[t] & GR_TENSOR_LIVE) || !(flags[t] & GR_TENSOR_PINNED))
       continue;
-    if (ti->kind == GR_OP_PARAM || ti->kind == GR_OP_CONST) {
-      p->st[t].offset = param_bytes;
-      param_bytes += bytes;
-    } else if (gr_pass_pinned(g, t)) { /* inputs, outputs, and what outputs view */
-      p->st[t].offset = io_bytes;
-      io_bytes += bytes;
-    }
+    int param = ti->kind == GR_OP_PARAM || ti->kind == GR_OP_CONST;
+    p->st[t].offset = param ? param_bytes : io_bytes;
+    *(param ? &param_bytes : &io_bytes) += bytes;
+    p->st[t].home = param ? HOME_PARAMS : HOME_IO;
   }
   gr_memory_plan mp;
-  APS_TRY(gr_pass_memory_plan(g, &mp));
+  aps_status s = gr_pass_memory_plan(g, flags, &mp);
+  free(flags);
+  APS_TRY(s);
   p->stats.arena_bytes = mp.arena_bytes;
   p->stats.unplanned_bytes = mp.unplanned_bytes;
   p->stats.param_bytes = param_bytes;
   p->stats.io_bytes = io_bytes;
-  aps_status s = APS_OK;
   if ((param_bytes && (s = rt_buffer_create(p->dev, param_bytes, RT_MEMORY_DEVICE, &p->params)) != APS_OK) ||
       (io_bytes && (s = rt_buffer_create(p->dev, io_bytes, RT_MEMORY_DEVICE, &p->io)) != APS_OK) ||
       (mp.arena_bytes && (s = rt_buffer_create(p->dev, mp.arena_bytes, RT_MEMORY_DEVICE, &p->arena)) != APS_OK) ||
@@ -112,21 +113,15 @@ static aps_status place_tensors(gr_plan *p) {
     return aps_fail_context(s, "allocating the plan's memory: ");
   }
   for (uint32_t t = 1; t < g->nt; t++) {
-    const gr_tensor_info *ti = &g->t[t];
-    if (ti->alias || !gr_pass_tensor_live(g, t))
-      continue;
-    if (ti->kind == GR_OP_PARAM || ti->kind == GR_OP_CONST)
-      p->st[t].buffer = p->params;
-    else if (gr_pass_pinned(g, t))
-      p->st[t].buffer = p->io;
+    if (p->st[t].home != HOME_NONE)
+      p->st[t].buffer = p->st[t].home == HOME_PARAMS ? p->params : p->io;
     else if (mp.offset[t] != UINT64_MAX) {
       p->st[t].buffer = p->arena;
       p->st[t].offset = mp.offset[t];
     }
   }
   free(mp.offset);
-  if (p->dummy)
-    s = rt_buffer_fill(p->dummy, 0, 256, 0);
+  s = rt_buffer_fill(p->dummy, 0, 256, 0);
   for (uint32_t t = 1; t < g->nt && s == APS_OK; t++)
     if (g->t[t].kind == GR_OP_CONST && g->t[t].data && p->st[t].buffer)
       s = rt_buffer_write(p->st[t].buffer, p->st[t].offset, g->t[t].data,
@@ -267,3 +262,5 @@ aps_status gr_plan_get(gr_plan *p, const char *name, float *data, int64_t count)
 void gr_plan_get_stats(const gr_plan *p, gr_plan_stats *out) { *out = p->stats; }
 
 uint32_t gr_plan_timings(gr_plan *p, rt_timing *out, uint32_t max) { return rt_stream_timings(p->stream, out, max); }
+
+const gr_graph *gr_plan_graph(const gr_plan *p) { return p->g; }

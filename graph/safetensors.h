@@ -54,12 +54,11 @@ typedef struct gr_st_meta {
 /* Writes F32 tensors (in the given order, 8-byte aligned) and metadata. */
 aps_status gr_st_write(const char *path, const gr_st_tensor *t, uint32_t n, const gr_st_meta *meta, uint32_t n_meta);
 
-/* Sets every parameter of g from st (params_io.c). g must be the graph the plan or CPU
- * interpreter was built from (neither exposes its graph yet). All parameters are checked
- * first (present, same shape, finite values, else an error naming the first one at
- * fault), then set, so a failed load changes nothing. Tensors in st that are not
- * parameters of g are ignored. */
-aps_status gr_plan_load(gr_plan *p, const gr_graph *g, const gr_st *st);
-aps_status gr_cpu_load(gr_cpu *c, const gr_graph *g, const gr_st *st);
+/* Sets every parameter of the plan's or CPU interpreter's graph from st (params_io.c).
+ * All parameters are checked first (present, same shape, finite values, else an error
+ * naming the first one at fault), then set, so a failed load changes nothing. Tensors in st that are not
+ * parameters of the graph are ignored. */
+aps_status gr_plan_load(gr_plan *p, const gr_st *st);
+aps_status gr_cpu_load(gr_cpu *c, const gr_st *st);
 
 #endif

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 
 #include "bench_util.h"
+#include "bench_values.h"
 #include "cli.h"
 #include "graph.h"
 #include "layers.h"
@@ -18,43 +19,6 @@ enum { REPS = 5 };
       return 1;                                                     \
     }                                                               \
   } while (0)
-
-/* Uniform values, parameters of rank >= 2 scaled by 1/sqrt(fan-in) as at initialisation. */
-static void fill(float *v, int64_t n, float scale, uint32_t seed) {
-  for (int64_t i = 0; i < n; i++) {
-    seed = seed * 1664525u + 1013904223u;
-    v[i] = scale * ((float)(seed >> 8) / 8388608.0f - 1.0f);
-  }
-}
-
-static int set_all(gr_plan *p, const gr_graph *g) {
-  for (uint32_t i = 0;; i++) {
-    gr_tensor t = gr_param_at(g, i);
-    if (!t)
-      break;
-    gr_shape s = gr_tensor_shape(g, t);
-    int64_t n = gr_shape_count(s);
-    float *v = malloc((size_t)n * sizeof *v);
-    fill(v, n, s.rank >= 2 ? 1.0f / sqrtf((float)(n / s.d[0])) : 1.0f, i + 1);
-    aps_status st = gr_plan_set(p, gr_tensor_name(g, t), v, n);
-    free(v);
-    CHECK(st);
-  }
-  return 0;
-}
-
-static int set_input(gr_plan *p, const gr_graph *g, const char *name, float lo, float hi) {
-  gr_shape s = gr_tensor_shape(g, gr_find(g, name));
-  int64_t n = gr_shape_count(s);
-  float *v = malloc((size_t)n * sizeof *v);
-  fill(v, n, 1.0f, 7);
-  for (int64_t i = 0; i < n; i++)
-    v[i] = lo + (hi - lo) * 0.5f * (v[i] + 1.0f);
-  aps_status st = gr_plan_set(p, name, v, n);
-  free(v);
-  CHECK(st);
-  return 0;
-}
 
 /* Median ms of REPS runs after one warm-up. */
 static int time_plan(gr_plan *p, double *ms) {
@@ -78,7 +42,7 @@ typedef struct op_result {
 static int bench_op(rt_device *dev, gr_graph *g, op_result *r) {
   gr_plan *p;
   CHECK(gr_plan_compile(g, dev, NULL, &p));
-  int fail = set_all(p, g) || set_input(p, g, "x", -1, 1) || time_plan(p, &r->ms);
+  int fail = bench_fill(g, p, bench_set_plan) != APS_OK || time_plan(p, &r->ms);
   gr_plan_destroy(p);
   gr_graph_destroy(g);
   return fail;
@@ -125,9 +89,6 @@ static int bench_ops(rt_device *dev, op_result *r, int *count) {
   return 0;
 }
 
-static const gr_unet_config unet_cfg = {.image_channels = 1, .image_size = 32, .widths = {32, 64, 64}, .levels = 3,
-                                        .blocks_per_level = 2, .attention_level_mask = 4, .groups = 8,
-                                        .time_dim = 32};
 
 typedef struct unet_result {
   int batch;
@@ -139,7 +100,7 @@ typedef struct unet_result {
 static int bench_unet(rt_device *dev, int batch, unet_result *r) {
   gr_graph *g = gr_graph_create();
   gr_tensor x = gr_input(g, "x", GR_SHAPE(batch, 1, 32, 32)), t = gr_input(g, "t", GR_SHAPE(batch));
-  gr_output(g, gr_unet(g, &unet_cfg, x, t), "eps");
+  gr_output(g, gr_unet(g, &bench_unet_config, x, t), "eps");
   gr_stats gs;
   gr_graph_get_stats(g, &gs);
   r->batch = batch;
@@ -150,7 +111,7 @@ static int bench_unet(rt_device *dev, int batch, unet_result *r) {
   gr_plan_destroy(p);
   CHECK(gr_plan_compile(g, dev, NULL, &p));
   gr_plan_get_stats(p, &r->fused);
-  int fail = set_all(p, g) || set_input(p, g, "x", -1, 1) || set_input(p, g, "t", 0, 1) || time_plan(p, &r->ms);
+  int fail = bench_fill(g, p, bench_set_plan) != APS_OK || time_plan(p, &r->ms);
   gr_plan_destroy(p);
   gr_graph_destroy(g);
   return fail;

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "bench_util.h"
+#include "bench_values.h"
 #include "cli.h"
 #include "graph.h"
 #include "layers.h"
@@ -17,47 +18,20 @@
 
 enum { REPS = 5 };
 
-static const gr_unet_config unet_cfg = {.image_channels = 1, .image_size = 32, .widths = {32, 64, 64}, .levels = 3,
-                                        .blocks_per_level = 2, .attention_level_mask = 4, .groups = 8,
-                                        .time_dim = 32};
 
-/* Values for every input and parameter: uniform, weights scaled by 1/sqrt(fan-in). */
-typedef aps_status (*set_fn)(void *target, const char *name, const float *v, int64_t n);
-static aps_status set_plan(void *p, const char *name, const float *v, int64_t n) { return gr_plan_set(p, name, v, n); }
-static aps_status set_cpu(void *c, const char *name, const float *v, int64_t n) { return gr_cpu_set(c, name, v, n); }
-
-static aps_status fill_all(const gr_graph *g, void *target, set_fn set) {
-  static const char *const inputs[] = {"x", "t", "target"};
-  for (uint32_t i = 0;; i++) {
-    gr_tensor t = i < 3 ? gr_find(g, inputs[i]) : gr_param_at(g, i - 3);
-    if (i >= 3 && !t)
-      break;
-    gr_shape s = gr_tensor_shape(g, t);
-    int64_t n = gr_shape_count(s);
-    float *v = malloc((size_t)n * sizeof *v), scale = s.rank >= 2 && i >= 3 ? 1.0f / sqrtf((float)(n / s.d[0])) : 1.0f;
-    uint32_t seed = i * 2654435761u + 1;
-    for (int64_t k = 0; k < n; k++) {
-      seed = seed * 1664525u + 1013904223u;
-      v[k] = scale * ((float)(seed >> 8) / 8388608.0f - 1.0f);
-    }
-    if (!strcmp(gr_tensor_name(g, t), "t"))
-      for (int64_t k = 0; k < n; k++)
-        v[k] = 0.5f + 0.5f * v[k];
-    aps_status st = set(target, gr_tensor_name(g, t), v, n);
-    free(v);
-    if (st != APS_OK)
-      return st;
-  }
-  float lr = 1e-4f;
-  APS_TRY(set(target, "optim.lr", &lr, 1));
-  return APS_OK;
+/* Every input and parameter (bench_fill), and a small learning rate. */
+static aps_status fill_all(const gr_graph *g, void *target, bench_set_fn set) {
+  float lr = 1e-4f, step = 1.0f;
+  APS_TRY(bench_fill(g, target, set));
+  APS_TRY(set(target, "optim.step", &step, 1));
+  return set(target, "optim.lr", &lr, 1);
 }
 
 static gr_graph *train_graph(int batch, uint64_t *param_bytes) {
   gr_graph *g = gr_graph_create();
   gr_tensor x = gr_input(g, "x", GR_SHAPE(batch, 1, 32, 32)), t = gr_input(g, "t", GR_SHAPE(batch));
   gr_tensor target = gr_input(g, "target", GR_SHAPE(batch, 1, 32, 32));
-  gr_tensor loss = gr_reduce_op(g, GR_MEAN, gr_unary_op(g, GR_SQUARE, gr_sub(g, gr_unet(g, &unet_cfg, x, t), target)), 15u);
+  gr_tensor loss = gr_reduce_op(g, GR_MEAN, gr_unary_op(g, GR_SQUARE, gr_sub(g, gr_unet(g, &bench_unet_config, x, t), target)), 15u);
   gr_output(g, loss, "loss");
   gr_adam_outputs ao;
   if (gr_adam(g, loss, &(gr_adam_desc){.max_grad_norm = 1.0f}, &ao) != APS_OK) {
@@ -110,7 +84,7 @@ int cmd_bench_train(const cli_options *o) {
   if (device) {
     gr_cpu *c = NULL;
     st = gr_cpu_create_ex(g, &(gr_cpu_desc){.fast = 1}, &c);
-    if (st == APS_OK && (st = fill_all(g, c, set_cpu)) == APS_OK)
+    if (st == APS_OK && (st = fill_all(g, c, bench_set_cpu)) == APS_OK)
       st = time_steps(c, step_cpu, &ms);
     gr_cpu_destroy(c);
     snprintf(name, sizeof name, "%s", device);
@@ -120,7 +94,7 @@ int cmd_bench_train(const cli_options *o) {
     st = rt_device_create(&(rt_device_desc){.device = o->device}, &dev);
     if (st == APS_OK)
       snprintf(name, sizeof name, "%s", rt_device_caps(dev)->name);
-    if (st == APS_OK && (st = gr_plan_compile(g, dev, NULL, &p)) == APS_OK && (st = fill_all(g, p, set_plan)) == APS_OK)
+    if (st == APS_OK && (st = gr_plan_compile(g, dev, NULL, &p)) == APS_OK && (st = fill_all(g, p, bench_set_plan)) == APS_OK)
       st = time_steps(p, step_plan, &ms);
     if (p)
       gr_plan_get_stats(p, &ps);

@@ -527,8 +527,8 @@ static int y_ok(const float *y) {
 }
 
 /* A load that must fail with both words in the message (and the path). */
-static void load_fails_(gr_cpu *c, const gr_graph *g, gr_st *st, const char *w1, const char *w2, int line) {
-  aps_status s = st ? gr_cpu_load(c, g, st) : APS_ERR_IO;
+static void load_fails_(gr_cpu *c, gr_st *st, const char *w1, const char *w2, int line) {
+  aps_status s = st ? gr_cpu_load(c, st) : APS_ERR_IO;
   const char *msg = aps_last_error();
   if (s == APS_OK || !st || !strstr(msg, gr_st_path(st)) || !strstr(msg, w1) || !strstr(msg, w2)) {
     test_failures++;
@@ -536,7 +536,7 @@ static void load_fails_(gr_cpu *c, const gr_graph *g, gr_st *st, const char *w1,
   }
   gr_st_close(st);
 }
-#define load_fails(c, g, st, w1, w2) load_fails_(c, g, st, w1, w2, __LINE__)
+#define load_fails(c, st, w1, w2) load_fails_(c, st, w1, w2, __LINE__)
 
 static void test_cpu_load(void) {
   if (!scratch_open())
@@ -550,22 +550,22 @@ static void test_cpu_load(void) {
   }
   gr_st_tensor good[] = {{"w", 2, {2, 3}, W}, {"b", 1, {3}, B}, {"unused", 1, {3}, B}};
   gr_st *st = params_file("good.safetensors", good, 3);
-  CHECK(st && gr_cpu_load(c, g, st) == APS_OK, "load: %s", aps_last_error());
+  CHECK(st && gr_cpu_load(c, st) == APS_OK, "load: %s", aps_last_error());
   gr_st_close(st);
   CHECK(gr_cpu_set(c, "x", X, 6) == APS_OK && gr_cpu_run(c) == APS_OK, "run: %s", aps_last_error());
   CHECK(y_ok(gr_cpu_values(c, gr_find(g, "y"))), "wrong sums");
 
   float nan_b[3] = {1, NAN, 3}, inf_w[6] = {0, 0, 0, 0, -INFINITY, 0};
   int32_t ints[6] = {0};
-  load_fails(c, g, params_file("missing.safetensors", good, 1), "'b'", "missing");
+  load_fails(c, params_file("missing.safetensors", good, 1), "'b'", "missing");
   gr_st_tensor wrong[] = {{"w", 2, {3, 2}, W}, {"b", 1, {3}, B}};
-  load_fails(c, g, params_file("shape.safetensors", wrong, 2), "[2, 3]", "[3, 2]");
+  load_fails(c, params_file("shape.safetensors", wrong, 2), "[2, 3]", "[3, 2]");
   gr_st_tensor rank[] = {{"w", 2, {2, 3}, W}, {"b", 2, {1, 3}, B}};
-  load_fails(c, g, params_file("rank.safetensors", rank, 2), "[3]", "[1, 3]");
+  load_fails(c, params_file("rank.safetensors", rank, 2), "[3]", "[1, 3]");
   gr_st_tensor nan[] = {{"w", 2, {2, 3}, W}, {"b", 1, {3}, nan_b}};
-  load_fails(c, g, params_file("nan.safetensors", nan, 2), "'b'", "NaN at element 1");
+  load_fails(c, params_file("nan.safetensors", nan, 2), "'b'", "NaN at element 1");
   gr_st_tensor inf[] = {{"w", 2, {2, 3}, inf_w}, {"b", 1, {3}, B}};
-  load_fails(c, g, params_file("inf.safetensors", inf, 2), "'w'", "-Inf");
+  load_fails(c, params_file("inf.safetensors", inf, 2), "'w'", "-Inf");
   uint8_t buf[1024], data[64];
   memcpy(data, ints, 24);
   memcpy(data + 24, B, 12);
@@ -573,7 +573,7 @@ static void test_cpu_load(void) {
            mk(buf, "{" T("w", "I32", "[2,3]", 0, 24) "," T("b", "F32", "[3]", 24, 36) "}", data, 36));
   gr_st *i32 = NULL;
   CHECK(gr_st_open(tmp_path("i32.safetensors"), &i32) == APS_OK, "%s", aps_last_error());
-  load_fails(c, g, i32, "'w'", "I32");
+  load_fails(c, i32, "'w'", "I32");
 
   /* The failed loads changed nothing. */
   CHECK(gr_cpu_run(c) == APS_OK && y_ok(gr_cpu_values(c, gr_find(g, "y"))), "a failed load changed the values");
@@ -593,9 +593,9 @@ static void test_plan_load(void) {
     static const float b4[4] = {1, 2, 3, 4};
     gr_st_tensor wrong[] = {{"w", 2, {2, 3}, W}, {"b", 1, {4}, b4}};
     gr_st *st = params_file("good.safetensors", good, 2), *bad = params_file("bad.safetensors", wrong, 2);
-    CHECK(bad && gr_plan_load(p, g, bad) != APS_OK && strstr(aps_last_error(), "[4]"), "%s", aps_last_error());
+    CHECK(bad && gr_plan_load(p, bad) != APS_OK && strstr(aps_last_error(), "[4]"), "%s", aps_last_error());
     float y[6] = {0};
-    CHECK(st && gr_plan_load(p, g, st) == APS_OK, "load: %s", aps_last_error());
+    CHECK(st && gr_plan_load(p, st) == APS_OK, "load: %s", aps_last_error());
     CHECK(gr_plan_set(p, "x", X, 6) == APS_OK && gr_plan_run(p) == APS_OK && gr_plan_get(p, "y", y, 6) == APS_OK,
           "run: %s", aps_last_error());
     CHECK(y_ok(y), "wrong sums: %g %g", y[0], y[5]);

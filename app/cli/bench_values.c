@@ -1,0 +1,42 @@
+#include "bench_values.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+const gr_unet_config bench_unet_config = {.image_channels = 1, .image_size = 32, .widths = {32, 64, 64},
+                                          .levels = 3, .blocks_per_level = 2, .attention_level_mask = 4,
+                                          .groups = 8, .time_dim = 32};
+
+aps_status bench_set_plan(void *plan, const char *name, const float *v, int64_t n) {
+  return gr_plan_set(plan, name, v, n);
+}
+aps_status bench_set_cpu(void *cpu, const char *name, const float *v, int64_t n) { return gr_cpu_set(cpu, name, v, n); }
+
+aps_status bench_fill(const gr_graph *g, void *target, bench_set_fn set) {
+  uint32_t seed = 12345;
+  for (int pass = 0; pass < 2; pass++)
+    for (uint32_t i = 0;; i++) {
+      gr_tensor t = pass ? gr_param_at(g, i) : gr_input_at(g, i);
+      if (!t)
+        break;
+      if (gr_tensor_is_state(g, t))
+        continue;
+      gr_shape s = gr_tensor_shape(g, t);
+      int64_t n = gr_shape_count(s);
+      float *v = malloc((size_t)n * sizeof *v);
+      if (!v)
+        return aps_fail(APS_ERR_OUT_OF_MEMORY, "out of host memory");
+      float scale = pass && s.rank >= 2 ? 1.0f / sqrtf((float)(n / s.d[0])) : 1.0f;
+      int times = !pass && !strcmp(gr_tensor_name(g, t), "t");
+      for (int64_t k = 0; k < n; k++) {
+        seed = seed * 1664525u + 1013904223u;
+        float u = (float)(seed >> 8) / 16777216.0f; /* [0, 1) */
+        v[k] = times ? u : scale * (2.0f * u - 1.0f);
+      }
+      aps_status st = set(target, gr_tensor_name(g, t), v, n);
+      free(v);
+      APS_TRY(st);
+    }
+  return APS_OK;
+}

@@ -124,6 +124,10 @@ rt_binding gr_lower_binding(gr_lower *L, uint32_t tensor);
 void gr_lower_epilogue(gr_lower *L, const gr_node *n, rt_kernel_desc *kd, rt_dispatch *d, int first_binding);
 /* Gets the kernel and records the dispatch (named after the node). */
 aps_status gr_lower_dispatch(gr_lower *L, const gr_node *n, const rt_kernel_desc *kd, rt_dispatch *d);
+/* The common case: one dispatch reading input 0 and writing the output, over
+ * `workgroups` workgroups (split by gr_lower_groups). */
+aps_status gr_lower_one_to_one(gr_lower *L, const gr_node *n, const rt_kernel_desc *kd, const void *push,
+                               uint64_t workgroups);
 /* Splits a 1-D count of workgroups into x*y within device limits. */
 void gr_lower_groups(gr_lower *L, uint64_t groups, uint32_t out[3]);
 

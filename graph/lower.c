@@ -61,9 +61,7 @@ aps_status gr_lower_reduce(gr_lower *L, const gr_node *n) {
   }
   pc.outputs = (uint32_t)gr_shape_count(SHAPE(n->output));
   rt_kernel_desc kd = {.shader = "reduce", .spec_count = 1, .spec = {(uint32_t)n->ia[0]}};
-  rt_dispatch dd = {.push = &pc, .bindings = {gr_lower_binding(L, n->inputs[0]), gr_lower_binding(L, n->output)}};
-  gr_lower_groups(L, pc.outputs, dd.groups);
-  return gr_lower_dispatch(L, n, &kd, &dd);
+  return gr_lower_one_to_one(L, n, &kd, &pc, pc.outputs);
 }
 
 /* gemm_f32.comp (transposes were made explicit permutes by gr_matmul). */
@@ -115,9 +113,7 @@ aps_status gr_lower_softmax(gr_lower *L, const gr_node *n) {
     uint32_t rows, cols;
   } pc = {(uint32_t)(gr_shape_count(s) / s.d[s.rank - 1]), (uint32_t)s.d[s.rank - 1]};
   rt_kernel_desc kd = {.shader = "softmax"};
-  rt_dispatch dd = {.push = &pc, .bindings = {gr_lower_binding(L, n->inputs[0]), gr_lower_binding(L, n->output)}};
-  gr_lower_groups(L, pc.rows, dd.groups);
-  return gr_lower_dispatch(L, n, &kd, &dd);
+  return gr_lower_one_to_one(L, n, &kd, &pc, pc.rows);
 }
 
 /* A reshape is a view: nothing to run. */
@@ -208,9 +204,7 @@ static aps_status resample(gr_lower *L, const gr_node *n, uint32_t mode) {
   } pc = {.planes = (uint32_t)(sx.d[0] * sx.d[1]), .H = (uint32_t)sx.d[2], .W = (uint32_t)sx.d[3],
           .count = (uint32_t)gr_shape_count(SHAPE(n->output))};
   rt_kernel_desc kd = {.shader = "resample2x", .spec_count = 1, .spec = {mode}};
-  rt_dispatch dd = {.push = &pc, .bindings = {gr_lower_binding(L, n->inputs[0]), gr_lower_binding(L, n->output)}};
-  gr_lower_groups(L, (pc.count + 63) / 64, dd.groups);
-  return gr_lower_dispatch(L, n, &kd, &dd);
+  return gr_lower_one_to_one(L, n, &kd, &pc, (pc.count + 63) / 64);
 }
 
 aps_status gr_lower_upsample(gr_lower *L, const gr_node *n) { return resample(L, n, n->ia[0] == GR_BILINEAR); }
@@ -238,9 +232,7 @@ aps_status gr_lower_attention(gr_lower *L, const gr_node *n) {
   } pc = {(uint32_t)s.d[0], (uint32_t)s.d[1], (uint32_t)s.d[2], 1.0f / sqrtf((float)s.d[1])};
   uint32_t qb = pc.L * 8 <= 4096 && pc.C <= 256 ? 8 : 1; /* the shader's shared-memory bounds */
   rt_kernel_desc kd = {.shader = "attention", .spec_count = 1, .spec = {qb}};
-  rt_dispatch dd = {.push = &pc, .bindings = {gr_lower_binding(L, n->inputs[0]), gr_lower_binding(L, n->output)}};
-  gr_lower_groups(L, (uint64_t)pc.N * ((pc.L + qb - 1) / qb), dd.groups);
-  return gr_lower_dispatch(L, n, &kd, &dd);
+  return gr_lower_one_to_one(L, n, &kd, &pc, (uint64_t)pc.N * ((pc.L + qb - 1) / qb));
 }
 
 /* A copy into the target's storage; the stream orders it after every earlier reader. */

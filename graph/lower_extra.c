@@ -6,9 +6,7 @@
 
 /* One dispatch of `count` invocations (64 per workgroup) reading inputs[0] into the output. */
 static aps_status simple(gr_lower *L, const gr_node *n, const rt_kernel_desc *kd, const void *pc, uint64_t count) {
-  rt_dispatch d = {.push = pc, .bindings = {gr_lower_binding(L, n->inputs[0]), gr_lower_binding(L, n->output)}};
-  gr_lower_groups(L, (count + 63) / 64, d.groups);
-  return gr_lower_dispatch(L, n, kd, &d);
+  return gr_lower_one_to_one(L, n, kd, pc, (count + 63) / 64);
 }
 
 /* pad2d.comp */

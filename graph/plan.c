@@ -66,6 +66,13 @@ aps_status gr_lower_dispatch(gr_lower *L, const gr_node *n, const rt_kernel_desc
   return s == APS_OK ? APS_OK : aps_fail_context(s, "node %s: ", n->name);
 }
 
+aps_status gr_lower_one_to_one(gr_lower *L, const gr_node *n, const rt_kernel_desc *kd, const void *push,
+                               uint64_t workgroups) {
+  rt_dispatch d = {.push = push, .bindings = {gr_lower_binding(L, n->inputs[0]), gr_lower_binding(L, n->output)}};
+  gr_lower_groups(L, workgroups, d.groups);
+  return gr_lower_dispatch(L, n, kd, &d);
+}
+
 void gr_lower_groups(gr_lower *L, uint64_t groups, uint32_t out[3]) {
   uint64_t maxx = rt_device_caps(L->dev)->max_workgroup_count[0];
   if (maxx > 65535)

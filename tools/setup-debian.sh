@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Installs what aps needs on Debian 12 (bookworm): build tools, Vulkan headers and loader,
 # volk, the shader compiler and validator, the validation layer, oneDNN (the CPU device's
-# conv and matmul), and lavapipe from bookworm-backports (Mesa 25: 2-3x faster than
-# bookworm's Mesa 22.3; aps works on both).
+# conv and matmul), zlib and stb (datasets and PNGs), the Fashion-MNIST dataset, and
+# lavapipe from bookworm-backports (Mesa 25: 2-3x faster than bookworm's Mesa 22.3; aps
+# works on both).
 # The backports suite is added to the machine's own Debian source; no address is hard-coded.
 set -euo pipefail
 sudo=""
 [ "$(id -u)" = 0 ] || sudo="sudo"
 packages=(cmake make gcc libc6-dev pkg-config libvulkan-dev libvulkan1 libvulkan-volk-dev
-  glslang-tools spirv-tools vulkan-validationlayers libdnnl-dev)
+  glslang-tools spirv-tools vulkan-validationlayers libdnnl-dev zlib1g-dev libstb-dev dataset-fashion-mnist)
 missing=()
 for p in "${packages[@]}" mesa-vulkan-drivers; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

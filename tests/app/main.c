@@ -1,0 +1,19 @@
+/* test_app: the method library (app/aps). One ctest test per case (app.<case>).
+ * To add a file's cases: define its list below as NAME_CASES(X), add it to CASES, and in
+ * tests/CMakeLists.txt add the file with target_sources(test_app ...) and its case names
+ * with list(APPEND app_cases ...). */
+#include "../test.h"
+
+/* test_dataset.c: IDX and PNG-folder readers, batches, PNG grids. */
+#define DATASET_CASES(X)                                                                                  \
+  X(dataset_fashion_mnist) X(dataset_idx) X(dataset_idx_errors) X(dataset_png_dir) X(dataset_png_errors) \
+  X(dataset_batch) X(image_grid) X(image_grid_errors)
+
+#define CASES(X) DATASET_CASES(X)
+
+#define DECLARE(name) void test_##name(void);
+CASES(DECLARE)
+#define ENTRY(name) {#name, test_##name},
+static const test_case cases[] = {CASES(ENTRY)};
+
+int main(int argc, char **argv) { return test_main(argc, argv, cases, sizeof cases / sizeof *cases); }

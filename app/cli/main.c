@@ -15,6 +15,12 @@ static void usage(FILE *f) {
         "  bench graph [--json] [--quick]  per-op throughput, U-Net latency/throughput, fusion\n"
         "                               (--device cpu: the same on the CPU device, oneDNN)\n"
         "  bench train [--json] [--quick]  one U-Net training step (forward, backward, Adam)\n"
+        "  bench prior [--json] [--quick]  the prior's ε-network: forward, and with the input gradient\n"
+        "  train-prior --data D --out F [...]   train the diffusion prior (--help for options)\n"
+        "  prior-sample --model F --out P.png [--sampler em|ddim|ode --steps N --n K]\n"
+        "  elbo --model F [--data D --split test]  the prior's -ELBO in bits/dim\n"
+        "device: the method's commands take a GPU if Vulkan has one, else the CPU device;\n"
+        "  --device cpu | <index|name> chooses (benchmarks default to Vulkan)\n"
         "environment: APS_DEVICE, APS_VALIDATE=1, APS_VALIDATE_SYNC=1, APS_QUIRK_<NAME>=0|1\n",
         f);
 }
@@ -45,6 +51,10 @@ int main(int argc, char **argv) {
     } else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
       usage(stdout);
       return 0;
+    } else if (nwords == 0 && (!strcmp(a, "train-prior") || !strcmp(a, "prior-sample") || !strcmp(a, "elbo"))) {
+      int (*cmd)(const cli_options *, int, char **) =
+          a[0] == 't' ? cmd_train_prior : a[0] == 'p' ? cmd_prior_sample : cmd_elbo;
+      return cmd(&o, argc - i - 1, argv + i + 1);
     } else if (a[0] == '-') {
       fprintf(stderr, "aps: unknown option '%s'\n", a);
       usage(stderr);
@@ -60,6 +70,8 @@ int main(int argc, char **argv) {
     return cmd_devices(&o);
   if (nwords == 2 && !strcmp(words[0], "bench") && !strcmp(words[1], "runtime"))
     return cmd_bench_runtime(&o);
+  if (nwords == 2 && !strcmp(words[0], "bench") && !strcmp(words[1], "prior"))
+    return cmd_bench_prior(&o);
   if (nwords == 2 && !strcmp(words[0], "bench") && !strcmp(words[1], "train"))
     return cmd_bench_train(&o);
   if (nwords == 2 && !strcmp(words[0], "bench") && !strcmp(words[1], "graph"))

@@ -9,7 +9,12 @@
   X(dataset_fashion_mnist) X(dataset_idx) X(dataset_idx_errors) X(dataset_png_dir) X(dataset_png_errors) \
   X(dataset_batch) X(image_grid) X(image_grid_errors)
 
-#define CASES(X) DATASET_CASES(X)
+/* test_prior.c: the VP-SDE, the ELBO, training, checkpoints, reloads. */
+#define PRIOR_CASES(X)                                                                               \
+  X(sde_schedule) X(importance_density) X(elbo_gaussian) X(prior_train) X(prior_resume) X(prior_reload) \
+  X(prior_config_errors)
+
+#define CASES(X) DATASET_CASES(X) PRIOR_CASES(X)
 
 #define DECLARE(name) void test_##name(void);
 CASES(DECLARE)

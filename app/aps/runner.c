@@ -1,0 +1,157 @@
+#include "runner.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct aps_runner {
+  const gr_graph *g;
+  rt_device *dev; /* NULL on the CPU device */
+  gr_plan *plan;
+  gr_cpu *cpu;
+  char name[300];
+};
+
+/* "auto": is there a Vulkan GPU (not a CPU driver)? Quietly false when Vulkan is absent. */
+static int vulkan_has_gpu(void) {
+  rt_device_list list;
+  if (rt_enumerate(&list) != APS_OK)
+    return aps_clear_error(), 0;
+  for (uint32_t i = 0; i < list.count; i++)
+    if (list.caps[i].type == RT_DEVICE_DISCRETE_GPU || list.caps[i].type == RT_DEVICE_INTEGRATED_GPU ||
+        list.caps[i].type == RT_DEVICE_VIRTUAL_GPU)
+      return 1;
+  return 0;
+}
+
+aps_status aps_runner_create(const gr_graph *g, const aps_runner_desc *desc, aps_runner **out) {
+  aps_runner_desc d = desc ? *desc : (aps_runner_desc){0};
+  *out = NULL;
+  APS_TRY(gr_graph_status(g));
+  aps_runner *r = calloc(1, sizeof *r);
+  if (!r)
+    return aps_fail(APS_ERR_OUT_OF_MEMORY, "out of host memory");
+  r->g = g;
+  int automatic = !d.device || !strcmp(d.device, "auto");
+  int cpu = d.device && !strcmp(d.device, "cpu");
+  if (automatic && !d.vulkan && !getenv("APS_DEVICE"))
+    cpu = !vulkan_has_gpu();
+  aps_status s;
+  if (cpu) {
+    s = gr_cpu_create_ex(g, &(gr_cpu_desc){.fast = 1}, &r->cpu);
+    snprintf(r->name, sizeof r->name, "CPU device (oneDNN + OpenMP)");
+  } else {
+    s = rt_device_create(&(rt_device_desc){.device = automatic ? NULL : d.device, .quiet = 1}, &r->dev);
+    if (s == APS_OK) {
+      snprintf(r->name, sizeof r->name, "%s (Vulkan)", rt_device_caps(r->dev)->name);
+      s = gr_plan_compile(g, r->dev, NULL, &r->plan);
+    }
+  }
+  if (s != APS_OK) {
+    aps_runner_destroy(r);
+    return s;
+  }
+  if (!d.quiet)
+    fprintf(stderr, "aps: running on %s\n", r->name);
+  *out = r;
+  return APS_OK;
+}
+
+void aps_runner_destroy(aps_runner *r) {
+  if (!r)
+    return;
+  gr_plan_destroy(r->plan);
+  gr_cpu_destroy(r->cpu);
+  rt_device_destroy(r->dev);
+  free(r);
+}
+
+const char *aps_runner_device_name(const aps_runner *r) { return r->name; }
+int aps_runner_is_cpu(const aps_runner *r) { return r->cpu != NULL; }
+
+aps_status aps_runner_set(aps_runner *r, const char *name, const float *data, int64_t count) {
+  return r->cpu ? gr_cpu_set(r->cpu, name, data, count) : gr_plan_set(r->plan, name, data, count);
+}
+aps_status aps_runner_run(aps_runner *r) { return r->cpu ? gr_cpu_run(r->cpu) : gr_plan_run(r->plan); }
+aps_status aps_runner_load(aps_runner *r, const gr_st *st) {
+  return r->cpu ? gr_cpu_load(r->cpu, st) : gr_plan_load(r->plan, st);
+}
+
+aps_status aps_runner_get(aps_runner *r, const char *name, float *data, int64_t count) {
+  if (!r->cpu)
+    return gr_plan_get(r->plan, name, data, count);
+  gr_tensor t = gr_find(r->g, name);
+  if (!t)
+    return aps_fail(APS_ERR_INVALID_ARG, "no tensor named '%s'", name);
+  int64_t have = gr_shape_count(gr_tensor_shape(r->g, t));
+  if (have != count)
+    return aps_fail(APS_ERR_INVALID_ARG, "'%s' holds %" PRId64 " values, not %" PRId64, name, have, count);
+  memcpy(data, gr_cpu_values(r->cpu, t), (size_t)count * sizeof *data);
+  return APS_OK;
+}
+
+/* The tensors a save writes: parameter t under `*saved` name, or skip it (0). */
+static int selected(const gr_graph *g, gr_tensor t, aps_save_what what, const char **source, const char **saved) {
+  const char *name = gr_tensor_name(g, t);
+  *source = *saved = name;
+  if (what == APS_SAVE_ALL)
+    return 1;
+  if (gr_tensor_is_state(g, t))
+    return 0;
+  if (what == APS_SAVE_EMA) {
+    static _Thread_local char ema[512];
+    snprintf(ema, sizeof ema, "ema.%s", name);
+    if (!gr_find(g, ema))
+      return 0; /* frozen, or not trained: no average kept */
+    *source = ema;
+  }
+  return 1;
+}
+
+aps_status aps_runner_save(aps_runner *r, const char *path, aps_save_what what, const gr_st_meta *meta,
+                           uint32_t n_meta) {
+  uint32_t n = 0;
+  while (gr_param_at(r->g, n))
+    n++;
+  gr_st_tensor *ts = calloc(n ? n : 1, sizeof *ts);
+  char **names = calloc(n ? n : 1, sizeof *names);
+  aps_status s = ts && names ? APS_OK : aps_fail(APS_ERR_OUT_OF_MEMORY, "out of host memory");
+  uint32_t m = 0;
+  for (uint32_t i = 0; s == APS_OK && i < n; i++) {
+    gr_tensor t = gr_param_at(r->g, i);
+    const char *source, *saved;
+    if (!selected(r->g, t, what, &source, &saved))
+      continue;
+    gr_shape sh = gr_tensor_shape(r->g, t);
+    int64_t count = gr_shape_count(sh);
+    float *v = malloc((size_t)count * sizeof *v);
+    names[m] = strdup(saved);
+    if (!v || !names[m]) {
+      free(v);
+      free(names[m]);
+      s = aps_fail(APS_ERR_OUT_OF_MEMORY, "out of host memory");
+      break;
+    }
+    ts[m] = (gr_st_tensor){.name = names[m], .rank = sh.rank, .data = v};
+    memcpy(ts[m].dims, sh.d, sizeof ts[m].dims);
+    m++;
+    s = aps_runner_get(r, source, v, count);
+    for (int64_t k = 0; s == APS_OK && k < count; k++)
+      if (!isfinite(v[k]))
+        s = aps_fail(APS_ERR_INVALID_ARG, "%s: not saved: '%s' holds %s at element %" PRId64, path, source,
+                     isnan(v[k]) ? "NaN" : "Inf", k);
+  }
+  if (s == APS_OK && what == APS_SAVE_EMA && m == 0)
+    s = aps_fail(APS_ERR_INVALID_ARG, "%s: the graph keeps no EMA weights to save", path);
+  if (s == APS_OK)
+    s = gr_st_write(path, ts, m, meta, n_meta);
+  for (uint32_t i = 0; i < m; i++) {
+    free((void *)ts[i].data);
+    free(names[i]);
+  }
+  free(ts);
+  free(names);
+  return s;
+}

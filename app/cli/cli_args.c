@@ -1,0 +1,73 @@
+#include "cli_args.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void cli_args_usage(const char *command, const cli_arg *args, int n) {
+  fprintf(stderr, "usage: aps %s [options]\n", command);
+  for (int i = 0; i < n; i++)
+    fprintf(stderr, "  %-22s %s\n", args[i].name, args[i].help);
+}
+
+static int number(const char *command, const cli_arg *a, const char *text) {
+  char *end;
+  errno = 0;
+  double v = strtod(text, &end);
+  if (end == text || *end || errno || !isfinite(v) || (a->kind == CLI_INT && v != floor(v)) || v < a->min ||
+      v > a->max) {
+    fprintf(stderr, "aps %s: %s '%s': expected %s from %g to %g\n", command, a->name, text,
+            a->kind == CLI_INT ? "an integer" : "a number", a->min, a->max);
+    return 2;
+  }
+  if (a->kind == CLI_INT)
+    *(int *)a->value = (int)v;
+  else
+    *(float *)a->value = (float)v;
+  return 0;
+}
+
+int cli_args_parse(const char *command, int argc, char **argv, const cli_arg *args, int n) {
+  for (int i = 0; i < argc; i++) {
+    const cli_arg *a = NULL;
+    for (int k = 0; k < n && !a; k++)
+      if (!strcmp(argv[i], args[k].name))
+        a = &args[k];
+    if (!a) {
+      fprintf(stderr, "aps %s: unknown option '%s'\n", command, argv[i]);
+      cli_args_usage(command, args, n);
+      return 2;
+    }
+    if (a->kind == CLI_FLAG) {
+      *(int *)a->value = 1;
+      continue;
+    }
+    if (++i == argc) {
+      fprintf(stderr, "aps %s: %s needs a value\n", command, a->name);
+      return 2;
+    }
+    if (a->kind == CLI_STRING)
+      *(const char **)a->value = argv[i];
+    else if (number(command, a, argv[i]))
+      return 2;
+  }
+  return 0;
+}
+
+int cli_parse_ints(const char *list, int *out, int max) {
+  int n = 0;
+  for (const char *p = list;;) {
+    char *end;
+    long v = strtol(p, &end, 10);
+    if (end == p || v < 1 || v > 1 << 16 || n == max)
+      return 0;
+    out[n++] = (int)v;
+    if (!*end)
+      return n;
+    if (*end != ',')
+      return 0;
+    p = end + 1;
+  }
+}

@@ -116,8 +116,11 @@ aps_status aps_train(aps_runner *r, const aps_train_desc *d, aps_train_result *o
   int step = 0;
   if (d->checkpoint)
     remove_stale_temporaries(d->checkpoint);
-  if (d->resume)
+  if (d->resume) {
     APS_TRY(restore(r, d, &step));
+    if (!d->quiet)
+      fprintf(stderr, "aps: resumed from %s at step %d\n", d->checkpoint, step);
+  }
   FILE *csv = NULL;
   if (d->csv) {
     csv = fopen(d->csv, d->resume ? "a" : "w");

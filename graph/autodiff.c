@@ -59,6 +59,7 @@ static gr_tensor unary_vjp(gr_graph *g, const gr_node *n, gr_tensor gy) {
   case GR_RSQRT: return gr_mul(g, gy, gr_scale_shift(g, gr_mul(g, y, gr_unary_op(g, GR_SQUARE, y)), -0.5f, 0.0f));
   case GR_NEG: return gr_scale_shift(g, gy, -1.0f, 0.0f);
   case GR_AFFINE: return gr_scale_shift(g, gy, n->fa[0], 0.0f);
+  case GR_RELU: case GR_LEAKY_RELU: case GR_ABS: case GR_CLAMP: return gr_vjp_unary_extra(g, n, gy);
   default: return 0;
   }
 }
@@ -74,6 +75,7 @@ static int binary_vjp(gr_graph *g, const gr_node *n, gr_tensor gy, gr_tensor d[2
     d[0] = gr_div(g, gy, b);
     d[1] = gr_scale_shift(g, gr_div(g, gr_mul(g, gy, a), gr_unary_op(g, GR_SQUARE, b)), -1.0f, 0.0f);
     break;
+  case GR_MAX: case GR_MIN: return gr_vjp_extra(g, n, gy, d);
   default: return 0;
   }
   d[0] = unbroadcast(g, d[0], sa);
@@ -98,6 +100,7 @@ static gr_tensor reduce_vjp(gr_graph *g, const gr_node *n, gr_tensor gy) {
     return gr_mul(g, gr_scale_shift(g, centred, 2.0f / (float)count, 0.0f), gy);
   }
   case GR_LOGSUMEXP: return gr_mul(g, gr_unary_op(g, GR_EXP, gr_sub(g, x, y)), gy);
+  case GR_RMAX: return gr_vjp_reduce_extra(g, n, gy);
   default: return 0;
   }
 }
@@ -289,14 +292,16 @@ static int vjp(gr_graph *g, const gr_node *n, gr_tensor gy, gr_tensor d[GR_MAX_I
   case GR_OP_AVG_POOL: d[0] = gr_scale_shift(g, gr_upsample2x(g, gy, GR_NEAREST), 0.25f, 0.0f); return 1;
   case GR_OP_UPSAMPLE:
     if (n->ia[0] != GR_NEAREST)
-      return 0;
+      return gr_vjp_extra(g, n, gy, d);
     d[0] = gr_scale_shift(g, gr_avg_pool2x(g, gy), 4.0f, 0.0f);
     return 1;
   case GR_OP_TIME_EMBED: d[0] = time_embed_vjp(g, n, gy); return 1;
   case GR_OP_CONV2D: return conv_vjp(g, n, gy, d);
   case GR_OP_GROUP_NORM: return group_norm_vjp(g, n, gy, d);
   case GR_OP_ATTENTION: return attention_vjp(g, n, gy, d);
-  default: return 0;
+  case GR_OP_WHERE: case GR_OP_PAD: case GR_OP_SPACE_TO_DEPTH: case GR_OP_DEPTH_TO_SPACE: case GR_OP_GATHER:
+  case GR_OP_RANDOM: case GR_OP_INVERSE: case GR_OP_LOGABSDET: return gr_vjp_extra(g, n, gy, d);
+  default: return 0; /* assign (an effect); lu (internal: logabsdet, its only reader, gives it nothing) */
   }
 }
 

@@ -227,10 +227,12 @@ gr_tensor gr_assign(gr_graph *g, gr_tensor target, gr_tensor value);
  * (grads[i] has wrt[i]'s shape; 0 where loss does not depend on it). loss may have any
  * shape: the seed is all ones, i.e. the gradient of the sum of its elements. Parameters,
  * inputs and intermediate tensors can all be differentiated against.
- * Work in progress: ops without a vector-Jacobian product yet (conv2d with groups, dilation
- * or reflect padding; the comparison-like unaries relu/leaky_relu/abs/clamp; max/min;
- * where; bilinear upsampling; pad, pixel shuffles, gather, RNG and linear algebra) fail
- * with APS_ERR_UNSUPPORTED naming the node. */
+ * Ops without a vector-Jacobian product (conv2d with groups, dilation or reflect padding;
+ * assign, an effect rather than a function) fail with APS_ERR_UNSUPPORTED naming the node.
+ * At a kink the gradient is a subgradient: relu and abs 0 at 0, leaky_relu 1 at 0, clamp 1
+ * strictly inside (lo, hi) only; max/min all to the selected operand, a tie to the first;
+ * reduce max split evenly among equal maxima. where gives nothing to its mask, gather
+ * nothing to its indices, and random numbers are constants (nothing to the seed). */
 aps_status gr_grad(gr_graph *g, gr_tensor loss, uint32_t n_wrt, const gr_tensor *wrt, gr_tensor *grads);
 
 /* --------------------------------------------------------------- inspection */

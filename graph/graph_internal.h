@@ -86,6 +86,13 @@ void gr_shape4(gr_shape s, int64_t out[4]);
 float gr_unary_eval(gr_unary f, float x, float a, float b); /* a, b: see gr_unary */
 float gr_binary_eval(gr_binary f, float a, float b);
 
+/* ---- vector-Jacobian products autodiff.c hands on (autodiff_extra.c): relu, leaky_relu,
+ * abs, clamp; reduce max; and max/min, where, bilinear upsample, pad, the pixel shuffles,
+ * gather, random, inverse, logabsdet (fills d[], returns 0 if the op has none). */
+gr_tensor gr_vjp_unary_extra(gr_graph *g, const gr_node *n, gr_tensor gy);
+gr_tensor gr_vjp_reduce_extra(gr_graph *g, const gr_node *n, gr_tensor gy);
+int gr_vjp_extra(gr_graph *g, const gr_node *n, gr_tensor gy, gr_tensor *d /* [n->n_inputs] */);
+
 /* The graph a plan or CPU interpreter runs (plan.c, cpu.c). */
 const gr_graph *gr_plan_graph(const gr_plan *p);
 const gr_graph *gr_cpu_graph(const gr_cpu *c);

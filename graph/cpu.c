@@ -1,7 +1,8 @@
 /* The CPU reference interpreter: every tensor gets its own array; nodes run in order
  * through the reference kernels of cpu_ops.c. With gr_cpu_desc.fast it is the CPU device:
  * the same arrays and order, but conv2d and matmul through oneDNN and the other ops through
- * the parallel kernels of cpu_fast.c (cpu_dnnl.h). */
+ * the parallel kernels of cpu_fast.c (cpu_dnnl.h), and only the nodes some output or
+ * assignment needs. */
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,8 +19,32 @@ struct gr_cpu {
   float **v; /* per tensor */
   uint8_t *is_set;
   int threads;   /* fast mode: OpenMP threads, 0 = its default */
+  uint8_t *needed; /* fast mode: per node, whether an output or an assignment needs it */
   gr_dnnl *dnnl; /* fast mode: oneDNN state (NULL = the reference) */
 };
+
+/* The CPU device skips nodes that no output or assignment needs, as a Vulkan plan's
+ * dead-node pass does (e.g. the weight gradients in a graph differentiated w.r.t. its input
+ * only); the reference runs every node, so tests can read any tensor. */
+static uint8_t *needed_nodes(const gr_graph *g) {
+  uint8_t *live = calloc(g->nt, 1), *needed = calloc(g->nn ? g->nn : 1, 1);
+  if (!live || !needed) {
+    free(live), free(needed);
+    return NULL;
+  }
+  for (uint32_t t = 1; t < g->nt; t++)
+    live[t] = g->t[t].output;
+  for (uint32_t i = g->nn; i-- > 0;) {
+    const gr_node *n = &g->n[i];
+    if (!live[n->output] && n->op != GR_OP_ASSIGN)
+      continue;
+    needed[i] = 1;
+    for (int k = 0; k < n->n_inputs; k++)
+      live[n->inputs[k]] = 1;
+  }
+  free(live);
+  return needed;
+}
 
 aps_status gr_cpu_create(const gr_graph *g, gr_cpu **out) { return gr_cpu_create_ex(g, NULL, out); }
 
@@ -54,6 +79,10 @@ aps_status gr_cpu_create_ex(const gr_graph *g, const gr_cpu_desc *desc, gr_cpu *
   }
   if (desc && desc->fast) {
     c->threads = desc->threads;
+    if (!(c->needed = needed_nodes(g))) {
+      gr_cpu_destroy(c);
+      return aps_fail(APS_ERR_OUT_OF_MEMORY, "out of host memory");
+    }
     aps_status st = gr_dnnl_create(g, &c->dnnl);
     if (st != APS_OK) {
       gr_cpu_destroy(c);
@@ -71,6 +100,7 @@ void gr_cpu_destroy(gr_cpu *c) {
     free(c->v[t]);
   free(c->v);
   free(c->is_set);
+  free(c->needed);
   gr_dnnl_destroy(c->dnnl);
   free(c);
 }
@@ -106,6 +136,8 @@ static aps_status run_fast(gr_cpu *c) {
   aps_status st = APS_OK;
   for (uint32_t i = 0; i < g->nn && st == APS_OK; i++) {
     const gr_node *n = &g->n[i];
+    if (!c->needed[i])
+      continue;
     const float *in[GR_MAX_INPUTS];
     for (int k = 0; k < n->n_inputs; k++)
       in[k] = c->v[n->inputs[k]];

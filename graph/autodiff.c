@@ -180,26 +180,30 @@ static gr_tensor fit(gr_graph *g, gr_tensor x, int axis, int64_t front, int64_t 
   return front || back ? gr_pad(g, x, pads, GR_PAD_ZERO) : x;
 }
 
-/* conv2d (groups 1, zero padding, no dilation): both gradients are convolutions again, so
- * they run on the same fast kernels (and oneDNN on the CPU device). */
+/* conv2d with zero padding (any stride, dilation, groups). dW is the dedicated weight-gradient
+ * op (a split-K GEMM, conv_wgrad.c); dX is a convolution again, so it runs on the same fast
+ * kernels (and oneDNN on the CPU device). */
 static int conv_vjp(gr_graph *g, const gr_node *n, gr_tensor gy, gr_tensor d[GR_MAX_INPUTS]) {
-  int stride = (int)n->ia[0], pad = (int)n->ia[1];
-  if (n->ia[2] != 1 || n->ia[3] != 1 || n->ia[4] != GR_PAD_ZERO)
+  int stride = (int)n->ia[0], pad = (int)n->ia[1], dil = (int)n->ia[2], groups = (int)n->ia[3];
+  if (n->ia[4] != GR_PAD_ZERO)
     return 0;
   gr_tensor x = n->inputs[0], w = n->inputs[1];
   gr_shape sx = shape_of(g, x), sw = shape_of(g, w);
-  const int swap[4] = {1, 0, 2, 3};
-  /* dW[o,c,ky,kx] = Σ gy[n,o,y,x] x[n,c,sy+ky-p,sx+kx-p]: x as the image, gy as the kernel. */
-  gr_tensor dw = gr_conv2d(g, gr_permute(g, x, swap), gr_permute(g, gy, swap), 0,
-                           &(gr_conv2d_desc){.padding = pad, .dilation = stride});
-  dw = gr_slice(g, gr_slice(g, dw, 2, 0, sw.d[2]), 3, 0, sw.d[3]);
-  d[1] = gr_permute(g, dw, swap);
-  /* dX: gy spread back to stride 1, then the full correlation with the flipped kernel. */
+  const gr_conv2d_desc desc = {.stride = stride, .padding = pad, .dilation = dil, .groups = groups};
+  d[1] = gr_conv2d_wgrad(g, x, gy, (int)sw.d[2], (int)sw.d[3], &desc);
+  /* dX: gy spread back to stride 1, then the full correlation with the flipped kernel
+   * (dilated as the forward one): dX[iy] = Σ_ky up[iy + p - ky·dil], placed so that tap
+   * ky' = KH-1-ky reads up at offset (KH-1)·dil - p. */
+  int64_t reach_h = (sw.d[2] - 1) * dil, reach_w = (sw.d[3] - 1) * dil;
   gr_tensor up = zero_insert(g, gy, stride);
-  up = fit(g, up, 2, sw.d[2] - 1 - pad, sx.d[2] + sw.d[2] - 1);
-  up = fit(g, up, 3, sw.d[3] - 1 - pad, sx.d[3] + sw.d[3] - 1);
-  gr_tensor wf = flip(g, flip(g, gr_permute(g, w, swap), 2), 3);
-  d[0] = gr_conv2d(g, up, wf, 0, NULL);
+  up = fit(g, up, 2, reach_h - pad, sx.d[2] + reach_h);
+  up = fit(g, up, 3, reach_w - pad, sx.d[3] + reach_w);
+  /* Weights per group: [G·Og, Ig, KH, KW] -> [G·Ig, Og, KH, KW] (in and out swapped), flipped. */
+  int64_t og = sw.d[0] / groups, ig = sw.d[1];
+  gr_tensor wt = gr_reshape(g, w, GR_SHAPE(groups, og, ig, sw.d[2] * sw.d[3]));
+  wt = gr_reshape(g, gr_permute(g, wt, (const int[4]){0, 2, 1, 3}), GR_SHAPE(groups * ig, og, sw.d[2], sw.d[3]));
+  gr_tensor wf = flip(g, flip(g, wt, 2), 3);
+  d[0] = gr_conv2d(g, up, wf, 0, &(gr_conv2d_desc){.dilation = dil, .groups = groups});
   if (n->n_inputs > 2)
     d[2] = gr_reshape(g, gr_reduce_op(g, GR_SUM, gy, 13u), shape_of(g, n->inputs[2]));
   return 1;

@@ -6,7 +6,7 @@
 #include "graph_internal.h"
 
 typedef struct gr_dnnl gr_dnnl;
-/* Creates a oneDNN primitive for every conv2d node that oneDNN can run. */
+/* Creates a oneDNN primitive for every conv2d and conv2d_wgrad node that oneDNN can run. */
 aps_status gr_dnnl_create(const gr_graph *g, gr_dnnl **out);
 void gr_dnnl_destroy(gr_dnnl *d);
 /* Runs node `node` when oneDNN takes it (*done = 1), else leaves it to the caller. */
@@ -15,6 +15,9 @@ aps_status gr_dnnl_run(gr_dnnl *d, uint32_t node, const float *const *in, float 
 /* cpu_fast.c: the parallel kernel of an op, or NULL where the reference serves. */
 typedef void (*gr_cpu_fn)(const gr_graph *g, const gr_node *n, const float *const *in, float *out);
 gr_cpu_fn gr_cpu_fast_fn(gr_op op);
+/* conv_wgrad.c: the sum of gr_conv2d_wgrad's partial sums, in parallel (its first stage runs
+ * in oneDNN). */
+void gr_fast_conv2d_wgrad(const gr_graph *g, const gr_node *n, const float *const *in, float *out);
 /* Softmax of one row of cols values (y may be x), for attention. */
 void gr_fast_softmax_row(const float *x, float *y, int64_t cols);
 #endif

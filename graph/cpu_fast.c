@@ -367,6 +367,7 @@ gr_cpu_fn gr_cpu_fast_fn(gr_op op) {
   case GR_OP_SLICE: return fast_slice;
   case GR_OP_UPSAMPLE: return fast_upsample;
   case GR_OP_AVG_POOL: return fast_avg_pool;
+  case GR_OP_CONV2D_WGRAD: return gr_fast_conv2d_wgrad;
   default: return NULL; /* time_embed and ops added later: the reference */
   }
 }

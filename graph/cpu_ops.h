@@ -30,6 +30,8 @@ GR_CPU_FN(random);
 GR_CPU_FN(inverse);
 GR_CPU_FN(lu);
 GR_CPU_FN(logabsdet);
+/* conv_wgrad.c */
+GR_CPU_FN(conv2d_wgrad);
 
 /* The pieces of gr_random (graph.h), for the tests: one Philox4x32-10 block, the seed
  * read from its tensor, and the Box-Muller pair of two words. shaders/random.comp mirrors them. */

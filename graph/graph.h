@@ -67,7 +67,8 @@ typedef struct gr_shape {
   X(LU, "lu", 1) /* internal: the factor gr_logabsdet reads */ \
   X(LOGABSDET, "logabsdet", 2)   \
   X(ATTENTION, "attention", 1)   \
-  X(ASSIGN, "assign", 2)
+  X(ASSIGN, "assign", 2)         \
+  X(CONV2D_WGRAD, "conv2d_wgrad", -1) /* partial sums, then their sum (conv_wgrad.c) */
 
 typedef enum gr_op {
 #define GR_OP_ENUM(id, name, arity) GR_OP_##id,
@@ -154,6 +155,13 @@ typedef struct gr_conv2d_desc {
 /* x [N, C, H, W], w [O, C/groups, KH, KW], bias [O] or 0. */
 gr_tensor gr_conv2d(gr_graph *g, gr_tensor x, gr_tensor w, gr_tensor bias, const gr_conv2d_desc *d);
 
+/* The weight gradient of gr_conv2d(x, w, ., d) given gy = d loss / d y [N, O, OH, OW]:
+ * dW [O, C/groups, kh, kw] with dW[o, c, ky, kx] = Σ_{n, oy, ox} gy[n, o, oy, ox] ·
+ * x[n, g·C/groups + c, oy·s + ky·dil − p, ox·s + kx·dil − p] (zero outside x; g = o's group).
+ * Zero padding only. Built as a split-K GEMM: partial sums over slices of the
+ * N·OH·OW reduction, then their sum (two nodes of op conv2d_wgrad). */
+gr_tensor gr_conv2d_wgrad(gr_graph *g, gr_tensor x, gr_tensor gy, int kh, int kw, const gr_conv2d_desc *d);
+
 /* x [N, C, ...] normalised over (C/groups channels × spatial) per group, then gamma, beta
  * per channel (each [C] or 0). */
 gr_tensor gr_group_norm(gr_graph *g, gr_tensor x, int groups, gr_tensor gamma, gr_tensor beta, float eps);
@@ -227,8 +235,8 @@ gr_tensor gr_assign(gr_graph *g, gr_tensor target, gr_tensor value);
  * (grads[i] has wrt[i]'s shape; 0 where loss does not depend on it). loss may have any
  * shape: the seed is all ones, i.e. the gradient of the sum of its elements. Parameters,
  * inputs and intermediate tensors can all be differentiated against.
- * Ops without a vector-Jacobian product (conv2d with groups, dilation or reflect padding;
- * assign, an effect rather than a function) fail with APS_ERR_UNSUPPORTED naming the node.
+ * Ops without a vector-Jacobian product (conv2d with reflect padding; assign, an effect
+ * rather than a function) fail with APS_ERR_UNSUPPORTED naming the node.
  * At a kink the gradient is a subgradient: relu and abs 0 at 0, leaky_relu 1 at 0, clamp 1
  * strictly inside (lo, hi) only; max/min all to the selected operand, a tie to the first;
  * reduce max split evenly among equal maxima. where gives nothing to its mask, gather

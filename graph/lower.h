@@ -30,4 +30,6 @@ GR_LOWER_FN(random);
 GR_LOWER_FN(inverse);
 GR_LOWER_FN(lu);
 GR_LOWER_FN(logabsdet);
+/* lower_wgrad.c */
+GR_LOWER_FN(conv2d_wgrad);
 #endif

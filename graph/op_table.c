@@ -32,4 +32,5 @@ const gr_op_impl gr_op_impls[GR_OP_COUNT] = {
     [GR_OP_LOGABSDET] = {gr_cpu_logabsdet, gr_lower_logabsdet, 0},
     [GR_OP_ATTENTION] = {gr_cpu_attention, gr_lower_attention, 0},
     [GR_OP_ASSIGN] = {gr_cpu_assign, gr_lower_assign, 0},
+    [GR_OP_CONV2D_WGRAD] = {gr_cpu_conv2d_wgrad, gr_lower_conv2d_wgrad, 0},
 };

@@ -64,8 +64,16 @@ static int bench_ops(rt_device *dev, op_result *r, int *count) {
   r[n] = (op_result){"conv2d 1x1 64->64 32x32 b16", 0, 2.0 * 16 * 64 * 32 * 32 * 64 / 1e9, "GFLOP/s"};
   if (bench_op(dev, conv_graph(16, 64, 64, 32, 1), &r[n++]))
     return 1;
+  /* The weight gradient of the 3x3 conv above (training's third conv-sized GEMM). */
   gr_graph *g = gr_graph_create();
-  gr_tensor x = gr_input(g, "x", GR_SHAPE(1024, 1024));
+  gr_tensor x = gr_input(g, "x", GR_SHAPE(16, 64, 32, 32));
+  gr_output(g, gr_conv2d_wgrad(g, x, gr_input(g, "gy", GR_SHAPE(16, 64, 32, 32)), 3, 3,
+                               &(gr_conv2d_desc){.padding = 1}), "dw");
+  r[n] = (op_result){"conv2d weight grad 3x3 64->64 32x32 b16", 0, 2.0 * 16 * 64 * 32 * 32 * 64 * 9 / 1e9, "GFLOP/s"};
+  if (bench_op(dev, g, &r[n++]))
+    return 1;
+  g = gr_graph_create();
+  x = gr_input(g, "x", GR_SHAPE(1024, 1024));
   gr_output(g, gr_matmul(g, x, gr_param(g, "w", GR_SHAPE(1024, 1024)), 0, 0), "y");
   r[n] = (op_result){"matmul 1024^3", 0, 2.0 * 1024 * 1024 * 1024 / 1e9, "GFLOP/s"};
   if (bench_op(dev, g, &r[n++]))
@@ -145,9 +153,9 @@ int cmd_bench_graph(const cli_options *o) {
              u[i].fused.unplanned_bytes / 1048576.0);
     printf("}}\n");
   } else if (!fail) {
-    printf("device: %s (%s)\n%-36s %10s %14s\n", c->name, c->driver_info, "op", "ms", "throughput");
+    printf("device: %s (%s)\n%-40s %10s %14s\n", c->name, c->driver_info, "op", "ms", "throughput");
     for (int i = 0; i < nops; i++)
-      printf("%-36s %10.3f %8.2f %s\n", ops[i].name, ops[i].ms, ops[i].amount / (ops[i].ms * 1e-3), ops[i].unit);
+      printf("%-40s %10.3f %8.2f %s\n", ops[i].name, ops[i].ms, ops[i].amount / (ops[i].ms * 1e-3), ops[i].unit);
     printf("U-Net %.2f M parameters (widths 32/64/64, 2 blocks per level, attention at 8x8):\n", u[0].params / 1e6);
     printf("%-8s %10s %10s %12s %12s %12s %14s\n", "batch", "ms", "images/s", "dispatches", "(unfused)", "barriers",
            "arena MiB");

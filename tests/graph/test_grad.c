@@ -170,8 +170,8 @@ void test_grad_matmul(void) {
 
 void test_grad_unsupported(void) {
   gr_graph *g = gr_graph_create();
-  gr_tensor x = gr_input(g, "x", GR_SHAPE(1, 2, 5, 5)), w = gr_param(g, "w", GR_SHAPE(2, 1, 3, 3));
-  gr_tensor y = gr_conv2d(g, x, w, 0, &(gr_conv2d_desc){.groups = 2});
+  gr_tensor x = gr_input(g, "x", GR_SHAPE(1, 2, 5, 5)), w = gr_param(g, "w", GR_SHAPE(2, 2, 3, 3));
+  gr_tensor y = gr_conv2d(g, x, w, 0, &(gr_conv2d_desc){.padding = 1, .pad_mode = GR_PAD_REFLECT});
   gr_tensor grad;
   aps_status s = gr_grad(g, gr_silu(g, y), 1, &w, &grad);
   fprintf(stderr, "message: %s\n", aps_last_error());

@@ -5,7 +5,8 @@ and `aps bench train`.
 Not a dependency of aps: install Debian's python3-torch to run it. Prints the parameter count
 (which must equal aps's), forward medians at batch 1 and 64, and with --train the median of
 a training step (forward, MSE loss, backward, Adam) at batch 64, as JSON.
-    /usr/bin/python3 tools/pytorch_unet.py [--quick] [--train]
+    /usr/bin/python3 tools/pytorch_unet.py [--quick] [--train] [--cuda]
+--cuda runs it on the GPU (where PyTorch has CUDA), for the side-by-side on a lent GPU.
 """
 import json, math, sys, time
 import torch
@@ -89,27 +90,37 @@ class UNet(nn.Module):
         return self.out(F.silu(self.out_norm(h)))
 
 
+DEV = "cuda" if "--cuda" in sys.argv else "cpu"
+
+
+def sync():
+    if DEV == "cuda":
+        torch.cuda.synchronize()
+
+
 def median_ms(f, reps=5):
-    f()
+    f(); sync()
     times = []
     for _ in range(reps):
-        t0 = time.perf_counter(); f(); times.append((time.perf_counter() - t0) * 1e3)
+        t0 = time.perf_counter(); f(); sync(); times.append((time.perf_counter() - t0) * 1e3)
     return sorted(times)[reps // 2]
 
 
 if __name__ == "__main__":
-    torch.set_num_threads(2)
-    net = UNet().eval()
-    out = {"torch": torch.__version__, "params": sum(p.numel() for p in net.parameters())}
+    if DEV == "cpu":
+        torch.set_num_threads(2)
+    net = UNet().eval().to(DEV)
+    out = {"torch": torch.__version__, "device": DEV, "params": sum(p.numel() for p in net.parameters())}
     with torch.no_grad():
         for batch in (1, 2 if "--quick" in sys.argv else 64):
-            x, t = torch.randn(batch, 1, 32, 32), torch.rand(batch)
+            x, t = torch.randn(batch, 1, 32, 32, device=DEV), torch.rand(batch, device=DEV)
             out[f"batch{batch}_ms"] = round(median_ms(lambda: net(x, t)), 2)
     if "--train" in sys.argv:
         batch = 2 if "--quick" in sys.argv else 64
         net.train()
         opt = torch.optim.Adam(net.parameters(), lr=1e-4)
-        x, t, target = torch.randn(batch, 1, 32, 32), torch.rand(batch), torch.randn(batch, 1, 32, 32)
+        x, t = torch.randn(batch, 1, 32, 32, device=DEV), torch.rand(batch, device=DEV)
+        target = torch.randn(batch, 1, 32, 32, device=DEV)
         def step():
             opt.zero_grad()
             F.mse_loss(net(x, t), target).backward()

@@ -71,7 +71,7 @@ class UNet(nn.Module):
 
     def embed(self, t):
         half = self.time_dim // 2
-        f = torch.exp(-math.log(10000.0) * torch.arange(half) / half)
+        f = torch.exp(-math.log(10000.0) * torch.arange(half, device=t.device) / half)
         a = t[:, None] * f[None]
         return torch.cat([torch.sin(a), torch.cos(a)], dim=1)
 

@@ -6,11 +6,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-void cli_args_usage(const char *command, const cli_arg *args, int n) {
-  fprintf(stderr, "usage: aps %s [options]\n", command);
+static void usage_to(FILE *f, const char *command, const cli_arg *args, int n) {
+  fprintf(f, "usage: aps %s [options]\n", command);
   for (int i = 0; i < n; i++)
-    fprintf(stderr, "  %-22s %s\n", args[i].name, args[i].help);
+    fprintf(f, "  %-22s %s\n", args[i].name, args[i].help);
 }
+void cli_args_usage(const char *command, const cli_arg *args, int n) { usage_to(stderr, command, args, n); }
 
 static int number(const char *command, const cli_arg *a, const char *text) {
   char *end;
@@ -31,6 +32,10 @@ static int number(const char *command, const cli_arg *a, const char *text) {
 
 int cli_args_parse(const char *command, int argc, char **argv, const cli_arg *args, int n) {
   for (int i = 0; i < argc; i++) {
+    if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { /* the command line only: exit is fine */
+      usage_to(stdout, command, args, n);
+      exit(0);
+    }
     const cli_arg *a = NULL;
     for (int k = 0; k < n && !a; k++)
       if (!strcmp(argv[i], args[k].name))

@@ -101,12 +101,15 @@ int cmd_train_prior(const cli_options *o, int argc, char **argv) {
   }
   if (s == APS_OK && !res.interrupted) {
     char step_s[32];
-    snprintf(step_s, sizeof step_s, "%d", res.last_step ? res.last_step : steps);
+    int step = res.last_step ? res.last_step : res.first_step - 1; /* nothing ran: the checkpoint's step */
+    snprintf(step_s, sizeof step_s, "%d", step);
     meta[APS_PRIOR_META + 1] = (gr_st_meta){"aps.step", step_s};
     s = aps_runner_save(r, out, APS_SAVE_EMA, meta, APS_PRIOR_META + 2);
-    if (s == APS_OK)
-      fprintf(stderr, "aps: wrote %s (EMA weights, step %s; final loss %.5f, %.1f s this run)\n", out, step_s,
+    if (s == APS_OK && res.last_step)
+      fprintf(stderr, "aps: wrote %s (EMA weights, step %s; last loss %.5f, %.1f s this run)\n", out, step_s,
               res.last_loss, res.seconds);
+    else if (s == APS_OK)
+      fprintf(stderr, "aps: wrote %s (EMA weights of the checkpoint, step %s; no steps left to run)\n", out, step_s);
   }
   free(f.buf);
   aps_runner_destroy(r);

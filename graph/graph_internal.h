@@ -31,6 +31,25 @@ typedef struct gr_epilogue {
   gr_epilogue_step step[GR_MAX_EPILOGUE];
 } gr_epilogue;
 
+/* A GroupNorm folded away (passes.c): the conv that produces its input writes partial
+ * statistics of that output (stats_out), and the conv that consumes its output reads the
+ * un-normalised tensor and normalises each value on load (norm_in): then gamma, beta and,
+ * if silu, SiLU, as the GroupNorm and its fused SiLU would have. */
+typedef struct gr_norm_fold {
+  uint32_t stats;       /* the partial statistics tensor (0: no fold) */
+  uint32_t gamma, beta; /* 0: none */
+  int groups, silu;
+  float eps;
+} gr_norm_fold;
+
+/* Partial GroupNorm statistics as conv2d_f32.comp writes them for an [N, C, H, W] output:
+ * a (mean, M2) pair per (sample, unit of min(C/groups, 8) channels, tile of 32 pixels). */
+enum { GR_NORM_TILE = 32, GR_MAX_READS = GR_MAX_INPUTS + GR_MAX_EPILOGUE + 3 };
+static inline int64_t gr_norm_stats_count(gr_shape s, int groups) {
+  int64_t cg = s.d[1] / groups, unit = cg < 8 ? cg : 8, pixels = s.d[2] * s.d[3];
+  return s.d[0] * (s.d[1] / unit) * ((pixels + GR_NORM_TILE - 1) / GR_NORM_TILE) * 2;
+}
+
 typedef struct gr_node {
   gr_op op;
   int n_inputs;
@@ -40,6 +59,9 @@ typedef struct gr_node {
   float fa[GR_MAX_ATTR_F];
   char name[GR_MAX_NAME];
   gr_epilogue ep; /* filled by fusion in a plan's copy of the graph */
+  uint32_t stats_out;  /* fusion: a conv also writes GroupNorm partials of its output here */
+  int stats_groups;    /* ... for this many groups */
+  gr_norm_fold norm_in; /* fusion: a conv group-normalises its input 0 on load */
   int dead;       /* removed by a pass */
 } gr_node;
 
@@ -126,6 +148,8 @@ struct gr_lower {
 };
 /* The buffer range of a tensor in the plan. */
 rt_binding gr_lower_binding(gr_lower *L, uint32_t tensor);
+/* A small zeroed buffer for bindings a kernel does not use. */
+rt_binding gr_lower_dummy(gr_lower *L);
 /* Appends the node's epilogue: spec constants at ids 8.. and operand bindings at
  * bindings[first..first+3] (unused ones bound to a dummy). */
 void gr_lower_epilogue(gr_lower *L, const gr_node *n, rt_kernel_desc *kd, rt_dispatch *d, int first_binding);

@@ -24,5 +24,18 @@ aps_status gr_lower_conv2d(gr_lower *L, const gr_node *n) {
   if (d.groups[0] > 65535) /* the kernel strides over the rest of the pixel tiles */
     d.groups[0] = 65535;
   gr_lower_epilogue(L, n, &kd, &d, 4);
+  /* Folded GroupNorms (passes.c): partial statistics of the output at binding 8 (else the
+   * output itself, so that no extra range is written), and the input's normalisation from
+   * bindings 9-11 (else the dummy). */
+  const gr_norm_fold *nf = &n->norm_in;
+  kd.spec_count = 25;
+  kd.spec[21] = n->stats_out ? (uint32_t)n->stats_groups : 0;
+  kd.spec[22] = nf->stats ? (uint32_t)nf->groups : 0;
+  kd.spec[23] = (nf->gamma ? 1u : 0u) | (nf->beta ? 2u : 0u) | (nf->silu ? 4u : 0u);
+  kd.spec[24] = gr_float_bits(nf->stats ? nf->eps : 0.0f);
+  d.bindings[8] = n->stats_out ? gr_lower_binding(L, n->stats_out) : d.bindings[3];
+  d.bindings[9] = nf->stats ? gr_lower_binding(L, nf->stats) : gr_lower_dummy(L);
+  d.bindings[10] = nf->gamma ? gr_lower_binding(L, nf->gamma) : gr_lower_dummy(L);
+  d.bindings[11] = nf->beta ? gr_lower_binding(L, nf->beta) : gr_lower_dummy(L);
   return gr_lower_dispatch(L, n, &kd, &d);
 }

@@ -10,7 +10,8 @@ static const gr_node *producer(const gr_graph *g, uint32_t t) {
   return g->t[t].node ? &g->n[g->t[t].node - 1] : NULL;
 }
 
-/* Every tensor a node reads: its inputs and its epilogue operands. */
+/* Every tensor a node reads: its inputs, its epilogue operands and what it normalises its
+ * input with. */
 static int node_reads(const gr_node *n, uint32_t *out) {
   int k = 0;
   for (int i = 0; i < n->n_inputs; i++)
@@ -18,6 +19,10 @@ static int node_reads(const gr_node *n, uint32_t *out) {
   for (int i = 0; i < n->ep.count; i++)
     if (n->ep.step[i].is_binary)
       out[k++] = n->ep.step[i].operand;
+  const uint32_t norm[3] = {n->norm_in.stats, n->norm_in.gamma, n->norm_in.beta};
+  for (int i = 0; i < 3; i++)
+    if (norm[i])
+      out[k++] = norm[i];
   return k;
 }
 
@@ -42,7 +47,7 @@ aps_status gr_pass_dead_nodes(gr_graph *g) {
     n->dead = n->dead || !live[n->output];
     if (n->dead)
       continue;
-    uint32_t reads[GR_MAX_INPUTS + GR_MAX_EPILOGUE];
+    uint32_t reads[GR_MAX_READS];
     int k = node_reads(n, reads);
     for (int j = 0; j < k; j++)
       live[reads[j]] = 1;
@@ -65,11 +70,13 @@ void gr_pass_tensor_flags(const gr_graph *g, uint8_t *flags) {
   for (uint32_t i = 0; i < g->nn; i++) {
     if (g->n[i].dead)
       continue;
-    uint32_t reads[GR_MAX_INPUTS + GR_MAX_EPILOGUE];
+    uint32_t reads[GR_MAX_READS];
     int k = node_reads(&g->n[i], reads);
     for (int j = 0; j < k; j++)
       flags[reads[j]] |= GR_TENSOR_LIVE, flags[root_of(g, reads[j])] |= GR_TENSOR_LIVE;
     flags[g->n[i].output] |= GR_TENSOR_LIVE;
+    if (g->n[i].stats_out)
+      flags[g->n[i].stats_out] |= GR_TENSOR_LIVE;
   }
 }
 
@@ -110,6 +117,76 @@ static void window(const gr_graph *g, gr_epilogue_step *s, int64_t channels, uin
   s->window_channels = (uint32_t)channels;
 }
 
+/* GroupNorm (+ SiLU) between two convolutions runs as no dispatch of its own: the conv
+ * that produces its input also writes partial statistics (conv2d_f32.comp, any other
+ * readers of that output are unaffected), and the conv that is the normalised tensor's
+ * only reader normalises on load. The U-Net's norms all take this form, except where the
+ * normalised tensor is a concatenation. */
+enum { GR_NORM_FOLD_SILU_MAX = 4096 }; /* values per sample */
+
+static aps_status fold_group_norms(gr_graph *g, uint32_t *fused) {
+  uint32_t *uses = calloc(g->nt, sizeof *uses);
+  if (!uses)
+    return aps_fail(APS_ERR_OUT_OF_MEMORY, "out of host memory");
+  for (uint32_t i = 0; i < g->nn; i++) {
+    if (g->n[i].dead)
+      continue;
+    uint32_t reads[GR_MAX_READS];
+    int k = node_reads(&g->n[i], reads);
+    for (int j = 0; j < k; j++)
+      uses[reads[j]]++;
+  }
+  aps_status st = APS_OK;
+  for (uint32_t i = 0; i < g->nn && st == APS_OK; i++) {
+    gr_node *m = &g->n[i];
+    if (m->dead || m->op != GR_OP_GROUP_NORM)
+      continue;
+    int silu = m->ep.count == 1 && !m->ep.step[0].is_binary && m->ep.step[0].fn == GR_SILU;
+    uint32_t x = m->inputs[0], y = m->output;
+    gr_shape sx = g->t[x].shape;
+    gr_node *pr = g->t[x].alias ? NULL : (gr_node *)producer(g, x);
+    int groups = (int)m->ia[0];
+    int64_t cg = sx.rank == 4 ? sx.d[1] / groups : 0;
+    /* The consumer applies the normalisation (and SiLU) to every value it loads, about
+     * KH x O/8 times per value (once per kernel row and per 8 output channels): an FMA is
+     * cheap, but SiLU's exp and division per load made the U-Net's large 3x3 convs slower
+     * than the separate norm dispatch they save (lavapipe, Mesa 25). So SiLU folds only where
+     * tensors are small (per sample, what the 8x8 level holds), and dispatch overhead rules. */
+    if (silu && sx.rank == 4 && sx.d[1] * sx.d[2] * sx.d[3] > GR_NORM_FOLD_SILU_MAX)
+      continue;
+    if ((m->ep.count && !silu) || !pr || pr->dead || pr->op != GR_OP_CONV2D || pr->stats_out || !cg ||
+        (cg % 8 && 8 % cg) || groups > 64 || uses[y] != 1 || g->t[y].output)
+      continue;
+    gr_node *c = NULL;
+    for (uint32_t j = i + 1; j < g->nn && !c; j++) {
+      uint32_t reads[GR_MAX_READS];
+      int k = g->n[j].dead ? 0 : node_reads(&g->n[j], reads);
+      for (int r = 0; r < k; r++)
+        if (reads[r] == y)
+          c = &g->n[j];
+    }
+    if (!c || c->op != GR_OP_CONV2D || c->inputs[0] != y || c->ia[3] != 1 || c->norm_in.stats)
+      continue;
+    gr_tensor stats = gr_tensor_new(g, GR_OP_CONV2D, "", GR_SHAPE(gr_norm_stats_count(sx, groups)));
+    if (!stats) {
+      st = aps_fail(APS_ERR_OUT_OF_MEMORY, "out of host memory folding %s", m->name);
+      break;
+    }
+    g->t[stats].node = g->t[x].node;
+    pr->stats_out = stats;
+    pr->stats_groups = groups;
+    int has_g = (int)m->ia[1], has_b = (int)m->ia[2];
+    c->norm_in = (gr_norm_fold){.stats = stats, .gamma = has_g ? m->inputs[1] : 0,
+                                .beta = has_b ? m->inputs[1 + has_g] : 0, .groups = groups, .silu = silu,
+                                .eps = m->fa[0]};
+    c->inputs[0] = x;
+    m->dead = 1;
+    (*fused)++;
+  }
+  free(uses);
+  return st;
+}
+
 aps_status gr_pass_fuse(gr_graph *g, uint32_t *fused) {
   *fused = 0;
   uint32_t *uses = calloc(g->nt, sizeof *uses);
@@ -118,7 +195,7 @@ aps_status gr_pass_fuse(gr_graph *g, uint32_t *fused) {
   for (uint32_t i = 0; i < g->nn; i++) {
     if (g->n[i].dead)
       continue;
-    uint32_t reads[GR_MAX_INPUTS + GR_MAX_EPILOGUE];
+    uint32_t reads[GR_MAX_READS];
     int k = node_reads(&g->n[i], reads);
     for (int j = 0; j < k; j++)
       uses[reads[j]]++;
@@ -177,7 +254,7 @@ aps_status gr_pass_fuse(gr_graph *g, uint32_t *fused) {
     }
   }
   free(uses);
-  return APS_OK;
+  return fold_group_norms(g, fused);
 }
 
 /* ---- memory plan */
@@ -213,7 +290,7 @@ aps_status gr_pass_memory_plan(const gr_graph *g, const uint8_t *flags, gr_memor
   for (uint32_t i = 0; i < g->nn; i++) {
     if (g->n[i].dead)
       continue;
-    uint32_t reads[GR_MAX_INPUTS + GR_MAX_EPILOGUE];
+    uint32_t reads[GR_MAX_READS];
     int k = node_reads(&g->n[i], reads);
     for (int j = 0; j < k; j++)
       last[root_of(g, reads[j])] = i;
@@ -229,7 +306,7 @@ aps_status gr_pass_memory_plan(const gr_graph *g, const uint8_t *flags, gr_memor
     uint32_t end = last[t] > i ? last[t] : i;
     /* In place: an elementwise node may overwrite a same-shaped input that dies here. */
     uint32_t share = UINT32_MAX;
-    uint32_t reads[GR_MAX_INPUTS + GR_MAX_EPILOGUE];
+    uint32_t reads[GR_MAX_READS];
     int nr = node_reads(n, reads);
     if (n->op == GR_OP_UNARY || n->op == GR_OP_BINARY || n->op == GR_OP_WHERE)
       for (int j = 0; j < n->n_inputs && share == UINT32_MAX; j++) {
@@ -248,6 +325,13 @@ aps_status gr_pass_memory_plan(const gr_graph *g, const uint8_t *flags, gr_memor
       slots[share].last = end;
     }
     slot_of[t] = share;
+    uint32_t so = n->stats_out; /* a second output: its own slot */
+    if (so && !g->t[so].alias && !(flags[so] & GR_TENSOR_PINNED)) {
+      uint64_t sb = align256((uint64_t)gr_shape_count(g->t[so].shape) * sizeof(float));
+      out->unplanned_bytes += sb;
+      slots[ns] = (slot){sb, 0, i, last[so] > i ? last[so] : i};
+      slot_of[so] = ns++;
+    }
   }
   /* Greedy by size: each slot goes at the lowest offset clear of every placed slot whose
    * lifetime overlaps its own. */

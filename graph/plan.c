@@ -38,6 +38,8 @@ rt_binding gr_lower_binding(gr_lower *L, uint32_t tensor) {
   return (rt_binding){s->buffer, s->offset, (uint64_t)gr_shape_count(L->g->t[tensor].shape) * sizeof(float)};
 }
 
+rt_binding gr_lower_dummy(gr_lower *L) { return (rt_binding){L->plan->dummy, 0, 0}; }
+
 void gr_lower_epilogue(gr_lower *L, const gr_node *n, rt_kernel_desc *kd, rt_dispatch *d, int first) {
   if (kd->spec_count < 21)
     kd->spec_count = 21;
@@ -51,7 +53,7 @@ void gr_lower_epilogue(gr_lower *L, const gr_node *n, rt_kernel_desc *kd, rt_dis
       kd->spec[17 + i] = gr_float_bits(s->b);
     }
     d->bindings[first + i] = i < n->ep.count && s->is_binary ? gr_lower_binding(L, s->operand)
-                                                             : (rt_binding){L->plan->dummy, 0, 0};
+                                                             : gr_lower_dummy(L);
   }
 }
 
@@ -170,15 +172,17 @@ aps_status gr_plan_compile(const gr_graph *graph, rt_device *dev, const gr_plan_
     return aps_fail(APS_ERR_OUT_OF_MEMORY, "out of host memory compiling a graph");
   }
   p->dev = dev;
-  p->st = calloc(p->g->nt, sizeof *p->st);
-  p->is_set = calloc(p->g->nt, 1);
-  aps_status s = p->st && p->is_set ? APS_OK : aps_fail(APS_ERR_OUT_OF_MEMORY, "out of host memory");
-  if (s == APS_OK)
-    s = gr_pass_dead_nodes(p->g);
+  aps_status s = gr_pass_dead_nodes(p->g);
   if (s == APS_OK && !desc->no_fusion)
-    s = gr_pass_fuse(p->g, &p->stats.fused_nodes);
+    s = gr_pass_fuse(p->g, &p->stats.fused_nodes); /* may add tensors (GroupNorm statistics) */
   if (s == APS_OK && !desc->no_fusion)
     s = gr_pass_dead_nodes(p->g); /* slices that fusion reads through are no longer needed */
+  if (s == APS_OK) {
+    p->st = calloc(p->g->nt, sizeof *p->st);
+    p->is_set = calloc(p->g->nt, 1);
+    if (!p->st || !p->is_set)
+      s = aps_fail(APS_ERR_OUT_OF_MEMORY, "out of host memory");
+  }
   if (s == APS_OK)
     s = place_tensors(p);
   if (s == APS_OK)

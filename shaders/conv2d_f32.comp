@@ -21,6 +21,14 @@
 // Workgroups whose 8 channels span several groups (depthwise, O/GROUPS % 8 != 0) handle one
 // channel at a time with per-lane weight loads (a slow but compact path: rolled tap loops keep
 // the cold pipeline compile short).
+// Folded GroupNorm (graph/passes.c), both sides chosen by specialization constants 21-24:
+// STATS_GROUPS > 0: this conv also writes GroupNorm statistics of its output (after the epilogue)
+// for that many groups: per (sample, unit of min(O/groups, 8) channels, tile of TP pixels) the
+// pair (mean, M2 = sum of squared deviations from that mean); lanes' partials are merged in a
+// fixed order (Chan et al.), so results are deterministic. NORM_GROUPS > 0: the input is the
+// un-normalised tensor whose statistics a previous conv wrote; each workgroup merges them per
+// group (fixed order again), then every loaded value becomes silu?((x - mean) * rsqrt(var + eps)
+// * gamma + beta) before the zero padding applies.
 // Subgroups: the broadcast path needs the workgroup to be one subgroup with ids 0..7 (always so
 // on lavapipe). This is checked at run time; otherwise the one-channel-at-a-time path runs, so
 // results are correct for any subgroup size.
@@ -51,6 +59,15 @@ layout(set = 0, binding = 3, std430) writeonly buffer BufY  { float y[];  };
 #define EP_BINDING 4
 #include "epilogue.glsl"
 
+layout(constant_id = 21) const uint STATS_GROUPS = 0u;
+layout(constant_id = 22) const uint NORM_GROUPS = 0u;
+layout(constant_id = 23) const uint NORM_FLAGS = 0u;   // bit 0 gamma, bit 1 beta, bit 2 SiLU
+layout(constant_id = 24) const float NORM_EPS = 0.0;
+layout(set = 0, binding = 8, std430) writeonly buffer BufSo { float stats_out[]; };
+layout(set = 0, binding = 9, std430) readonly buffer BufSi { float stats_in[]; };
+layout(set = 0, binding = 10, std430) readonly buffer BufG { float gamma[]; };
+layout(set = 0, binding = 11, std430) readonly buffer BufBt { float beta[]; };
+
 layout(push_constant) uniform PC { uint N, C, H, W, O, OH, OW; } pc;
 
 const int KK = KH * KW;
@@ -64,10 +81,51 @@ int reflect_clamp(int i, int n) {
   return clamp(i, 0, n - 1);
 }
 
+// Folded GroupNorm: (count, mean, M2) merged with another set's (k, mk, qk).
+void merge(inout float cnt, inout float mean, inout float m2, float k, float mk, float qk) {
+  const float tot = cnt + k, d = mk - mean;
+  mean += d * (k / tot);
+  m2 += qk + d * d * (cnt * k / tot);
+  cnt = tot;
+}
+
+shared float nrm_mean[64], nrm_inv[64];
+float nrm_a = 1.0, nrm_b = 0.0;   // the current input channel's normalisation x * a + b
+
+// Each group's mean and 1/std from the partials of sample n (all lanes, then a barrier).
+void norm_stats(uint n) {
+  const uint C = pc.C, P = pc.H * pc.W, cg = C / NORM_GROUPS, uw = min(cg, 8u), U = C / uw, upg = cg / uw;
+  const uint nt = (P + TP - 1u) / TP;
+  for (uint g = gl_LocalInvocationID.x; g < NORM_GROUPS; g += gl_WorkGroupSize.x) {
+    float cnt = 0.0, mean = 0.0, m2 = 0.0;
+    for (uint u = g * upg; u < (g + 1u) * upg; u++)
+      for (uint t = 0u; t < nt; t++) {
+        const uint i = ((n * U + u) * nt + t) * 2u;
+        merge(cnt, mean, m2, float(uw * min(TP, P - t * TP)), stats_in[i], stats_in[i + 1u]);
+      }
+    nrm_mean[g] = mean;
+    nrm_inv[g] = inversesqrt(max(m2 / cnt, 0.0) + NORM_EPS);
+  }
+  barrier();
+}
+
+void norm_channel(uint ch) {
+  if (NORM_GROUPS == 0u) return;
+  const uint g = ch / (pc.C / NORM_GROUPS);
+  float a = nrm_inv[g];
+  if ((NORM_FLAGS & 1u) != 0u) a *= gamma[ch];
+  nrm_b = ((NORM_FLAGS & 2u) != 0u ? beta[ch] : 0.0) - nrm_mean[g] * a;
+  nrm_a = a;
+}
+
 // x[plane + (iy, ix)] with padding (zero or reflect); never reads out of range.
 float xat(uint plane, int iy, int ix) {
   const int H = int(pc.H), W = int(pc.W);
-  const float v = x[plane + uint(reflect_clamp(iy, H) * W + reflect_clamp(ix, W))];
+  float v = x[plane + uint(reflect_clamp(iy, H) * W + reflect_clamp(ix, W))];
+  if (NORM_GROUPS != 0u) {
+    v = fma(v, nrm_a, nrm_b);
+    if ((NORM_FLAGS & 4u) != 0u) v = v / (1.0 + exp(-v));
+  }
   return (PAD_MODE == 1u || (iy >= 0 && iy < H && ix >= 0 && ix < W)) ? v : 0.0;
 }
 
@@ -97,13 +155,51 @@ float xat(uint plane, int iy, int ix) {
 
 // Bias, epilogue and guarded scalar stores (lavapipe splits vec4 stores per component anyway);
 // the rolled loop keeps one epilogue instance per channel.
+// With STATS_GROUPS: each lane's (count, sum, M2) of its stored values, per channel of the tile.
+shared float st_k[TO][8], st_s[TO][8], st_q[TO][8];
+
 void store4(uint o, uint n, uint p, vec4 v) {
-  const uint O = pc.O, P = pc.OH * pc.OW;
-  if (o >= O) return;
+  const uint O = pc.O, P = pc.OH * pc.OW, i = o % TO, lane = gl_LocalInvocationID.x;
+  if (o >= O) {
+    if (STATS_GROUPS != 0u) st_k[i][lane] = 0.0;
+    return;
+  }
   if (HAS_BIAS != 0u) v += bias[o];
   const uint nc = n * O + o, base = nc * P + p;
+  float k = 0.0, s = 0.0;
   [[dont_unroll]] for (uint e = 0u; e < 4u; e++)
-    if (p + e < P) y[base + e] = epilogue(v[e], base + e, nc, o);
+    if (p + e < P) {
+      v[e] = epilogue(v[e], base + e, nc, o);
+      y[base + e] = v[e];
+      k += 1.0;
+      s += v[e];
+    }
+  if (STATS_GROUPS != 0u) {
+    const float m = k > 0.0 ? s / k : 0.0;
+    float q = 0.0;
+    [[dont_unroll]] for (uint e = 0u; e < 4u; e++)
+      if (p + e < P) q += (v[e] - m) * (v[e] - m);
+    st_k[i][lane] = k;
+    st_s[i][lane] = m;
+    st_q[i][lane] = q;
+  }
+}
+
+// After a tile's stores: lane u merges unit u of the workgroup's channels over all lanes.
+void stats_tile(uint n, uint o0, uint tile) {
+  barrier();
+  const uint O = pc.O, P = pc.OH * pc.OW, cg = O / STATS_GROUPS, uw = min(cg, 8u), U = O / uw;
+  const uint nt = (P + TP - 1u) / TP, lane = gl_LocalInvocationID.x, u = o0 / uw + lane;
+  if (lane < TO / uw && u < U) {
+    float cnt = 0.0, mean = 0.0, m2 = 0.0;
+    for (uint i = lane * uw; i < lane * uw + uw; i++)
+      for (uint l = 0u; l < gl_WorkGroupSize.x; l++)
+        if (st_k[i][l] > 0.0) merge(cnt, mean, m2, st_k[i][l], st_s[i][l], st_q[i][l]);
+    const uint j = ((n * U + u) * nt + tile) * 2u;
+    stats_out[j] = mean;
+    stats_out[j + 1u] = m2;
+  }
+  barrier();
 }
 
 void main() {
@@ -118,6 +214,7 @@ void main() {
   const uint ntiles = (P + TP - 1u) / TP;
 
   const uint wmine = min(o0 + (sg ? gl_SubgroupInvocationID : 0u), O - 1u) * CG * uint(KK);
+  if (NORM_GROUPS != 0u) norm_stats(n);
 
   for (uint tile = gl_WorkGroupID.x; tile < ntiles; tile += gl_NumWorkGroups.x) {
     const uint p = tile * TP + 4u * lane;
@@ -134,6 +231,7 @@ void main() {
       if (rowvec) {
         for (uint c = 0u; c < CG; c++) {
           const uint plane = xc0 + c * HW;
+          norm_channel(g0 * CG + c);
           [[unroll]] for (int ky = 0; ky < KH; ky++) {
             const uint kidx = wmine + c * uint(KK) + uint(ky * KW);
             float wl[KW];
@@ -144,6 +242,7 @@ void main() {
       } else {
         for (uint c = 0u; c < CG; c++) {
           const uint plane = xc0 + c * HW;
+          norm_channel(g0 * CG + c);
           [[dont_unroll]] for (int ky = 0; ky < KH; ky++) [[dont_unroll]] for (int kx = 0; kx < KW; kx++) {
             const float wv = w[wmine + c * uint(KK) + uint(ky * KW + kx)];
             vec4 b;
@@ -162,6 +261,7 @@ void main() {
         vec4 a = vec4(0.0);
         for (uint c = 0u; c < CG; c++) {
           const uint plane = xc0 + c * HW;
+          norm_channel((o / OG) * CG + c);
           if (rowvec && WINDOW) {
             [[dont_unroll]] for (int ky = 0; ky < KH; ky++) {
               const uint kidx = wr + c * uint(KK) + uint(ky * KW);
@@ -181,5 +281,6 @@ void main() {
         store4(o0 + i, n, p, a);
       }
     }
+    if (STATS_GROUPS != 0u) stats_tile(n, o0, tile);
   }
 }

@@ -87,3 +87,51 @@ void test_memory_plan(void) {
         (unsigned long long)o.unfused.arena_bytes);
   gr_graph_destroy(g);
 }
+
+/* GroupNorm between two convolutions folds away (statistics from the producing conv, the
+ * normalisation on the consuming conv's loads): groups of 4, 24, 2 and 16 channels, pixel
+ * counts that are not multiples of the 32-pixel tile, rows that are not multiples of 4,
+ * reflect padding, a strided consumer, a mean far from zero, with and without gamma, beta
+ * and SiLU, and a producer output that other nodes also read. A norm with SiLU on a large
+ * tensor (32x16x16 per sample) stays a dispatch of its own (see passes.c). */
+void test_fusion_group_norm(void) {
+  gr_graph *g = gr_graph_create();
+  /* 1: conv -> + per-(n,c) shift -> GN(4 groups of 4) -> SiLU -> conv, + the first conv's output */
+  gr_tensor x = gr_input(g, "x", GR_SHAPE(2, 16, 9, 7)), shift = gr_input(g, "shift", GR_SHAPE(2, 16, 1, 1));
+  gr_tensor a = gr_add(g, gr_conv2d(g, x, gr_param(g, "wa", GR_SHAPE(16, 16, 3, 3)), gr_param(g, "ba", GR_SHAPE(16)),
+                                    &(gr_conv2d_desc){.padding = 1}), shift);
+  gr_tensor n = gr_silu(g, gr_group_norm(g, a, 4, gr_param(g, "ga", GR_SHAPE(16)), gr_param(g, "bta", GR_SHAPE(16)), 1e-5f));
+  gr_tensor b = gr_conv2d(g, n, gr_param(g, "wb", GR_SHAPE(16, 16, 3, 3)), 0, &(gr_conv2d_desc){.padding = 1});
+  gr_output(g, gr_add(g, b, a), "y1");
+  /* 2: 1x1 conv + 5 -> GN(1 group of 24, beta only) -> reflect-padded conv */
+  gr_tensor x2 = gr_input(g, "x2", GR_SHAPE(3, 24, 8, 8));
+  gr_tensor a2 = gr_add(g, gr_conv2d(g, x2, gr_param(g, "wc", GR_SHAPE(24, 24, 1, 1)), 0, NULL), gr_const_scalar(g, 5.0f));
+  gr_tensor n2 = gr_group_norm(g, a2, 1, 0, gr_param(g, "btc", GR_SHAPE(24)), 1e-5f);
+  gr_output(g, gr_conv2d(g, n2, gr_param(g, "wd", GR_SHAPE(8, 24, 3, 3)), 0,
+                         &(gr_conv2d_desc){.padding = 1, .pad_mode = GR_PAD_REFLECT}), "y2");
+  /* 3: GN(6 groups of 2, gamma only) -> SiLU -> stride-2 conv; 12 channels (not a multiple of 8) */
+  gr_tensor x3 = gr_input(g, "x3", GR_SHAPE(1, 5, 5, 5));
+  gr_tensor a3 = gr_conv2d(g, x3, gr_param(g, "we", GR_SHAPE(12, 5, 3, 3)), 0, &(gr_conv2d_desc){.padding = 1});
+  gr_tensor n3 = gr_silu(g, gr_group_norm(g, a3, 6, gr_param(g, "ge", GR_SHAPE(12)), 0, 1e-5f));
+  gr_output(g, gr_conv2d(g, n3, gr_param(g, "wf", GR_SHAPE(4, 12, 3, 3)), 0, &(gr_conv2d_desc){.stride = 2, .padding = 1}),
+            "y3");
+  /* 4: GN(2 groups of 16) -> SiLU -> conv at 8x8 */
+  gr_tensor x4 = gr_input(g, "x4", GR_SHAPE(2, 8, 8, 8));
+  gr_tensor a4 = gr_conv2d(g, x4, gr_param(g, "wg", GR_SHAPE(32, 8, 3, 3)), gr_param(g, "bg", GR_SHAPE(32)),
+                           &(gr_conv2d_desc){.padding = 1});
+  gr_tensor n4 = gr_silu(g, gr_group_norm(g, a4, 2, gr_param(g, "gg", GR_SHAPE(32)), gr_param(g, "btg", GR_SHAPE(32)), 1e-5f));
+  gr_output(g, gr_conv2d(g, n4, gr_param(g, "wh", GR_SHAPE(8, 32, 3, 3)), 0, &(gr_conv2d_desc){.padding = 1}), "y4");
+  /* 5: as 4 at 16x16: too large to fold SiLU into the consumer's loads */
+  gr_tensor x5 = gr_input(g, "x5", GR_SHAPE(1, 8, 16, 16));
+  gr_tensor a5 = gr_conv2d(g, x5, gr_param(g, "wi", GR_SHAPE(32, 8, 3, 3)), 0, &(gr_conv2d_desc){.padding = 1});
+  gr_tensor n5 = gr_silu(g, gr_group_norm(g, a5, 2, 0, 0, 1e-5f));
+  gr_output(g, gr_conv2d(g, n5, gr_param(g, "wj", GR_SHAPE(8, 32, 3, 3)), 0, &(gr_conv2d_desc){.padding = 1}), "y5");
+  check_opts o = {.atol = 2e-4f, .rtol = 1e-3f, .fan_in_scale = 1};
+  check_graph(graph_tests_device(), g, "group norm folded between convs", &o);
+  fprintf(stderr, "fused: %u dispatches, %u nodes folded; unfused: %u dispatches\n", o.fused.dispatches,
+          o.fused.fused_nodes, o.unfused.dispatches);
+  CHECK(o.fused.dispatches == 11, "two convs per case, and case 5's norm (%u dispatches)", o.fused.dispatches);
+  CHECK(o.fused.dispatches + o.fused.fused_nodes == o.unfused.dispatches, "each fold removes one dispatch (%u + %u vs %u)",
+        o.fused.dispatches, o.fused.fused_nodes, o.unfused.dispatches);
+  gr_graph_destroy(g);
+}

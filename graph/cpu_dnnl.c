@@ -18,6 +18,7 @@ typedef struct gr_dnnl_conv {
   dnnl_memory_t inner[NMEM];      /* the primitive's layouts where they differ (else NULL) */
   dnnl_primitive_t reorder[NMEM]; /* user -> inner (src, weights), inner -> user (dst) */
   int64_t chunk, batch;           /* images per execution, of the node's batch */
+  uint32_t src;                   /* the tensor read as input 0 (past folded pads) */
 } gr_dnnl_conv;
 
 struct gr_dnnl {
@@ -25,6 +26,12 @@ struct gr_dnnl {
   dnnl_engine_t eng;
   dnnl_stream_t stream;
   gr_dnnl_conv **conv; /* per node; NULL = not a oneDNN conv */
+  uint32_t *read0;     /* per node: the tensor a conv reads past its folded pads, or 0 */
+  int folded;          /* some conv folds pads */
+  /* The inner (reordered) memories of every primitive share one scratch array per role
+   * (src, weights, dst): nodes run one at a time, and one array stays in cache. */
+  size_t scratch_bytes[NMEM];
+  void *scratch[NMEM];
 };
 
 #define DN(call)                                                                                          \
@@ -83,7 +90,10 @@ static aps_status conv_layout(gr_dnnl *d, const gr_node *n, gr_dnnl_conv *c, con
   DN(dnnl_memory_get_memory_desc(c->user[i], &have));
   if (dnnl_memory_desc_equal(want, have))
     return APS_OK;
-  DN(dnnl_memory_create(&c->inner[i], want, d->eng, DNNL_MEMORY_ALLOCATE));
+  DN(dnnl_memory_create(&c->inner[i], want, d->eng, DNNL_MEMORY_NONE));
+  size_t bytes = dnnl_memory_desc_get_size(want);
+  if (bytes > d->scratch_bytes[i])
+    d->scratch_bytes[i] = bytes;
   dnnl_primitive_desc_t rpd = NULL;
   if (output)
     DN(dnnl_reorder_primitive_desc_create(&rpd, want, d->eng, have, d->eng, NULL));
@@ -95,13 +105,16 @@ static aps_status conv_layout(gr_dnnl *d, const gr_node *n, gr_dnnl_conv *c, con
   return APS_OK;
 }
 
-static aps_status conv_create(gr_dnnl *d, const gr_node *n, gr_dnnl_conv *c) {
+/* pads: {top, bottom, left, right} of zero pad nodes folded into the conv, whose input 0
+ * is then c->src. */
+static aps_status conv_create(gr_dnnl *d, const gr_node *n, gr_dnnl_conv *c, const int64_t pads4[4]) {
   const gr_graph *g = d->g;
-  gr_shape sx = gr_t(g, n->inputs[0])->shape, sw = gr_t(g, n->inputs[1])->shape, so = gr_t(g, n->output)->shape;
+  gr_shape sx = gr_t(g, c->src)->shape, sw = gr_t(g, n->inputs[1])->shape, so = gr_t(g, n->output)->shape;
   int64_t groups = n->ia[3], stride = n->ia[0], pad = n->ia[1], dil = n->ia[2];
   dnnl_dims_t x = {sx.d[0], sx.d[1], sx.d[2], sx.d[3]}, y = {so.d[0], so.d[1], so.d[2], so.d[3]};
   dnnl_dims_t w = {groups, sw.d[0] / groups, sw.d[1], sw.d[2], sw.d[3]}, b = {sw.d[0]};
-  dnnl_dims_t strides = {stride, stride}, dilates = {dil - 1, dil - 1}, pads = {pad, pad};
+  dnnl_dims_t strides = {stride, stride}, dilates = {dil - 1, dil - 1};
+  dnnl_dims_t pads = {pad + pads4[0], pad + pads4[2]}, pads_r = {pad + pads4[1], pad + pads4[3]};
   int wrank = groups > 1 ? 5 : 4;
   dnnl_format_tag_t wtag = groups > 1 ? dnnl_goihw : dnnl_oihw;
   if (groups == 1)
@@ -124,7 +137,7 @@ static aps_status conv_create(gr_dnnl *d, const gr_node *n, gr_dnnl_conv *c) {
   dnnl_convolution_desc_t cd;
   DN(dnnl_dilated_convolution_forward_desc_init(&cd, dnnl_forward_inference, dnnl_convolution_direct, &any[SRC],
                                                 &any[WEI], n->n_inputs > 2 ? &bmd : NULL, &any[DST], strides,
-                                                dilates, pads, pads));
+                                                dilates, pads, pads_r));
   dnnl_primitive_desc_t pd = NULL;
   DN(dnnl_primitive_desc_create(&pd, &cd, NULL, d->eng, NULL));
   aps_status st = APS_OK;
@@ -197,18 +210,42 @@ static aps_status wgrad_create(gr_dnnl *d, const gr_node *n, gr_dnnl_conv *c) {
   return st;
 }
 
+/* The zero pads right before conv node i that it can take as its own asymmetric padding:
+ * pad nodes whose output only that conv (or the next pad) reads. Backward-data convs read
+ * their gradient padded by two such nodes (autodiff.c's fit), which then never run. */
+static uint32_t fold_pads(const gr_graph *g, const uint32_t *uses, uint32_t i, int64_t pads[4]) {
+  uint32_t t = g->n[i].inputs[0];
+  for (;;) {
+    const gr_node *p = g->t[t].node ? &g->n[g->t[t].node - 1] : NULL;
+    if (!p || p->op != GR_OP_PAD || p->ia[4] != GR_PAD_ZERO || uses[t] != 1 || g->t[t].output)
+      return t;
+    for (int k = 0; k < 4; k++)
+      pads[k] += p->ia[k];
+    t = p->inputs[0];
+  }
+}
+
 aps_status gr_dnnl_create(const gr_graph *g, gr_dnnl **out) {
   *out = NULL;
   gr_dnnl *d = calloc(1, sizeof *d);
-  if (!d || !(d->conv = calloc(g->nn ? g->nn : 1, sizeof *d->conv))) {
+  uint32_t *uses = calloc(g->nt, sizeof *uses);
+  if (!d || !uses || !(d->conv = calloc(g->nn ? g->nn : 1, sizeof *d->conv)) ||
+      !(d->read0 = calloc(g->nn ? g->nn : 1, sizeof *d->read0))) {
+    free(uses);
+    if (d)
+      free(d->conv);
     free(d);
     return aps_fail(APS_ERR_OUT_OF_MEMORY, "out of host memory");
   }
+  for (uint32_t i = 0; i < g->nn; i++)
+    for (int k = 0; k < g->n[i].n_inputs; k++)
+      uses[g->n[i].inputs[k]]++;
   d->g = g;
   dnnl_status_t s = dnnl_engine_create(&d->eng, dnnl_cpu, 0);
   if (s == dnnl_success)
     s = dnnl_stream_create(&d->stream, d->eng, dnnl_stream_default_flags);
   if (s != dnnl_success) {
+    free(uses);
     gr_dnnl_destroy(d);
     return aps_fail(APS_ERR_UNSUPPORTED, "CPU device: oneDNN engine: %s", dnnl_status2str(s));
   }
@@ -218,18 +255,40 @@ aps_status gr_dnnl_create(const gr_graph *g, gr_dnnl **out) {
     if (!wgrad && (n->op != GR_OP_CONV2D || n->ia[4] != GR_PAD_ZERO))
       continue;
     if (!(d->conv[i] = calloc(1, sizeof **d->conv))) {
+      free(uses);
       gr_dnnl_destroy(d);
       return aps_fail(APS_ERR_OUT_OF_MEMORY, "out of host memory");
     }
-    aps_status st = wgrad ? wgrad_create(d, n, d->conv[i]) : conv_create(d, n, d->conv[i]);
+    int64_t pads[4] = {0, 0, 0, 0};
+    d->conv[i]->src = wgrad || getenv("APS_CPU_NO_PAD_FOLD") ? n->inputs[0] : fold_pads(g, uses, i, pads);
+    if (d->conv[i]->src != n->inputs[0]) {
+      d->read0[i] = d->conv[i]->src;
+      d->folded = 1;
+    }
+    aps_status st = wgrad ? wgrad_create(d, n, d->conv[i]) : conv_create(d, n, d->conv[i], pads);
     if (st != APS_OK) {
+      free(uses);
       gr_dnnl_destroy(d);
       return st;
     }
   }
+  free(uses);
+  for (int i = 0; i < NMEM; i++)
+    if (d->scratch_bytes[i] && posix_memalign(&d->scratch[i], 64, d->scratch_bytes[i])) {
+      gr_dnnl_destroy(d);
+      return aps_fail(APS_ERR_OUT_OF_MEMORY, "CPU device: out of host memory for oneDNN's reorders");
+    }
+  for (uint32_t i = 0; i < g->nn; i++)
+    for (int k = 0; d->conv[i] && k < NMEM; k++)
+      if (d->conv[i]->inner[k] && dnnl_memory_set_data_handle(d->conv[i]->inner[k], d->scratch[k]) != dnnl_success) {
+        gr_dnnl_destroy(d);
+        return aps_fail(APS_ERR_UNSUPPORTED, "CPU device: oneDNN memory handle");
+      }
   *out = d;
   return APS_OK;
 }
+
+const uint32_t *gr_dnnl_read0(const gr_dnnl *d) { return d->folded ? d->read0 : NULL; }
 
 void gr_dnnl_destroy(gr_dnnl *d) {
   if (!d)
@@ -237,6 +296,9 @@ void gr_dnnl_destroy(gr_dnnl *d) {
   for (uint32_t i = 0; d->conv && i < d->g->nn; i++)
     conv_destroy(d->conv[i]);
   free(d->conv);
+  free(d->read0);
+  for (int i = 0; i < NMEM; i++)
+    free(d->scratch[i]);
   dnnl_stream_destroy(d->stream);
   dnnl_engine_destroy(d->eng);
   free(d);
@@ -250,7 +312,7 @@ static aps_status reorder(gr_dnnl *d, const gr_node *n, dnnl_primitive_t r, dnnl
 
 static aps_status conv_run(gr_dnnl *d, const gr_node *n, gr_dnnl_conv *c, const float *const *in, float *out) {
   const gr_graph *g = d->g;
-  int64_t x_image = gr_shape_count(gr_t(g, n->inputs[0])->shape) / c->batch;
+  int64_t x_image = gr_shape_count(gr_t(g, c->src)->shape) / c->batch;
   int64_t y_image = gr_shape_count(gr_t(g, n->output)->shape) / c->batch;
   dnnl_memory_t m[NMEM];
   for (int i = 0; i < NMEM; i++)

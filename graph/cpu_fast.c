@@ -37,7 +37,7 @@ static inline float fast_exp(float x) {
 /* ---- unary */
 CLONES static void unary_chunk(gr_unary f, float a, float b, const float *x, float *y, int64_t n) {
   switch (f) {
-  case GR_IDENTITY: memcpy(y, x, (size_t)n * sizeof *y); break;
+  case GR_IDENTITY: if (y != x) memcpy(y, x, (size_t)n * sizeof *y); break;
   case GR_EXP: for (int64_t i = 0; i < n; i++) y[i] = fast_exp(x[i]); break;
   case GR_SIGMOID: for (int64_t i = 0; i < n; i++) y[i] = 1.0f / (1.0f + fast_exp(-x[i])); break;
   case GR_SILU: for (int64_t i = 0; i < n; i++) y[i] = x[i] / (1.0f + fast_exp(-x[i])); break;
@@ -108,36 +108,58 @@ CLONES static void binary_row(gr_binary f, const float *pa, int sa, const float 
   }
 }
 
+/* Operands broadcast over whole trailing blocks: the output's trailing dimensions merge into
+ * one row as long as each operand is either contiguous along them or one value across them
+ * ([N, C, H, W] ∘ [1, C, 1, 1]: rows of H·W); rows (or, when there are few, pieces of
+ * them) go to the threads. */
 static void fast_broadcast(const gr_graph *g, const gr_node *n, const float *const *in, float *out, int arity) {
   gr_shape so = SHAPE(n->output);
   int64_t o[4], st[3][4], count = gr_shape_count(so);
   gr_shape4(so, o);
-  int full = 1;
-  for (int k = 0; k < arity; k++) {
+  for (int k = 0; k < arity; k++)
     gr_bcast_strides(SHAPE(n->inputs[k]), so, st[k]);
-    full &= gr_shape_count(SHAPE(n->inputs[k])) == count;
+  int rdim = 4, mode[3] = {-1, -1, -1}; /* per operand: 1 contiguous along the row, 0 one value */
+  int64_t width = 1;
+  while (rdim > 0) {
+    int j = rdim - 1, ok = 1;
+    if (o[j] != 1)
+      for (int k = 0; k < arity; k++) {
+        int m = st[k][j] == 0 ? 0 : st[k][j] == width ? 1 : -2;
+        ok &= m != -2 && (mode[k] == -1 || mode[k] == m);
+      }
+    if (!ok)
+      break;
+    if (o[j] != 1)
+      for (int k = 0; k < arity; k++)
+        mode[k] = st[k][j] != 0;
+    width *= o[j];
+    rdim = j;
   }
-  /* Same-shaped operands: one flat row, split in chunks. */
-  int64_t rows = full ? 1 : o[0] * o[1] * o[2], width = full ? count : o[3];
-  if (full)
-    for (int k = 0; k < arity; k++)
-      st[k][3] = 1;
-  if (full && arity == 2) {
-    FOR_CHUNKS(count, lo, len, binary_row((gr_binary)n->ia[0], in[0] + lo, 1, in[1] + lo, 1, out + lo, len));
-    return;
-  }
+  int sa[3];
+  for (int k = 0; k < arity; k++)
+    sa[k] = mode[k] != 0;
+  int64_t rows = count / width, pieces = rows >= 16 || width < 2 * PAR_MIN ? 1 : (width + PAR_MIN - 1) / PAR_MIN;
+  int64_t per = ((width + pieces - 1) / pieces + 63) & ~(int64_t)63;
 #pragma omp parallel for schedule(static) if (count >= PAR_MIN)
-  for (int64_t r = 0; r < rows; r++) {
-    int64_t a = r / (o[1] * o[2]), b = r / o[2] % o[1], c = r % o[2];
+  for (int64_t rp = 0; rp < rows * pieces; rp++) {
+    int64_t r = rp / pieces, lo = rp % pieces * per, len = width - lo < per ? width - lo : per;
+    if (len <= 0)
+      continue;
     const float *p[3];
-    for (int k = 0; k < arity; k++)
-      p[k] = in[k] + a * st[k][0] + b * st[k][1] + c * st[k][2];
-    float *y = out + r * width;
+    for (int k = 0; k < arity; k++) {
+      int64_t off = 0, rest = r;
+      for (int j = rdim - 1; j >= 0; j--) {
+        off += rest % o[j] * st[k][j];
+        rest /= o[j];
+      }
+      p[k] = in[k] + off + (sa[k] ? lo : 0);
+    }
+    float *y = out + r * width + lo;
     if (arity == 2) {
-      binary_row((gr_binary)n->ia[0], p[0], st[0][3] != 0, p[1], st[1][3] != 0, y, width);
+      binary_row((gr_binary)n->ia[0], p[0], sa[0], p[1], sa[1], y, len);
     } else {
-      for (int64_t i = 0; i < width; i++)
-        y[i] = p[0][i * st[0][3]] != 0.0f ? p[1][i * st[1][3]] : p[2][i * st[2][3]];
+      for (int64_t i = 0; i < len; i++)
+        y[i] = p[0][i * sa[0]] != 0.0f ? p[1][i * sa[1]] : p[2][i * sa[2]];
     }
   }
 }
@@ -204,6 +226,71 @@ static void fast_softmax(const gr_graph *g, const gr_node *n, const float *const
     gr_fast_softmax_row(in[0] + r * cols, out + r * cols, cols);
 }
 
+/* ---- reduce over axes that include the last: per kept value, contiguous runs of the
+ * trailing reduced dimensions, each summed in float lanes (vectorised) and the runs added in
+ * double. The [N, G, M] group statistics of group norm's backward and the per-channel sums
+ * of bias gradients ([N, C, H, W] over 0, 2, 3) are of this form. */
+typedef struct run_sums { float sum, sq, mx; } run_sums;
+enum { RUN_BLOCK = 2048 };
+CLONES static run_sums run_chunk(const float *x, int64_t len, int want_sq, int want_max) {
+  float sum = 0, sq = 0, mx = -INFINITY;
+#pragma omp simd reduction(+ : sum)
+  for (int64_t i = 0; i < len; i++)
+    sum += x[i];
+  if (want_sq) {
+#pragma omp simd reduction(+ : sq)
+    for (int64_t i = 0; i < len; i++)
+      sq += x[i] * x[i];
+  }
+  if (want_max)
+    for (int64_t i = 0; i < len; i++)
+      mx = x[i] > mx ? x[i] : mx;
+  return (run_sums){sum, sq, mx};
+}
+
+static void reduce_runs(gr_reduce f, const float *x, float *out, const int64_t d[4], unsigned axes) {
+  int k0 = 4;
+  int64_t run = 1, count = 1, kept = 1, reduced = 1;
+  while (k0 > 0 && axes & (1u << (k0 - 1)))
+    run *= d[--k0];
+  int64_t st[4], acc = 1;
+  for (int i = 3; i >= 0; i--) {
+    st[i] = acc;
+    acc *= d[i];
+  }
+  for (int i = 0; i < k0; i++)
+    *(axes & (1u << i) ? &reduced : &kept) *= d[i];
+  count = reduced * run;
+  int want_sq = f == GR_VAR || f == GR_SUMSQ, want_max = f == GR_RMAX;
+#pragma omp parallel for schedule(static) if (kept * count >= PAR_MIN)
+  for (int64_t idx = 0; idx < kept; idx++) {
+    double s = 0, s2 = 0, mx = -INFINITY;
+    for (int64_t r = 0; r < reduced; r++) {
+      int64_t off = 0, ki = idx, ri = r; /* coordinates of dims 0..k0-1 from (idx, r) */
+      for (int i = k0 - 1; i >= 0; i--) {
+        int64_t *src = axes & (1u << i) ? &ri : &ki;
+        off += *src % d[i] * st[i];
+        *src /= d[i];
+      }
+      for (int64_t b = 0; b < run; b += RUN_BLOCK) {
+        run_sums p = run_chunk(x + off + b, run - b < RUN_BLOCK ? run - b : RUN_BLOCK, want_sq, want_max);
+        s += p.sum;
+        s2 += p.sq;
+        mx = p.mx > mx ? p.mx : mx;
+      }
+    }
+    double mean = s / (double)count;
+    switch (f) {
+    case GR_SUM: out[idx] = (float)s; break;
+    case GR_MEAN: out[idx] = (float)mean; break;
+    case GR_VAR: out[idx] = (float)fmax(s2 / (double)count - mean * mean, 0.0); break;
+    case GR_RMAX: out[idx] = (float)mx; break;
+    case GR_SUMSQ: out[idx] = (float)s2; break;
+    default: out[idx] = NAN;
+    }
+  }
+}
+
 /* ---- reduce: the reference's loops over kept indices in parallel (double sums: these are
  * not on a hot path, and long sums such as the mean of a whole tensor need them) */
 static void fast_reduce(const gr_graph *g, const gr_node *n, const float *const *in, float *out) {
@@ -223,6 +310,10 @@ static void fast_reduce(const gr_graph *g, const gr_node *n, const float *const 
   }
   gr_reduce f = (gr_reduce)n->ia[0];
   int64_t kept = o[0] * o[1] * o[2] * o[3];
+  if (axes & 8u && f != GR_LOGSUMEXP) {
+    reduce_runs(f, in[0], out, d, axes);
+    return;
+  }
 #pragma omp parallel for schedule(static) if (kept * count >= PAR_MIN)
   for (int64_t idx = 0; idx < kept; idx++) {
     int64_t a = idx / (o[1] * o[2] * o[3]), b = idx / (o[2] * o[3]) % o[1], c = idx / o[3] % o[2], e = idx % o[3];

@@ -265,7 +265,12 @@ aps_status gr_cpu_create(const gr_graph *g, gr_cpu **out);
  * through oneDNN, the other ops in parallel loops (fp32 sums; matches the reference to
  * about 1e-4). threads: 0 = OpenMP's default (OMP_NUM_THREADS or every core). Where other
  * processes keep cores busy, OMP_WAIT_POLICY=passive or fewer threads avoid OpenMP's
- * spinning waits (measured 30x slower at batch 1 with one of two cores taken). */
+ * spinning waits (measured 30x slower at batch 1 with one of two cores taken).
+ * The CPU device (fast = 1) plans its memory as a Vulkan plan does: intermediate tensors share
+ * one arena by lifetime (a reshape is a view, elementwise nodes may write over an input that
+ * dies there), so after a run gr_cpu_values gives the values of inputs, parameters, states,
+ * constants and outputs only; for other tensors it may give another tensor's values, or NULL
+ * where no output needs the tensor at all. The reference keeps every tensor. */
 typedef struct gr_cpu_desc { int fast; int threads; } gr_cpu_desc;
 aps_status gr_cpu_create_ex(const gr_graph *g, const gr_cpu_desc *desc, gr_cpu **out);
 void gr_cpu_destroy(gr_cpu *c);
@@ -274,6 +279,13 @@ aps_status gr_cpu_set(gr_cpu *c, const char *name, const float *data, int64_t co
 aps_status gr_cpu_run(gr_cpu *c);
 /* Any tensor's values after a run (outputs by name via gr_find). */
 const float *gr_cpu_values(const gr_cpu *c, gr_tensor t);
+/* Host memory of the tensors: own arrays (all of them for the reference), and the CPU
+ * device's arena against what its tensors would take one array each. */
+typedef struct gr_cpu_memory_stats {
+  uint64_t own_bytes, arena_bytes, unplanned_bytes;
+  uint32_t shared_tensors; /* views and in-place writes */
+} gr_cpu_memory_stats;
+void gr_cpu_memory(const gr_cpu *c, gr_cpu_memory_stats *out);
 
 /* --------------------------------------------------------------- Vulkan plans */
 

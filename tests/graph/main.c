@@ -11,7 +11,8 @@ void graph_tests_close(void);
   X(pad) X(pixel_shuffle) X(gather) X(random) X(linalg) X(extra_errors) \
   X(wgrad) X(wgrad_reference) X(cpu_device_wgrad) X(wgrad_errors) X(grad_conv2d_wgrad) \
   X(grad_piecewise_unary) X(grad_max_min) X(grad_where) X(grad_reduce_max) X(grad_bilinear) X(grad_pad) \
-  X(grad_pixel_shuffle) X(grad_gather) X(grad_random) X(grad_linalg) X(grad_assign_unsupported)
+  X(grad_pixel_shuffle) X(grad_gather) X(grad_random) X(grad_linalg) X(grad_assign_unsupported) \
+  X(cpu_device_train_plan)
 
 #define DECLARE(name) void test_##name(void);
 CASES(DECLARE)

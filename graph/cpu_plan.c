@@ -1,0 +1,147 @@
+/* The CPU device's memory plan: every intermediate tensor of a needed node gets a place in
+ * one arena, clear of every tensor alive at the same time (greedy by size, as passes.c does
+ * for Vulkan plans). Besides lifetimes, two kinds of sharing:
+ *   - a reshape of an intermediate is a view: the same memory, and the node does not run;
+ *   - an elementwise node (unary, binary, where) writes over a same-sized input that it
+ *     reads once and that dies there (cpu_fast.c's kernels read index i before writing it).
+ * Inputs, parameters, states, constants and outputs keep their own arrays. */
+#include "cpu_plan.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct slot {
+  uint64_t size, offset; /* floats */
+  uint32_t first, last;  /* node indices */
+} slot;
+
+static int by_size_desc(const void *x, const void *y) {
+  const slot *a = *(slot *const *)x, *b = *(slot *const *)y;
+  return (a->size < b->size) - (a->size > b->size);
+}
+
+static int by_offset(const void *x, const void *y) {
+  const slot *a = *(slot *const *)x, *b = *(slot *const *)y;
+  return (a->offset > b->offset) - (a->offset < b->offset);
+}
+
+void gr_cpu_plan_free(gr_cpu_plan *p) {
+  free(p->where);
+  free(p->offset);
+  free(p->view);
+  memset(p, 0, sizeof *p);
+}
+
+static uint32_t input_of(const gr_node *n, const uint32_t *read0, uint32_t i, int k) {
+  return k == 0 && read0 && read0[i] ? read0[i] : n->inputs[k];
+}
+
+aps_status gr_cpu_plan_make(const gr_graph *g, const uint8_t *needed, const uint32_t *read0, gr_cpu_plan *out) {
+  memset(out, 0, sizeof *out);
+  uint32_t nt = g->nt, nn = g->nn ? g->nn : 1;
+  out->where = malloc(nt);
+  out->offset = calloc(nt, sizeof *out->offset);
+  out->view = calloc(nn, 1);
+  uint32_t *root = malloc(nt * sizeof *root), *last = calloc(nt, sizeof *last);
+  uint32_t *slot_of = malloc(nt * sizeof *slot_of);
+  slot *slots = calloc(nt, sizeof *slots);
+  slot **order = calloc(nt, sizeof *order), **near = calloc(nt, sizeof *near);
+  aps_status st = APS_OK;
+  if (!out->where || !out->offset || !out->view || !root || !last || !slot_of || !slots || !order || !near) {
+    st = aps_fail(APS_ERR_OUT_OF_MEMORY, "out of host memory planning the CPU device's memory");
+    goto done;
+  }
+  for (uint32_t t = 0; t < nt; t++) {
+    out->where[t] = g->t[t].node == 0 || g->t[t].output ? GR_CPU_OWN : GR_CPU_NONE;
+    root[t] = t;
+    slot_of[t] = UINT32_MAX;
+  }
+  /* Which tensors live in the arena, and which reshapes are views. */
+  for (uint32_t i = 0; i < g->nn; i++) {
+    const gr_node *n = &g->n[i];
+    if (!needed[i])
+      continue;
+    if (n->op == GR_OP_ASSIGN)
+      out->where[n->inputs[0]] = GR_CPU_OWN; /* its target (a leaf already) */
+    uint32_t t = n->output;
+    if (out->where[t] == GR_CPU_OWN)
+      continue;
+    out->where[t] = GR_CPU_ARENA;
+    uint32_t r = root[n->inputs[0]];
+    if (n->op == GR_OP_RESHAPE && out->where[r] == GR_CPU_ARENA) {
+      root[t] = r;
+      out->view[i] = 1;
+      out->shared++;
+    }
+  }
+  for (uint32_t i = 0; i < g->nn; i++)
+    if (needed[i])
+      for (int k = 0; k < g->n[i].n_inputs; k++)
+        last[root[input_of(&g->n[i], read0, i, k)]] = i;
+  /* Slots: one per root, or an input's that the node overwrites in place. */
+  uint32_t ns = 0;
+  for (uint32_t i = 0; i < g->nn; i++) {
+    const gr_node *n = &g->n[i];
+    uint32_t t = n->output;
+    if (!needed[i] || out->view[i] || out->where[t] != GR_CPU_ARENA)
+      continue;
+    uint64_t size = ((uint64_t)gr_shape_count(g->t[t].shape) + 63) & ~(uint64_t)63;
+    out->unplanned_floats += size;
+    uint32_t end = last[t] > i ? last[t] : i, share = UINT32_MAX;
+    if (n->op == GR_OP_UNARY || n->op == GR_OP_BINARY || n->op == GR_OP_WHERE)
+      for (int j = 0; j < n->n_inputs && share == UINT32_MAX; j++) {
+        uint32_t u = n->inputs[j], r = root[u];
+        int reads = 0;
+        for (int k = 0; k < n->n_inputs; k++)
+          reads += root[n->inputs[k]] == r;
+        if (reads == 1 && slot_of[r] != UINT32_MAX && last[r] == i &&
+            gr_shape_count(g->t[u].shape) == gr_shape_count(g->t[t].shape))
+          share = slot_of[r];
+      }
+    if (share == UINT32_MAX) {
+      share = ns++;
+      slots[share] = (slot){size, 0, i, end};
+    } else {
+      out->shared++;
+      if (end > slots[share].last)
+        slots[share].last = end;
+    }
+    slot_of[t] = share;
+  }
+  /* Greedy by size: each slot at the lowest offset clear of the placed slots whose
+   * lifetimes overlap its own. */
+  for (uint32_t s = 0; s < ns; s++)
+    order[s] = &slots[s];
+  qsort(order, ns, sizeof *order, by_size_desc);
+  for (uint32_t s = 0; s < ns; s++) {
+    slot *x = order[s];
+    uint32_t m = 0;
+    for (uint32_t p = 0; p < s; p++)
+      if (order[p]->first <= x->last && x->first <= order[p]->last)
+        near[m++] = order[p];
+    qsort(near, m, sizeof *near, by_offset);
+    uint64_t offset = 0;
+    for (uint32_t p = 0; p < m; p++) {
+      if (near[p]->offset >= offset + x->size)
+        break;
+      if (near[p]->offset + near[p]->size > offset)
+        offset = near[p]->offset + near[p]->size;
+    }
+    x->offset = offset;
+    if (offset + x->size > out->arena_floats)
+      out->arena_floats = offset + x->size;
+  }
+  for (uint32_t t = 1; t < nt; t++)
+    if (out->where[t] == GR_CPU_ARENA)
+      out->offset[t] = slots[slot_of[root[t]]].offset;
+done:
+  free(root);
+  free(last);
+  free(slot_of);
+  free(slots);
+  free(order);
+  free(near);
+  if (st != APS_OK)
+    gr_cpu_plan_free(out);
+  return st;
+}

@@ -36,6 +36,7 @@
 #extension GL_GOOGLE_include_directive : require
 #extension GL_KHR_shader_subgroup_basic : require
 #extension GL_KHR_shader_subgroup_ballot : require
+#extension GL_KHR_shader_subgroup_arithmetic : require
 
 #define TO 8            // output channels per workgroup (= lanes: one weight row per lane)
 #define TP 32           // output pixels per workgroup (8 lanes x 4)
@@ -89,32 +90,35 @@ void merge(inout float cnt, inout float mean, inout float m2, float k, float mk,
   cnt = tot;
 }
 
-shared float nrm_mean[64], nrm_inv[64];
-float nrm_a = 1.0, nrm_b = 0.0;   // the current input channel's normalisation x * a + b
+float nrm_mean = 0.0, nrm_inv = 0.0, nrm_a = 1.0, nrm_b = 0.0;  // x * a + b for the current channel
+uint nrm_c0 = 1u, nrm_c1 = 0u;   // the channels [c0, c1) of the group in nrm_mean, nrm_inv (none yet)
 
-// Each group's mean and 1/std from the partials of sample n (all lanes, then a barrier).
-void norm_stats(uint n) {
+// Group g's mean and 1/std from the partials of sample n, merged in a fixed order. Computed
+// by every lane when the (workgroup-uniform) channel enters a new group: no shared memory and
+// no barrier (lavapipe turns each shared-memory access into a per-lane loop).
+void norm_group(uint n, uint g) {
   const uint C = pc.C, P = pc.H * pc.W, cg = C / NORM_GROUPS, uw = min(cg, 8u), U = C / uw, upg = cg / uw;
   const uint nt = (P + TP - 1u) / TP;
-  for (uint g = gl_LocalInvocationID.x; g < NORM_GROUPS; g += gl_WorkGroupSize.x) {
-    float cnt = 0.0, mean = 0.0, m2 = 0.0;
-    for (uint u = g * upg; u < (g + 1u) * upg; u++)
-      for (uint t = 0u; t < nt; t++) {
-        const uint i = ((n * U + u) * nt + t) * 2u;
-        merge(cnt, mean, m2, float(uw * min(TP, P - t * TP)), stats_in[i], stats_in[i + 1u]);
-      }
-    nrm_mean[g] = mean;
-    nrm_inv[g] = inversesqrt(max(m2 / cnt, 0.0) + NORM_EPS);
-  }
-  barrier();
+  float cnt = 0.0, mean = 0.0, m2 = 0.0;
+  for (uint u = g * upg; u < (g + 1u) * upg; u++)
+    for (uint t = 0u; t < nt; t++) {
+      const uint i = ((n * U + u) * nt + t) * 2u;
+      merge(cnt, mean, m2, float(uw * min(TP, P - t * TP)), stats_in[i], stats_in[i + 1u]);
+    }
+  nrm_mean = mean;
+  nrm_inv = inversesqrt(max(m2 / cnt, 0.0) + NORM_EPS);
+  nrm_c0 = g * cg;
+  nrm_c1 = nrm_c0 + cg;
 }
 
-void norm_channel(uint ch) {
+void norm_channel(uint n, uint ch) {
   if (NORM_GROUPS == 0u) return;
-  const uint g = ch / (pc.C / NORM_GROUPS);
-  float a = nrm_inv[g];
+  // (an integer division by a run-time value is a per-lane scalar loop on lavapipe: only when
+  // the channel leaves the current group)
+  if (ch < nrm_c0 || ch >= nrm_c1) norm_group(n, ch / (pc.C / NORM_GROUPS));
+  float a = nrm_inv;
   if ((NORM_FLAGS & 1u) != 0u) a *= gamma[ch];
-  nrm_b = ((NORM_FLAGS & 2u) != 0u ? beta[ch] : 0.0) - nrm_mean[g] * a;
+  nrm_b = ((NORM_FLAGS & 2u) != 0u ? beta[ch] : 0.0) - nrm_mean * a;
   nrm_a = a;
 }
 
@@ -124,7 +128,7 @@ float xat(uint plane, int iy, int ix) {
   float v = x[plane + uint(reflect_clamp(iy, H) * W + reflect_clamp(ix, W))];
   if (NORM_GROUPS != 0u) {
     v = fma(v, nrm_a, nrm_b);
-    if ((NORM_FLAGS & 4u) != 0u) v = v / (1.0 + exp(-v));
+    if ((NORM_FLAGS & 4u) != 0u) v *= 1.0 / (1.0 + exp2(v * -1.4426950408889634));  // SiLU
   }
   return (PAD_MODE == 1u || (iy >= 0 && iy < H && ix >= 0 && ix < W)) ? v : 0.0;
 }
@@ -155,37 +159,73 @@ float xat(uint plane, int iy, int ix) {
 
 // Bias, epilogue and guarded scalar stores (lavapipe splits vec4 stores per component anyway);
 // the rolled loop keeps one epilogue instance per channel.
-// With STATS_GROUPS: each lane's (count, sum, M2) of its stored values, per channel of the tile.
+// Returns the stored values (for the statistics). With STATS_GROUPS and shm (the path without
+// subgroups): each lane's (count, mean, M2) of its stored values, per channel of the tile.
 shared float st_k[TO][8], st_s[TO][8], st_q[TO][8];
 
-void store4(uint o, uint n, uint p, vec4 v) {
+vec3 store4(uint o, uint n, uint p, vec4 v, bool shm) {
   const uint O = pc.O, P = pc.OH * pc.OW, i = o % TO, lane = gl_LocalInvocationID.x;
   if (o >= O) {
-    if (STATS_GROUPS != 0u) st_k[i][lane] = 0.0;
-    return;
+    if (STATS_GROUPS != 0u && shm) st_k[i][lane] = 0.0;
+    return vec3(0.0);
   }
   if (HAS_BIAS != 0u) v += bias[o];
   const uint nc = n * O + o, base = nc * P + p;
-  float k = 0.0, s = 0.0;
+  // statistics from scalars shifted by the first value (no read of v after its dynamically
+  // indexed writes, which would keep the accumulators in memory on lavapipe)
+  float k = 0.0, sh = 0.0, s1 = 0.0, s2 = 0.0;
   [[dont_unroll]] for (uint e = 0u; e < 4u; e++)
     if (p + e < P) {
-      v[e] = epilogue(v[e], base + e, nc, o);
-      y[base + e] = v[e];
-      k += 1.0;
-      s += v[e];
+      const float r = epilogue(v[e], base + e, nc, o);
+      y[base + e] = r;
+      if (STATS_GROUPS != 0u) {
+        sh = k == 0.0 ? r : sh;
+        k += 1.0;
+        s1 += r - sh;
+        s2 += (r - sh) * (r - sh);
+      }
     }
-  if (STATS_GROUPS != 0u) {
-    const float m = k > 0.0 ? s / k : 0.0;
-    float q = 0.0;
-    [[dont_unroll]] for (uint e = 0u; e < 4u; e++)
-      if (p + e < P) q += (v[e] - m) * (v[e] - m);
+  const float m = k > 0.0 ? sh + s1 / k : 0.0, q = k > 0.0 ? max(s2 - s1 * s1 / k, 0.0) : 0.0;
+  if (STATS_GROUPS != 0u && shm) {
     st_k[i][lane] = k;
     st_s[i][lane] = m;
     st_q[i][lane] = q;
   }
+  return vec3(k, m, q);
 }
 
-// After a tile's stores: lane u merges unit u of the workgroup's channels over all lanes.
+// The statistics of a tile from each lane's (count, mean, M2) per channel with subgroup sums,
+// no shared memory or barrier: per unit of uw channels, mean = sum k m / sum k, then
+// M2 = sum (q + k (m - mean)^2); lane j writes unit j. Every sum's order is fixed.
+void stats_sg(uint n, uint o0, uint tile, vec3 ls[TO]) {
+  // uw is 1, 2, 4 or 8 (passes.c): shifts instead of divisions, which lavapipe runs per lane
+  const uint O = pc.O, P = pc.OH * pc.OW, uw = min(O / STATS_GROUPS, 8u), sh = uint(findLSB(uw)), U = O >> sh;
+  const uint nt = (P + TP - 1u) / TP, lane = gl_LocalInvocationID.x, u = (o0 >> sh) + lane;
+  float sk[TO], sm[TO], mu[TO], q[TO];
+  [[unroll]] for (int i = 0; i < TO; i++) { sk[i] = subgroupAdd(ls[i].x); sm[i] = subgroupAdd(ls[i].x * ls[i].y); }
+  [[unroll]] for (int i = 0; i < TO; i++) {
+    float t = 0.0, c = 0.0;
+    [[unroll]] for (int j = 0; j < TO; j++)
+      if (uint(j) >> sh == uint(i) >> sh) { t += sm[j]; c += sk[j]; }
+    mu[i] = c > 0.0 ? t / c : 0.0;
+  }
+  [[unroll]] for (int i = 0; i < TO; i++) {
+    const float d = ls[i].y - mu[i];
+    q[i] = subgroupAdd(ls[i].z + ls[i].x * d * d);
+  }
+  float mean = 0.0, m2 = 0.0;
+  [[unroll]] for (int i = 0; i < TO; i++)
+    if (uint(i) >> sh == lane) {
+      m2 += q[i];
+      if ((uint(i) & (uw - 1u)) == 0u) mean = mu[i];
+    }
+  if (lane < TO >> sh && u < U) {
+    const uint j = ((n * U + u) * nt + tile) * 2u;
+    stats_out[j] = mean;
+    stats_out[j + 1u] = m2;
+  }
+}
+
 void stats_tile(uint n, uint o0, uint tile) {
   barrier();
   const uint O = pc.O, P = pc.OH * pc.OW, cg = O / STATS_GROUPS, uw = min(cg, 8u), U = O / uw;
@@ -214,7 +254,6 @@ void main() {
   const uint ntiles = (P + TP - 1u) / TP;
 
   const uint wmine = min(o0 + (sg ? gl_SubgroupInvocationID : 0u), O - 1u) * CG * uint(KK);
-  if (NORM_GROUPS != 0u) norm_stats(n);
 
   for (uint tile = gl_WorkGroupID.x; tile < ntiles; tile += gl_NumWorkGroups.x) {
     const uint p = tile * TP + 4u * lane;
@@ -231,7 +270,7 @@ void main() {
       if (rowvec) {
         for (uint c = 0u; c < CG; c++) {
           const uint plane = xc0 + c * HW;
-          norm_channel(g0 * CG + c);
+          norm_channel(n, g0 * CG + c);
           [[unroll]] for (int ky = 0; ky < KH; ky++) {
             const uint kidx = wmine + c * uint(KK) + uint(ky * KW);
             float wl[KW];
@@ -242,7 +281,7 @@ void main() {
       } else {
         for (uint c = 0u; c < CG; c++) {
           const uint plane = xc0 + c * HW;
-          norm_channel(g0 * CG + c);
+          norm_channel(n, g0 * CG + c);
           [[dont_unroll]] for (int ky = 0; ky < KH; ky++) [[dont_unroll]] for (int kx = 0; kx < KW; kx++) {
             const float wv = w[wmine + c * uint(KK) + uint(ky * KW + kx)];
             vec4 b;
@@ -251,7 +290,9 @@ void main() {
           }
         }
       }
-      [[unroll]] for (int i = 0; i < TO; i++) store4(o0 + uint(i), n, p, acc[i]);
+      vec3 ls[TO];
+      [[unroll]] for (int i = 0; i < TO; i++) ls[i] = store4(o0 + uint(i), n, p, acc[i], false);
+      if (STATS_GROUPS != 0u) stats_sg(n, o0, tile, ls);
     } else {
       // channels of several groups (depthwise, or O/GROUPS not a multiple of 8), or no usable
       // subgroup: one channel at a time, every lane loading the weights itself
@@ -261,7 +302,7 @@ void main() {
         vec4 a = vec4(0.0);
         for (uint c = 0u; c < CG; c++) {
           const uint plane = xc0 + c * HW;
-          norm_channel((o / OG) * CG + c);
+          norm_channel(n, (o / OG) * CG + c);
           if (rowvec && WINDOW) {
             [[dont_unroll]] for (int ky = 0; ky < KH; ky++) {
               const uint kidx = wr + c * uint(KK) + uint(ky * KW);
@@ -278,9 +319,9 @@ void main() {
             }
           }
         }
-        store4(o0 + i, n, p, a);
+        store4(o0 + i, n, p, a, true);
       }
+      if (STATS_GROUPS != 0u) stats_tile(n, o0, tile);
     }
-    if (STATS_GROUPS != 0u) stats_tile(n, o0, tile);
   }
 }

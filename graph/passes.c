@@ -187,7 +187,7 @@ static aps_status fold_group_norms(gr_graph *g, uint32_t *fused) {
   return st;
 }
 
-aps_status gr_pass_fuse(gr_graph *g, uint32_t *fused) {
+aps_status gr_pass_fuse(gr_graph *g, int fold_norms, uint32_t *fused) {
   *fused = 0;
   uint32_t *uses = calloc(g->nt, sizeof *uses);
   if (!uses)
@@ -254,7 +254,7 @@ aps_status gr_pass_fuse(gr_graph *g, uint32_t *fused) {
     }
   }
   free(uses);
-  return fold_group_norms(g, fused);
+  return fold_norms ? fold_group_norms(g, fused) : APS_OK;
 }
 
 /* ---- memory plan */

@@ -14,7 +14,7 @@ enum {
 void gr_pass_tensor_flags(const gr_graph *g, uint8_t *flags);
 /* Folds chains of elementwise nodes into the epilogue of the node producing their input
  * (conv, matmul, group norm, elementwise), counting folded nodes. */
-aps_status gr_pass_fuse(gr_graph *g, uint32_t *fused);
+aps_status gr_pass_fuse(gr_graph *g, int fold_norms, uint32_t *fused);
 
 typedef struct gr_memory_plan {
   uint64_t *offset;         /* per tensor: offset in the arena, or UINT64_MAX if not in it */

@@ -174,8 +174,9 @@ static aps_status conv_create(gr_dnnl *d, const gr_node *n, gr_dnnl_conv *c, con
  * 32 ch 32x32 / 64 ch 16x16 / 64 ch 8x8, GFLOP/s, reorders included): blocked jit 218 / 270 /
  * 279; plain nchw (oneDNN's gemm) 29 / 142 / 127; im2col + dnnl_sgemm per slice of the
  * reduction, slices in parallel, 19 / 45 / 41. The whole sum goes to slot 0 of the partial
- * sums, the other slots are zeroed (only the sum over slots is defined). SRC = x, DST = gy,
- * WEI = the weight gradient. */
+ * sums, the other slots are zeroed (only the sum over slots is defined), unless only the sum
+ * node reads them (slot0_only: it then copies slot 0). 1x1 layers go to wgrad_gemm instead.
+ * SRC = x, DST = gy, WEI = the weight gradient. */
 static aps_status wgrad_create(gr_dnnl *d, const gr_node *n, gr_dnnl_conv *c) {
   const gr_graph *g = d->g;
   gr_shape sx = gr_t(g, n->inputs[0])->shape, sy = gr_t(g, n->inputs[1])->shape;

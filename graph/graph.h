@@ -291,9 +291,11 @@ void gr_cpu_memory(const gr_cpu *c, gr_cpu_memory_stats *out);
 
 typedef struct gr_plan_desc {
   int no_fusion;       /* keep every node its own dispatch (for tests and comparison) */
-  int no_norm_fold;    /* GroupNorms between convs keep their own dispatch: fewer dispatches
-                          with the fold, but on lavapipe the folded convs cost more than the
-                          dispatches they save at large batches (README, "Graph results") */
+  int fold_norms;      /* fold GroupNorms between convs into them (statistics from the
+                          producing conv, normalisation on load in the consumer): 17 fewer
+                          U-Net dispatches, but on lavapipe the folded convs cost more than
+                          the dispatches they save, so it is off by default (README, "Graph
+                          results") */
   int max_timestamps;  /* > 0: time each dispatch */
 } gr_plan_desc;
 

@@ -100,8 +100,8 @@ static int bench_ops(rt_device *dev, op_result *r, int *count) {
 
 typedef struct unet_result {
   int batch;
-  double ms, ms_no_fold; /* measured one after the other, same process */
-  gr_plan_stats fused, unfused, no_fold;
+  double ms, ms_fold; /* measured one after the other, same process */
+  gr_plan_stats fused, unfused, fold;
   int64_t params;
 } unet_result;
 
@@ -118,9 +118,9 @@ static int bench_unet(rt_device *dev, int batch, unet_result *r) {
   gr_plan_get_stats(p, &r->unfused);
   gr_plan_destroy(p);
   gr_plan *q;
-  CHECK(gr_plan_compile(g, dev, &(gr_plan_desc){.no_norm_fold = 1}, &q));
-  gr_plan_get_stats(q, &r->no_fold);
-  int fail = bench_fill(g, q, bench_set_plan) != APS_OK || time_plan(q, &r->ms_no_fold);
+  CHECK(gr_plan_compile(g, dev, &(gr_plan_desc){.fold_norms = 1}, &q));
+  gr_plan_get_stats(q, &r->fold);
+  int fail = bench_fill(g, q, bench_set_plan) != APS_OK || time_plan(q, &r->ms_fold);
   gr_plan_destroy(q);
   CHECK(gr_plan_compile(g, dev, NULL, &p));
   gr_plan_get_stats(p, &r->fused);
@@ -151,10 +151,10 @@ int cmd_bench_graph(const cli_options *o) {
              ops[i].unit[1] == 'F' ? "gflops" : "gbs", ops[i].amount / (ops[i].ms * 1e-3));
     printf("],\n \"unet\": {\"params\": %lld", (long long)u[0].params);
     for (int i = 0; i < 2; i++)
-      printf(", \"batch%d\": {\"ms\": %.2f, \"images_per_s\": %.1f, \"ms_no_norm_fold\": %.2f, "
-             "\"dispatches_no_norm_fold\": %u, \"dispatches\": %u, \"dispatches_unfused\": %u, "
+      printf(", \"batch%d\": {\"ms\": %.2f, \"images_per_s\": %.1f, \"ms_fold_norms\": %.2f, "
+             "\"dispatches_fold_norms\": %u, \"dispatches\": %u, \"dispatches_unfused\": %u, "
              "\"barriers\": %u, \"barriers_unfused\": %u, \"arena_mib\": %.2f, \"unplanned_mib\": %.2f}",
-             u[i].batch, u[i].ms, u[i].batch / (u[i].ms * 1e-3), u[i].ms_no_fold, u[i].no_fold.dispatches,
+             u[i].batch, u[i].ms, u[i].batch / (u[i].ms * 1e-3), u[i].ms_fold, u[i].fold.dispatches,
              u[i].fused.dispatches, u[i].unfused.dispatches,
              u[i].fused.barriers, u[i].unfused.barriers, u[i].fused.arena_bytes / 1048576.0,
              u[i].fused.unplanned_bytes / 1048576.0);
@@ -170,10 +170,10 @@ int cmd_bench_graph(const cli_options *o) {
       printf("%-8d %10.2f %10.1f %12u %12u %12u %7.2f of %.2f\n", u[i].batch, u[i].ms, u[i].batch / (u[i].ms * 1e-3),
              u[i].fused.dispatches, u[i].unfused.dispatches, u[i].fused.barriers, u[i].fused.arena_bytes / 1048576.0,
              u[i].fused.unplanned_bytes / 1048576.0);
-    printf("without folding GroupNorm into convs (gr_plan_desc.no_norm_fold), measured just before:\n");
+    printf("with GroupNorm folded into convs (gr_plan_desc.fold_norms), measured just before:\n");
     for (int i = 0; i < 2; i++)
-      printf("%-8d %10.2f %10.1f %12u\n", u[i].batch, u[i].ms_no_fold, u[i].batch / (u[i].ms_no_fold * 1e-3),
-             u[i].no_fold.dispatches);
+      printf("%-8d %10.2f %10.1f %12u\n", u[i].batch, u[i].ms_fold, u[i].batch / (u[i].ms_fold * 1e-3),
+             u[i].fold.dispatches);
   }
   rt_device_destroy(dev);
   return fail;

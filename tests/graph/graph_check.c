@@ -77,7 +77,7 @@ int check_graph(rt_device *dev, gr_graph *g, const char *what, check_opts *o) {
   }
   for (int fused = 1; fused >= (o->fused_only ? 1 : 0); fused--) {
     gr_plan *p = NULL;
-    aps_status s = gr_plan_compile(g, dev, &(gr_plan_desc){.no_fusion = !fused}, &p);
+    aps_status s = gr_plan_compile(g, dev, &(gr_plan_desc){.no_fusion = !fused, .fold_norms = fused && o->fold_norms}, &p);
     if (s != APS_OK) {
       CHECK(0, "%s: compile (%s): %s", what, fused ? "fused" : "unfused", aps_last_error());
       fails++;

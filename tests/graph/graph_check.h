@@ -10,6 +10,7 @@ typedef struct check_opts {
   float atol, rtol;  /* |vk - cpu| <= atol + rtol * |cpu|; defaults 1e-5, 1e-4 */
   int fused_only;    /* skip the unfused plan */
   int fan_in_scale;  /* parameters of rank >= 2 scaled by 1/sqrt(fan-in), as a network is initialised */
+  int fold_norms;    /* the fused plan folds GroupNorms into convs (gr_plan_desc.fold_norms) */
   gr_plan_stats fused, unfused; /* filled in */
 } check_opts;
 

@@ -23,5 +23,11 @@ void test_unet(void) {
           o.fused.dispatches, o.fused.barriers, o.fused.fused_nodes, o.fused.arena_bytes / 1048576.0,
           o.fused.unplanned_bytes / 1048576.0, o.unfused.dispatches);
   CHECK(o.fused.dispatches < o.unfused.dispatches, "fusion removes dispatches");
+  /* Again with GroupNorms folded into the convs (off by default: slower on lavapipe). */
+  check_opts f = {.atol = 2e-4f, .rtol = 2e-3f, .fan_in_scale = 1, .fused_only = 1, .fold_norms = 1};
+  check_graph(graph_tests_device(), g, "U-Net forward, norms folded", &f);
+  fprintf(stderr, "norms folded: %u dispatches\n", f.fused.dispatches);
+  CHECK(f.fused.dispatches + 17 == o.fused.dispatches, "17 norms fold (%u vs %u dispatches)", f.fused.dispatches,
+        o.fused.dispatches);
   gr_graph_destroy(g);
 }

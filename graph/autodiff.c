@@ -185,7 +185,21 @@ static gr_tensor fit(gr_graph *g, gr_tensor x, int axis, int64_t front, int64_t 
  * kernels (and oneDNN on the CPU device). */
 static int conv_vjp(gr_graph *g, const gr_node *n, gr_tensor gy, gr_tensor d[GR_MAX_INPUTS]) {
   int stride = (int)n->ia[0], pad = (int)n->ia[1], dil = (int)n->ia[2], groups = (int)n->ia[3];
-  if (n->ia[4] != GR_PAD_ZERO)
+  if (n->ia[4] == GR_PAD_REFLECT && pad > 0) {
+    /* Reflect padding: the conv of the reflect-padded input without padding; the input's
+     * gradient goes back through the pad's own VJP (which folds the mirrored borders back). */
+    gr_tensor xp = gr_pad(g, n->inputs[0], (const int[4]){pad, pad, pad, pad}, GR_PAD_REFLECT);
+    if (g->status != APS_OK)
+      return 1;
+    gr_node plain = *n, padder = g->n[g->t[xp].node - 1];
+    plain.inputs[0] = xp, plain.ia[1] = 0, plain.ia[4] = GR_PAD_ZERO;
+    gr_tensor dpad[GR_MAX_INPUTS] = {0};
+    if (!conv_vjp(g, &plain, gy, d) || !gr_vjp_extra(g, &padder, d[0], dpad))
+      return 0;
+    d[0] = dpad[0];
+    return 1;
+  }
+  if (n->ia[4] != GR_PAD_ZERO && pad > 0)
     return 0;
   gr_tensor x = n->inputs[0], w = n->inputs[1];
   gr_shape sx = shape_of(g, x), sw = shape_of(g, w);

@@ -21,8 +21,8 @@ static gr_tensor filled(gr_graph *g, gr_shape s, float value) {
   return t;
 }
 
-/* Sums a gradient down to `to`, undoing numpy broadcasting. */
-static gr_tensor unbroadcast(gr_graph *g, gr_tensor grad, gr_shape to) {
+/* Sums a gradient down to `to`, undoing numpy broadcasting (graph_internal.h). */
+gr_tensor gr_grad_unbroadcast(gr_graph *g, gr_tensor grad, gr_shape to) {
   if (!grad)
     return 0;
   gr_shape from = shape_of(g, grad);
@@ -78,8 +78,8 @@ static int binary_vjp(gr_graph *g, const gr_node *n, gr_tensor gy, gr_tensor d[2
   case GR_MAX: case GR_MIN: return gr_vjp_extra(g, n, gy, d);
   default: return 0;
   }
-  d[0] = unbroadcast(g, d[0], sa);
-  d[1] = unbroadcast(g, d[1], sb);
+  d[0] = gr_grad_unbroadcast(g, d[0], sa);
+  d[1] = gr_grad_unbroadcast(g, d[1], sb);
   return 1;
 }
 
@@ -281,8 +281,8 @@ static int vjp(gr_graph *g, const gr_node *n, gr_tensor gy, gr_tensor d[GR_MAX_I
   case GR_OP_REDUCE: return (d[0] = reduce_vjp(g, n, gy)) != 0 || g->status != APS_OK;
   case GR_OP_MATMUL: { /* dA = G Bᵀ, dB = Aᵀ G, summed over broadcast batches */
     gr_tensor a = n->inputs[0], b = n->inputs[1];
-    d[0] = unbroadcast(g, gr_matmul(g, gy, b, 0, 1), shape_of(g, a));
-    d[1] = unbroadcast(g, gr_matmul(g, a, gy, 1, 0), shape_of(g, b));
+    d[0] = gr_grad_unbroadcast(g, gr_matmul(g, gy, b, 0, 1), shape_of(g, a));
+    d[1] = gr_grad_unbroadcast(g, gr_matmul(g, a, gy, 1, 0), shape_of(g, b));
     return 1;
   }
   case GR_OP_SOFTMAX: { /* y (gy - Σ gy y) over the last axis */

@@ -26,22 +26,6 @@ static gr_tensor negate(gr_graph *g, gr_tensor x) { return gr_scale_shift(g, x, 
 /* Nonzero exactly where x > 0. */
 static gr_tensor positive(gr_graph *g, gr_tensor x) { return gr_unary_op(g, GR_RELU, x); }
 
-/* Sums a gradient of the broadcast shape down to `to` (undoes numpy broadcasting). */
-static gr_tensor sum_to(gr_graph *g, gr_tensor grad, gr_shape to) {
-  if (!grad)
-    return 0;
-  gr_shape from = shape_of(g, grad);
-  if (from.rank == to.rank && !memcmp(from.d, to.d, sizeof(int64_t) * (size_t)to.rank))
-    return grad;
-  unsigned axes = 0;
-  for (int i = 0; i < from.rank; i++) {
-    int j = i - (from.rank - to.rank);
-    if ((j < 0 || to.d[j] == 1) && from.d[i] != 1)
-      axes |= 1u << i;
-  }
-  return gr_reshape(g, axes ? gr_reduce_op(g, GR_SUM, grad, axes) : grad, to);
-}
-
 /* The adjoint of out = gather(x, axis, idx[0..count)) with x.d[axis] = full: a scatter-add
  * of gy back to `full` entries, built from gathers or one matmul:
  * - the identity: gy itself;
@@ -240,14 +224,14 @@ int gr_vjp_extra(gr_graph *g, const gr_node *n, gr_tensor gy, gr_tensor *d) {
     case GR_MIN: other = positive(g, gr_sub(g, a, b)); break; /* b wins where b < a */
     default: return 0;
     }
-    d[0] = sum_to(g, gr_where(g, other, zero(g), gy), shape_of(g, a));
-    d[1] = sum_to(g, gr_where(g, other, gy, zero(g)), shape_of(g, b));
+    d[0] = gr_grad_unbroadcast(g, gr_where(g, other, zero(g), gy), shape_of(g, a));
+    d[1] = gr_grad_unbroadcast(g, gr_where(g, other, gy, zero(g)), shape_of(g, b));
     return 1;
   }
   case GR_OP_WHERE: {
     gr_tensor mask = n->inputs[0];
-    d[1] = sum_to(g, gr_where(g, mask, gy, zero(g)), shape_of(g, n->inputs[1]));
-    d[2] = sum_to(g, gr_where(g, mask, zero(g), gy), shape_of(g, n->inputs[2]));
+    d[1] = gr_grad_unbroadcast(g, gr_where(g, mask, gy, zero(g)), shape_of(g, n->inputs[1]));
+    d[2] = gr_grad_unbroadcast(g, gr_where(g, mask, zero(g), gy), shape_of(g, n->inputs[2]));
     return 1;
   }
   case GR_OP_UPSAMPLE: {

@@ -248,6 +248,20 @@ CLONES static run_sums run_chunk(const float *x, int64_t len, int want_sq, int w
   return (run_sums){sum, sq, mx};
 }
 
+/* One reduced value from its sum, sum of squares, maximum and Σ exp(x − max) (double). */
+static float reduce_result(gr_reduce f, double s, double s2, double mx, double se, int64_t count) {
+  double mean = s / (double)count;
+  switch (f) {
+  case GR_SUM: return (float)s;
+  case GR_MEAN: return (float)mean;
+  case GR_VAR: return (float)fmax(s2 / (double)count - mean * mean, 0.0);
+  case GR_RMAX: return (float)mx;
+  case GR_SUMSQ: return (float)s2;
+  case GR_LOGSUMEXP: return (float)(mx + log(se));
+  default: return NAN;
+  }
+}
+
 static void reduce_runs(gr_reduce f, const float *x, float *out, const int64_t d[4], unsigned axes) {
   int k0 = 4;
   int64_t run = 1, count = 1, kept = 1, reduced = 1;
@@ -279,15 +293,7 @@ static void reduce_runs(gr_reduce f, const float *x, float *out, const int64_t d
         mx = p.mx > mx ? p.mx : mx;
       }
     }
-    double mean = s / (double)count;
-    switch (f) {
-    case GR_SUM: out[idx] = (float)s; break;
-    case GR_MEAN: out[idx] = (float)mean; break;
-    case GR_VAR: out[idx] = (float)fmax(s2 / (double)count - mean * mean, 0.0); break;
-    case GR_RMAX: out[idx] = (float)mx; break;
-    case GR_SUMSQ: out[idx] = (float)s2; break;
-    default: out[idx] = NAN;
-    }
+    out[idx] = reduce_result(f, s, s2, mx, 0.0, count);
   }
 }
 
@@ -335,16 +341,7 @@ static void fast_reduce(const gr_graph *g, const gr_node *n, const float *const 
               }
             }
           }
-    double mean = s / (double)count;
-    switch (f) {
-    case GR_SUM: out[idx] = (float)s; break;
-    case GR_MEAN: out[idx] = (float)mean; break;
-    case GR_VAR: out[idx] = (float)fmax(s2 / (double)count - mean * mean, 0.0); break;
-    case GR_RMAX: out[idx] = (float)mx; break;
-    case GR_SUMSQ: out[idx] = (float)s2; break;
-    case GR_LOGSUMEXP: out[idx] = (float)(mx + log(se)); break;
-    default: out[idx] = NAN;
-    }
+    out[idx] = reduce_result(f, s, s2, mx, se, count);
   }
 }
 

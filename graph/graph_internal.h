@@ -112,6 +112,8 @@ float gr_binary_eval(gr_binary f, float a, float b);
  * abs, clamp; reduce max; and max/min, where, bilinear upsample, pad, the pixel shuffles,
  * gather, random, inverse, logabsdet (fills d[], returns 0 if the op has none). */
 gr_tensor gr_vjp_unary_extra(gr_graph *g, const gr_node *n, gr_tensor gy);
+/* Sums a gradient of a broadcast result down to an operand's shape `to` (autodiff.c). */
+gr_tensor gr_grad_unbroadcast(gr_graph *g, gr_tensor grad, gr_shape to);
 gr_tensor gr_vjp_reduce_extra(gr_graph *g, const gr_node *n, gr_tensor gy);
 int gr_vjp_extra(gr_graph *g, const gr_node *n, gr_tensor gy, gr_tensor *d /* [n->n_inputs] */);
 

@@ -124,11 +124,10 @@ static void window(const gr_graph *g, gr_epilogue_step *s, int64_t channels, uin
  * normalised tensor is a concatenation. */
 enum { GR_NORM_FOLD_SILU_MAX = 4096 }; /* values per sample */
 
-static aps_status fold_group_norms(gr_graph *g, uint32_t *fused) {
+/* How many live nodes read each tensor (calloc'd; NULL when out of memory). */
+static uint32_t *count_uses(const gr_graph *g) {
   uint32_t *uses = calloc(g->nt, sizeof *uses);
-  if (!uses)
-    return aps_fail(APS_ERR_OUT_OF_MEMORY, "out of host memory");
-  for (uint32_t i = 0; i < g->nn; i++) {
+  for (uint32_t i = 0; uses && i < g->nn; i++) {
     if (g->n[i].dead)
       continue;
     uint32_t reads[GR_MAX_READS];
@@ -136,6 +135,13 @@ static aps_status fold_group_norms(gr_graph *g, uint32_t *fused) {
     for (int j = 0; j < k; j++)
       uses[reads[j]]++;
   }
+  return uses;
+}
+
+static aps_status fold_group_norms(gr_graph *g, uint32_t *fused) {
+  uint32_t *uses = count_uses(g);
+  if (!uses)
+    return aps_fail(APS_ERR_OUT_OF_MEMORY, "out of host memory");
   aps_status st = APS_OK;
   for (uint32_t i = 0; i < g->nn && st == APS_OK; i++) {
     gr_node *m = &g->n[i];
@@ -189,17 +195,9 @@ static aps_status fold_group_norms(gr_graph *g, uint32_t *fused) {
 
 aps_status gr_pass_fuse(gr_graph *g, int fold_norms, uint32_t *fused) {
   *fused = 0;
-  uint32_t *uses = calloc(g->nt, sizeof *uses);
+  uint32_t *uses = count_uses(g);
   if (!uses)
     return aps_fail(APS_ERR_OUT_OF_MEMORY, "out of host memory");
-  for (uint32_t i = 0; i < g->nn; i++) {
-    if (g->n[i].dead)
-      continue;
-    uint32_t reads[GR_MAX_READS];
-    int k = node_reads(&g->n[i], reads);
-    for (int j = 0; j < k; j++)
-      uses[reads[j]]++;
-  }
   for (uint32_t i = 0; i < g->nn; i++) {
     gr_node *a = &g->n[i];
     if (a->dead || !gr_op_impls[a->op].fusable)

@@ -232,3 +232,23 @@ gr_tensor aps_prior_neg_elbo(gr_graph *g, const aps_sde *s, aps_eps_builder eps,
   gr_tensor offset = gr_scale_shift(g, sumsq_image(g, gr_sub(g, x, mu)), (float)(0.5 / (s_q * s_q)), (float)constant);
   return gr_add(g, gr_add(g, prior, half_i), offset);
 }
+
+static gr_tensor prior_network(gr_graph *g, void *config, gr_tensor x, gr_tensor t) { return aps_prior_eps(g, config, x, t); }
+
+aps_status aps_prior_elbo_graph(const aps_prior_config *c, int batch, gr_graph **out) {
+  *out = NULL;
+  APS_TRY(aps_prior_config_check(c));
+  gr_graph *g = gr_graph_create();
+  gr_shape img = GR_SHAPE(batch, c->unet.image_channels, c->unet.image_size, c->unet.image_size);
+  gr_tensor x = gr_input(g, "x", img), t = gr_input(g, "t", GR_SHAPE(batch));
+  gr_tensor nb = aps_prior_neg_elbo(g, &c->sde, prior_network, (void *)c, x, t, gr_input(g, "e_t", img),
+                                    gr_input(g, "e_1", img), gr_input(g, "e_0", img));
+  gr_output(g, nb, "nelbo");
+  aps_status s = gr_graph_status(g);
+  if (s != APS_OK) {
+    gr_graph_destroy(g);
+    return s;
+  }
+  *out = g;
+  return APS_OK;
+}

@@ -57,6 +57,10 @@ typedef gr_tensor (*aps_eps_builder)(gr_graph *g, void *user, gr_tensor x, gr_te
 gr_tensor aps_prior_neg_elbo(gr_graph *g, const aps_sde *s, aps_eps_builder eps, void *user, gr_tensor x,
                              gr_tensor t, gr_tensor e_t, gr_tensor e_1, gr_tensor e_0);
 
+/* The ELBO graph of the prior's network: inputs "x", "t", "e_t", "e_1", "e_0" as above;
+ * output "nelbo" [batch] (nats). */
+aps_status aps_prior_elbo_graph(const aps_prior_config *c, int batch, gr_graph **out);
+
 /* ------------------------------------------------------------ training (prior_train.c) */
 #include "dataset.h"
 #include "runner.h"

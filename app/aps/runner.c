@@ -79,6 +79,8 @@ aps_status aps_runner_load(aps_runner *r, const gr_st *st) {
   return r->cpu ? gr_cpu_load(r->cpu, st) : gr_plan_load(r->plan, st);
 }
 
+int aps_runner_has(const aps_runner *r, const char *name) { return gr_find(r->g, name) != 0; }
+
 aps_status aps_runner_get(aps_runner *r, const char *name, float *data, int64_t count) {
   if (!r->cpu)
     return gr_plan_get(r->plan, name, data, count);

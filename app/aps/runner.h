@@ -26,6 +26,8 @@ const char *aps_runner_device_name(const aps_runner *r);
 int aps_runner_is_cpu(const aps_runner *r);
 aps_status aps_runner_set(aps_runner *r, const char *name, const float *data, int64_t count);
 aps_status aps_runner_run(aps_runner *r);
+/* Whether the graph has an input, parameter, state or output of that name. */
+int aps_runner_has(const aps_runner *r, const char *name);
 /* An output, parameter or state by name. */
 aps_status aps_runner_get(aps_runner *r, const char *name, float *data, int64_t count);
 /* Every parameter (states included) from st, all checked before any is set. */

@@ -137,8 +137,7 @@ aps_status aps_train(aps_runner *r, const aps_train_desc *d, aps_train_result *o
   double t0 = now_s(), last_print = 0;
   out->first_step = step + 1;
   aps_status s = APS_OK;
-  int has_norm = aps_runner_get(r, "grad_norm", &(float){0}, 1) == APS_OK;
-  aps_clear_error();
+  int has_norm = aps_runner_has(r, "grad_norm");
   while (step < d->steps && !interrupted) {
     step++;
     float lr = gr_schedule_lr(&d->schedule, step), fstep = (float)step, loss = 0, norm = 0;

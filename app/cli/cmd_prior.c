@@ -13,7 +13,7 @@
 /* The model's config from its file, a graph built by `build` at the batch, and a runner
  * holding the file's weights. */
 static aps_status open_model(const char *path, const char *device, int batch,
-                             aps_status (*build)(const aps_prior_config *, int, gr_graph **, void *), void *user,
+                             aps_status (*build)(const aps_prior_config *, int, gr_graph **),
                              aps_prior_config *cfg, gr_graph **g, aps_runner **r) {
   gr_st *st = NULL;
   *g = NULL, *r = NULL;
@@ -21,7 +21,7 @@ static aps_status open_model(const char *path, const char *device, int batch,
   if (s == APS_OK)
     s = aps_prior_config_from_file(st, cfg);
   if (s == APS_OK)
-    s = build(cfg, batch, g, user);
+    s = build(cfg, batch, g);
   if (s == APS_OK)
     s = aps_runner_create(*g, &(aps_runner_desc){.device = device}, r);
   if (s == APS_OK)
@@ -30,10 +30,6 @@ static aps_status open_model(const char *path, const char *device, int batch,
   return s;
 }
 
-static aps_status build_eps(const aps_prior_config *c, int batch, gr_graph **g, void *user) {
-  (void)user;
-  return aps_prior_eps_graph(c, batch, g);
-}
 
 int cmd_prior_sample(const cli_options *o, int argc, char **argv) {
   const char *model = NULL, *out = NULL, *sampler = "em";
@@ -61,7 +57,7 @@ int cmd_prior_sample(const cli_options *o, int argc, char **argv) {
   aps_prior_config cfg;
   gr_graph *g = NULL;
   aps_runner *r = NULL;
-  aps_status s = open_model(model, o->device, batch, build_eps, NULL, &cfg, &g, &r);
+  aps_status s = open_model(model, o->device, batch, aps_prior_eps_graph, &cfg, &g, &r);
   int c = cfg.unet.image_channels, sz = cfg.unet.image_size;
   int64_t per = (int64_t)c * sz * sz;
   float *all = s == APS_OK ? malloc((size_t)((count + batch) * per) * sizeof *all) : NULL;
@@ -84,26 +80,6 @@ int cmd_prior_sample(const cli_options *o, int argc, char **argv) {
     return 1;
   }
   return 0;
-}
-
-/* The ELBO graph: inputs x, t, e_t, e_1, e_0; output "nelbo" [batch] (nats). */
-static gr_tensor network(gr_graph *g, void *user, gr_tensor x, gr_tensor t) { return aps_prior_eps(g, user, x, t); }
-static aps_status build_elbo(const aps_prior_config *c, int batch, gr_graph **out, void *user) {
-  (void)user;
-  APS_TRY(aps_prior_config_check(c));
-  gr_graph *g = gr_graph_create();
-  gr_shape img = GR_SHAPE(batch, c->unet.image_channels, c->unet.image_size, c->unet.image_size);
-  gr_tensor x = gr_input(g, "x", img), t = gr_input(g, "t", GR_SHAPE(batch));
-  gr_tensor nb = aps_prior_neg_elbo(g, &c->sde, network, (void *)c, x, t, gr_input(g, "e_t", img), gr_input(g, "e_1", img),
-                                    gr_input(g, "e_0", img));
-  gr_output(g, nb, "nelbo");
-  aps_status s = gr_graph_status(g);
-  if (s != APS_OK) {
-    gr_graph_destroy(g);
-    return s;
-  }
-  *out = g;
-  return APS_OK;
 }
 
 int cmd_elbo(const cli_options *o, int argc, char **argv) {
@@ -130,7 +106,7 @@ int cmd_elbo(const cli_options *o, int argc, char **argv) {
   gr_graph *g = NULL;
   aps_runner *r = NULL;
   aps_dataset *ds = NULL;
-  aps_status s = open_model(model, o->device, batch, build_elbo, NULL, &cfg, &g, &r);
+  aps_status s = open_model(model, o->device, batch, aps_prior_elbo_graph, &cfg, &g, &r);
   int c = cfg.unet.image_channels, sz = cfg.unet.image_size;
   if (s == APS_OK)
     s = !strcmp(data, "fashion-mnist") ? aps_dataset_load_fashion_mnist(NULL, !strcmp(split, "train"), &ds)
@@ -141,7 +117,7 @@ int cmd_elbo(const cli_options *o, int argc, char **argv) {
   int64_t n = s == APS_OK ? aps_dataset_count(ds) : 0, per = (int64_t)c * sz * sz;
   if (limit > 0 && limit < n)
     n = limit;
-  float *buf[5] = {0}, *nb = malloc((size_t)batch * sizeof *nb), *tb = malloc((size_t)batch * sizeof *tb);
+  float *buf[4] = {0}, *nb = malloc((size_t)batch * sizeof *nb), *tb = malloc((size_t)batch * sizeof *tb);
   for (int k = 0; k < 4; k++)
     buf[k] = malloc((size_t)(batch * per) * sizeof(float));
   if (s == APS_OK && (!buf[0] || !buf[1] || !buf[2] || !buf[3] || !nb || !tb))

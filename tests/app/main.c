@@ -12,7 +12,7 @@
 /* test_prior.c: the VP-SDE, the ELBO, training, checkpoints, reloads. */
 #define PRIOR_CASES(X)                                                                               \
   X(sde_schedule) X(importance_density) X(elbo_gaussian) X(prior_train) X(prior_resume) X(prior_reload) \
-  X(prior_config_errors) X(elbo_input_grad)
+  X(prior_config_errors) X(elbo_input_grad) X(prior_nan_loss)
 
 #define CASES(X) DATASET_CASES(X) PRIOR_CASES(X)
 

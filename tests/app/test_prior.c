@@ -423,3 +423,46 @@ void test_elbo_input_grad(void) {
   gr_cpu_destroy(c);
   gr_graph_destroy(g);
 }
+
+/* A NaN loss stops training with an error and leaves the last checkpoint as it was. */
+static aps_status nan_feed(void *user, aps_runner *r, int step) {
+  aps_prior_feed *f = user;
+  APS_TRY(aps_prior_feed_fn(f, r, step));
+  for (int i = 0; i < f->batch * 64; i++)
+    f->buf[i] = NAN;
+  return aps_runner_set(r, "x", f->buf, f->batch * 64);
+}
+void test_prior_nan_loss(void) {
+  const char *dir = make_tmpdir();
+  aps_dataset *d = bars(dir);
+  CHECK(d != NULL, "data set");
+  if (!d)
+    return;
+  char ckpt[512];
+  snprintf(ckpt, sizeof ckpt, "%s/c.ckpt", dir);
+  int64_t n = 0;
+  REQUIRE_OK(train(d, ckpt, 3, 0, NULL, &n));
+  aps_prior_config cfg = tiny_config();
+  gr_graph *g = NULL;
+  aps_runner *r = NULL;
+  REQUIRE_OK(aps_prior_train_graph(&cfg, 16, &g));
+  REQUIRE_OK(aps_runner_create(g, &(aps_runner_desc){.device = "cpu", .quiet = 1}, &r));
+  char unet[256], sde[256];
+  gr_st_meta meta[APS_PRIOR_META];
+  aps_prior_config_meta(&cfg, unet, sde, meta);
+  aps_prior_feed feed = {.data = d, .batch = 16};
+  aps_train_result res;
+  aps_status s = aps_train(r, &(aps_train_desc){.steps = 6, .checkpoint = ckpt, .checkpoint_every = 1, .resume = 1,
+                                                .meta = meta, .n_meta = APS_PRIOR_META, .rng = &feed.rng,
+                                                .feed = nan_feed, .user = &feed, .quiet = 1}, &res);
+  CHECK(s != APS_OK && strstr(aps_last_error(), "NaN"), "a NaN loss is an error naming it: %s", aps_last_error());
+  gr_st *st = NULL;
+  REQUIRE_OK(gr_st_open(ckpt, &st));
+  const char *step = gr_st_metadata(st, "aps.step");
+  CHECK(step && !strcmp(step, "3"), "the checkpoint still holds step 3 (%s)", step ? step : "none");
+  gr_st_close(st);
+  free(feed.buf);
+  aps_runner_destroy(r);
+  gr_graph_destroy(g);
+  aps_dataset_free(d);
+}

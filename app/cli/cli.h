@@ -12,6 +12,7 @@ int cmd_devices(const cli_options *o);
 int cmd_bench_runtime(const cli_options *o);
 int cmd_bench_graph(const cli_options *o);
 int cmd_bench_train(const cli_options *o);
+int cmd_bench_profile(const cli_options *o);
 
 int cmd_bench_prior(const cli_options *o);
 /* The method's commands take the arguments after their name. */

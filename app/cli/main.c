@@ -14,6 +14,7 @@ static void usage(FILE *f) {
         "                               dispatch overhead, copy bandwidth, GEMM GFLOP/s\n"
         "  bench graph [--json] [--quick]  per-op throughput, U-Net latency/throughput, fusion\n"
         "                               (--device cpu: the same on the CPU device, oneDNN)\n"
+        "  bench profile [--json] [--quick]  U-Net forward time per dispatch and per kernel kind\n"
         "  bench train [--json] [--quick]  one U-Net training step (forward, backward, Adam)\n"
         "  bench prior [--json] [--quick]  the prior's ε-network: forward, and with the input gradient\n"
         "  train-prior --data D --out F [...]   train the diffusion prior (--help for options)\n"
@@ -72,6 +73,8 @@ int main(int argc, char **argv) {
     return cmd_bench_runtime(&o);
   if (nwords == 2 && !strcmp(words[0], "bench") && !strcmp(words[1], "prior"))
     return cmd_bench_prior(&o);
+  if (nwords == 2 && !strcmp(words[0], "bench") && !strcmp(words[1], "profile"))
+    return cmd_bench_profile(&o);
   if (nwords == 2 && !strcmp(words[0], "bench") && !strcmp(words[1], "train"))
     return cmd_bench_train(&o);
   if (nwords == 2 && !strcmp(words[0], "bench") && !strcmp(words[1], "graph"))

@@ -1,4 +1,5 @@
-# Compiles every shaders/*.comp to SPIR-V with glslangValidator, checks it with spirv-val,
+# Compiles every shaders/*.comp to SPIR-V with glslangValidator (and a second time with
+# -DAPS_F16 as <name>_f16 when it includes storage.glsl), checks it with spirv-val,
 # and embeds the words in a static library together with a name -> words table
 # (aps_shader_table in runtime/shader_table.h). No compiler is vendored; no network is used.
 function(aps_add_shaders target dir)
@@ -10,19 +11,31 @@ function(aps_add_shaders target dir)
   set(names "")
   foreach(comp ${comps})
     get_filename_component(name ${comp} NAME_WE)
-    set(spv ${outdir}/${name}.spv)
-    set(csrc ${outdir}/${name}.spv.c)
-    add_custom_command(
-      OUTPUT ${csrc}
-      COMMAND ${GLSLANG_VALIDATOR} --quiet -V --target-env vulkan1.2 -I${dir} -o ${spv} ${comp}
-      COMMAND ${SPIRV_VAL} --target-env vulkan1.2 ${spv}
-      COMMAND ${CMAKE_COMMAND} -DSPV=${spv} -DOUT=${csrc} -DNAME=${name}
-              -P ${PROJECT_SOURCE_DIR}/cmake/embed_spirv.cmake
-      DEPENDS ${comp} ${includes} ${PROJECT_SOURCE_DIR}/cmake/embed_spirv.cmake
-      COMMENT "Compiling shader ${name}.comp"
-      VERBATIM)
-    list(APPEND sources ${csrc})
-    list(APPEND names ${name})
+    # A shader that includes storage.glsl also gets an fp16-storage variant <name>_f16.
+    file(STRINGS ${comp} f16 REGEX "^#include \"storage.glsl\"")
+    set(variants ${name})
+    if(f16)
+      list(APPEND variants ${name}_f16)
+    endif()
+    foreach(variant ${variants})
+      set(spv ${outdir}/${variant}.spv)
+      set(csrc ${outdir}/${variant}.spv.c)
+      set(defines "")
+      if(NOT variant STREQUAL name)
+        set(defines -DAPS_F16)
+      endif()
+      add_custom_command(
+        OUTPUT ${csrc}
+        COMMAND ${GLSLANG_VALIDATOR} --quiet -V --target-env vulkan1.2 ${defines} -I${dir} -o ${spv} ${comp}
+        COMMAND ${SPIRV_VAL} --target-env vulkan1.2 ${spv}
+        COMMAND ${CMAKE_COMMAND} -DSPV=${spv} -DOUT=${csrc} -DNAME=${variant}
+                -P ${PROJECT_SOURCE_DIR}/cmake/embed_spirv.cmake
+        DEPENDS ${comp} ${includes} ${PROJECT_SOURCE_DIR}/cmake/embed_spirv.cmake
+        COMMENT "Compiling shader ${variant}"
+        VERBATIM)
+      list(APPEND sources ${csrc})
+      list(APPEND names ${variant})
+    endforeach()
   endforeach()
   # The table of all shaders, sorted by name so lookups can bisect.
   list(SORT names)

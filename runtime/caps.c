@@ -35,6 +35,7 @@ const char *rt_quirk_name(rt_quirk q) {
       [RT_QUIRK_LVP_SINGLE_THREAD] = "lvp_single_thread",
       [RT_QUIRK_NO_PUSH_DESCRIPTOR] = "no_push_descriptor",
       [RT_QUIRK_FORCE_STAGING] = "force_staging",
+      [RT_QUIRK_NO_FP16_STORAGE] = "no_fp16_storage",
   };
   _Static_assert(sizeof(names) / sizeof(names[0]) == RT_QUIRK_COUNT, "a quirk has no name");
   return (unsigned)q < RT_QUIRK_COUNT ? names[q] : "unknown";
@@ -189,6 +190,7 @@ void rt_caps_apply_quirks(rt_caps *c) {
    * against ~1-15 us for a bound descriptor set (aps bench runtime), so sets are used there. */
   c->quirks[RT_QUIRK_NO_PUSH_DESCRIPTOR] = !c->push_descriptor || c->is_lavapipe;
   c->quirks[RT_QUIRK_FORCE_STAGING] = 0;
+  c->quirks[RT_QUIRK_NO_FP16_STORAGE] = 0;
   for (int q = 0; q < RT_QUIRK_COUNT; q++) {
     char env[64] = "APS_QUIRK_";
     size_t n = strlen(env);
@@ -203,4 +205,6 @@ void rt_caps_apply_quirks(rt_caps *c) {
     c->push_descriptor = 0;
   if (c->quirks[RT_QUIRK_FORCE_STAGING])
     c->unified_memory = 0;
+  if (c->quirks[RT_QUIRK_NO_FP16_STORAGE])
+    c->fp16_storage = 0;
 }

@@ -1,5 +1,6 @@
 /* Kernels: compute pipelines made lazily from the embedded SPIR-V, one per
  * (shader, specialization), with layouts derived by reflection. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,7 +16,8 @@ static const aps_shader_entry *find_shader(const char *name) {
 }
 
 static int same_desc(const rt_kernel_desc *a, const rt_kernel_desc *b) {
-  return a->spec_count == b->spec_count && !memcmp(a->spec, b->spec, a->spec_count * sizeof a->spec[0]);
+  return a->spec_count == b->spec_count && a->f16_mask == b->f16_mask &&
+         !memcmp(a->spec, b->spec, a->spec_count * sizeof a->spec[0]);
 }
 
 static void kernel_free(rt_device *dev, rt_kernel *k) {
@@ -67,9 +69,16 @@ static aps_status create_pipeline(rt_device *dev, rt_kernel *k, const aps_shader
   VkShaderModule module;
   RT_VK(vkCreateShaderModule(dev->device, &smi, NULL, &module));
   VkSpecializationMapEntry map[RT_MAX_SPEC];
-  for (uint32_t i = 0; i < k->desc.spec_count; i++)
+  uint32_t values[RT_MAX_SPEC], n = k->desc.spec_count;
+  for (uint32_t i = 0; i < n; i++) {
     map[i] = (VkSpecializationMapEntry){i, i * 4, 4};
-  VkSpecializationInfo spec = {k->desc.spec_count, map, k->desc.spec_count * 4, k->desc.spec};
+    values[i] = k->desc.spec[i];
+  }
+  if (k->desc.f16_mask) { /* spec_count <= RT_SPEC_F16_MASK (rt_kernel_get) */
+    map[n] = (VkSpecializationMapEntry){RT_SPEC_F16_MASK, n * 4, 4};
+    values[n++] = k->desc.f16_mask;
+  }
+  VkSpecializationInfo spec = {n, map, n * 4, values};
   VkPipelineCreationFeedback feedback = {0};
   VkPipelineCreationFeedbackCreateInfo fb = {
       .sType = VK_STRUCTURE_TYPE_PIPELINE_CREATION_FEEDBACK_CREATE_INFO,
@@ -82,7 +91,7 @@ static aps_status create_pipeline(rt_device *dev, rt_kernel *k, const aps_shader
                 .stage = VK_SHADER_STAGE_COMPUTE_BIT,
                 .module = module,
                 .pName = "main",
-                .pSpecializationInfo = k->desc.spec_count ? &spec : NULL},
+                .pSpecializationInfo = n ? &spec : NULL},
       .layout = k->layout,
   };
   (void)refl;
@@ -111,6 +120,19 @@ aps_status rt_kernel_get(rt_device *dev, const rt_kernel_desc *desc, rt_kernel *
   if (!e)
     return aps_fail(APS_ERR_INVALID_ARG, "no shader named '%s' is built into aps (shaders/%s.comp)", desc->shader,
                     desc->shader);
+  if (desc->f16_mask) { /* the fp16-storage variant of the same shader */
+    char name[128];
+    snprintf(name, sizeof name, "%s_f16", desc->shader);
+    if (!dev->caps.fp16_storage)
+      return aps_fail(APS_ERR_UNSUPPORTED, "shader %s: fp16 storage asked for, but %s lacks storageBuffer16BitAccess",
+                      desc->shader, dev->caps.name);
+    if (desc->spec_count > RT_SPEC_F16_MASK)
+      return aps_fail(APS_ERR_INVALID_ARG, "shader %s: constant_id %d holds the fp16 mask; %u constants given",
+                      desc->shader, RT_SPEC_F16_MASK, desc->spec_count);
+    if (!(e = find_shader(name)))
+      return aps_fail(APS_ERR_UNSUPPORTED, "shader %s has no fp16-storage variant (it does not include storage.glsl)",
+                      desc->shader);
+  }
   for (rt_kernel *k = dev->kernels; k; k = k->next)
     if (k->shader_name == e->name && same_desc(&k->desc, desc)) {
       *out = k;

@@ -65,6 +65,8 @@ typedef enum rt_quirk {
   RT_QUIRK_NO_PUSH_DESCRIPTOR,
   /* Treat the device as discrete: device buffers are not mapped, transfers use staging. */
   RT_QUIRK_FORCE_STAGING,
+  /* Do not use 16-bit storage buffers even if the device has them (fp16_storage reads 0). */
+  RT_QUIRK_NO_FP16_STORAGE,
   RT_QUIRK_COUNT
 } rt_quirk;
 
@@ -184,7 +186,8 @@ void rt_memory_get_stats(const rt_device *dev, rt_memory_stats *out);
 
 /* ---------------------------------------------------------------- kernels */
 
-enum { RT_MAX_BINDINGS = 16, RT_MAX_SPEC = 32 };
+/* RT_SPEC_F16_MASK: the constant_id of a kernel's fp16-storage mask (rt_kernel_desc.f16_mask). */
+enum { RT_MAX_BINDINGS = 16, RT_MAX_SPEC = 32, RT_SPEC_F16_MASK = 31 };
 
 typedef enum rt_access { RT_ACCESS_READ = 1, RT_ACCESS_WRITE = 2, RT_ACCESS_READ_WRITE = 3 } rt_access;
 
@@ -200,6 +203,11 @@ typedef struct rt_kernel_desc {
   const char *shader; /* name of shaders/<name>.comp */
   uint32_t spec_count;
   uint32_t spec[RT_MAX_SPEC]; /* values of constant_id 0..spec_count-1 (32-bit each) */
+  /* fp16 storage: bit b set = binding b holds IEEE halves. Non-zero selects the shader's
+   * variant <name>_f16 (built with -DAPS_F16, see shaders/storage.glsl) with the mask as
+   * constant_id RT_SPEC_F16_MASK (then spec_count <= RT_SPEC_F16_MASK); needs the device's
+   * fp16_storage. Each dispatch's bindings must agree (rt_binding.f16). */
+  uint32_t f16_mask;
 } rt_kernel_desc;
 
 /* Returns the pipeline for (shader, specialization), created on first request and kept
@@ -227,6 +235,7 @@ typedef struct rt_binding {
   rt_buffer *buffer;
   uint64_t offset;
   uint64_t size; /* 0 = to the end of the buffer */
+  int f16;       /* the range holds IEEE halves (the kernel's f16_mask must say so) */
 } rt_binding;
 
 typedef struct rt_dispatch {

@@ -265,6 +265,10 @@ aps_status rt_stream_dispatch(rt_stream *s, const rt_dispatch *d) {
     if (b->offset % c->min_storage_buffer_offset_alignment)
       return aps_fail(APS_ERR_INVALID_ARG, "dispatch %s (%s): binding %u offset %" PRIu64 " is not a multiple of %" PRIu64,
                       name, k->shader_name, i, b->offset, c->min_storage_buffer_offset_alignment);
+    if (!b->f16 != !(k->desc.f16_mask >> i & 1u))
+      return aps_fail(APS_ERR_INVALID_ARG, "dispatch %s (%s): binding %u %s IEEE halves, but the kernel's fp16 mask "
+                      "0x%x says otherwise", name, k->shader_name, i, b->f16 ? "holds" : "does not hold",
+                      k->desc.f16_mask);
     uint64_t start = b->buffer->offset + b->offset;
     ranges[i] = (access_range){b->buffer->block->buffer, start, start + size, (k->info.access[i] & RT_ACCESS_WRITE) != 0};
     infos[i] = (VkDescriptorBufferInfo){b->buffer->block->buffer, start, size};

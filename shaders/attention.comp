@@ -7,6 +7,9 @@ layout(local_size_x = 64) in;
 layout(constant_id = 0) const uint QB = 8u; // queries per workgroup: 8 when QB*L <= 4096 and C <= 256, else 1
 layout(set = 0, binding = 0) readonly buffer QKV { float qkv[]; };
 layout(set = 0, binding = 1) writeonly buffer Y { float y[]; };
+#extension GL_GOOGLE_include_directive : require
+#include "storage.glsl"
+F16_IN(0, qkv) F16_OUT(1, y)
 layout(push_constant) uniform PC { uint N; uint C; uint L; float scale; } pc;
 
 shared float p[4096];  // p[q * L + j]
@@ -22,14 +25,14 @@ void main() {
   uint q0 = n * 3u * C * L, k0 = q0 + C * L, v0 = k0 + C * L;
   for (uint t = lid; t < C * QB; t += 64u) {
     uint c = t / QB, q = t % QB;
-    qs[t] = q < nq ? qkv[q0 + c * L + i0 + q] : 0.0;
+    qs[t] = q < nq ? LD(qkv, q0 + c * L + i0 + q) : 0.0;
   }
   barrier();
   for (uint j = lid; j < L; j += 64u) {
     float s[QB];
     for (uint q = 0u; q < QB; q++) s[q] = 0.0;
     for (uint c = 0u; c < C; c++) {
-      float kv = qkv[k0 + c * L + j];
+      float kv = LD(qkv, k0 + c * L + j);
       for (uint q = 0u; q < QB; q++) s[q] = fma(qs[c * QB + q], kv, s[q]);
     }
     for (uint q = 0u; q < QB; q++) p[q * L + j] = s[q] * pc.scale;
@@ -53,9 +56,9 @@ void main() {
     float o[QB];
     for (uint q = 0u; q < QB; q++) o[q] = 0.0;
     for (uint j = 0u; j < L; j++) {
-      float vv = qkv[v0 + c * L + j];
+      float vv = LD(qkv, v0 + c * L + j);
       for (uint q = 0u; q < QB; q++) o[q] = fma(p[q * L + j], vv, o[q]);
     }
-    for (uint q = 0u; q < nq; q++) y[(n * C + c) * L + i0 + q] = o[q];
+    for (uint q = 0u; q < nq; q++) ST(y, (n * C + c) * L + i0 + q, o[q]);
   }
 }

@@ -56,6 +56,8 @@ layout(set = 0, binding = 0, std430) readonly buffer BufX  { float x[];  };
 layout(set = 0, binding = 1, std430) readonly buffer BufW  { float w[];  };
 layout(set = 0, binding = 2, std430) readonly buffer BufB  { float bias[]; };
 layout(set = 0, binding = 3, std430) writeonly buffer BufY  { float y[];  };
+#include "storage.glsl"
+F16_IN(0, x) F16_IN(1, w) F16_IN(2, bias) F16_OUT(3, y)   // the statistics (8-11) stay fp32
 
 #define EP_BINDING 4
 #include "epilogue.glsl"
@@ -125,7 +127,7 @@ void norm_channel(uint n, uint ch) {
 // x[plane + (iy, ix)] with padding (zero or reflect); never reads out of range.
 float xat(uint plane, int iy, int ix) {
   const int H = int(pc.H), W = int(pc.W);
-  float v = x[plane + uint(reflect_clamp(iy, H) * W + reflect_clamp(ix, W))];
+  float v = LD(x, plane + uint(reflect_clamp(iy, H) * W + reflect_clamp(ix, W)));
   if (NORM_GROUPS != 0u) {
     v = fma(v, nrm_a, nrm_b);
     if ((NORM_FLAGS & 4u) != 0u) v *= 1.0 / (1.0 + exp2(v * -1.4426950408889634));  // SiLU
@@ -169,7 +171,7 @@ vec3 store4(uint o, uint n, uint p, vec4 v, bool shm) {
     if (STATS_GROUPS != 0u && shm) st_k[i][lane] = 0.0;
     return vec3(0.0);
   }
-  if (HAS_BIAS != 0u) v += bias[o];
+  if (HAS_BIAS != 0u) v += LD(bias, o);
   const uint nc = n * O + o, base = nc * P + p;
   // statistics from scalars shifted by the first value (no read of v after its dynamically
   // indexed writes, which would keep the accumulators in memory on lavapipe)
@@ -177,7 +179,7 @@ vec3 store4(uint o, uint n, uint p, vec4 v, bool shm) {
   [[dont_unroll]] for (uint e = 0u; e < 4u; e++)
     if (p + e < P) {
       const float r = epilogue(v[e], base + e, nc, o);
-      y[base + e] = r;
+      ST(y, base + e, r);
       if (STATS_GROUPS != 0u) {
         sh = k == 0.0 ? r : sh;
         k += 1.0;
@@ -274,7 +276,7 @@ void main() {
           [[unroll]] for (int ky = 0; ky < KH; ky++) {
             const uint kidx = wmine + c * uint(KK) + uint(ky * KW);
             float wl[KW];
-            [[unroll]] for (int kx = 0; kx < KW; kx++) wl[kx] = w[kidx + uint(kx)];
+            [[unroll]] for (int kx = 0; kx < KW; kx++) wl[kx] = LD(w, kidx + uint(kx));
             STEP_ROW(WGT_BCAST)
           }
         }
@@ -283,7 +285,7 @@ void main() {
           const uint plane = xc0 + c * HW;
           norm_channel(n, g0 * CG + c);
           [[dont_unroll]] for (int ky = 0; ky < KH; ky++) [[dont_unroll]] for (int kx = 0; kx < KW; kx++) {
-            const float wv = w[wmine + c * uint(KK) + uint(ky * KW + kx)];
+            const float wv = LD(w, wmine + c * uint(KK) + uint(ky * KW + kx));
             vec4 b;
             [[unroll]] for (int e = 0; e < 4; e++) b[e] = xat(plane, iy0[e] + ky * DIL, ix0[e] + kx * DIL);
             [[unroll]] for (int i = 0; i < TO; i++) acc[i] = fma(vec4(subgroupBroadcast(wv, i)), b, acc[i]);
@@ -309,13 +311,13 @@ void main() {
               const int iy = iy0.x + ky * DIL;
               float s[WL];
               [[unroll]] for (int j = 0; j < WL; j++) s[j] = xat(plane, iy, ix0.x + j);
-              [[unroll]] for (int kx = 0; kx < KW; kx++) a = fma(vec4(w[kidx + uint(kx)]), WIN_B(kx), a);
+              [[unroll]] for (int kx = 0; kx < KW; kx++) a = fma(vec4(LD(w, kidx + uint(kx))), WIN_B(kx), a);
             }
           } else {
             [[dont_unroll]] for (int ky = 0; ky < KH; ky++) [[dont_unroll]] for (int kx = 0; kx < KW; kx++) {
               vec4 b;
               [[unroll]] for (int e = 0; e < 4; e++) b[e] = xat(plane, iy0[e] + ky * DIL, ix0[e] + kx * DIL);
-              a = fma(vec4(w[wr + c * uint(KK) + uint(ky * KW + kx)]), b, a);
+              a = fma(vec4(LD(w, wr + c * uint(KK) + uint(ky * KW + kx))), b, a);
             }
           }
         }

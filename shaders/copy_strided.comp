@@ -4,6 +4,9 @@
 layout(local_size_x = 64) in;
 layout(set = 0, binding = 0) readonly buffer X { float x[]; };
 layout(set = 0, binding = 1) buffer Y { float y[]; };
+#extension GL_GOOGLE_include_directive : require
+#include "storage.glsl"
+F16_IN(0, x) F16_OUT(1, y)
 layout(push_constant) uniform PC {
   uvec4 dims;      // the index space
   uvec4 src;       // source strides
@@ -21,5 +24,5 @@ void main() {
   at.w = r % pc.dims.w; r /= pc.dims.w;
   at.z = r % pc.dims.z; r /= pc.dims.z;
   at.y = r % pc.dims.y; at.x = r / pc.dims.y;
-  y[pc.dst_offset + idx4(at, pc.dst)] = x[pc.src_offset + idx4(at, pc.src)];
+  ST(y, pc.dst_offset + idx4(at, pc.dst), LD(x, pc.src_offset + idx4(at, pc.src)));
 }

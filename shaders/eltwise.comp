@@ -14,6 +14,8 @@ layout(set = 0, binding = 0) readonly buffer A { float a[]; };
 layout(set = 0, binding = 1) readonly buffer B { float b[]; };
 layout(set = 0, binding = 2) readonly buffer C { float c[]; };
 layout(set = 0, binding = 3) writeonly buffer Y { float y[]; };
+#include "storage.glsl"
+F16_IN(0, a) F16_IN(1, b) F16_IN(2, c) F16_OUT(3, y)
 #define EP_BINDING 4
 #include "epilogue.glsl"
 
@@ -32,14 +34,14 @@ void main() {
   uint h = r % pc.dims.z; r /= pc.dims.z;
   uint ch = r % pc.dims.y, n = r / pc.dims.y;
   uvec4 at = uvec4(n, ch, h, w);
-  float va = a[idx4(at, pc.sa)];
+  float va = LD(a, idx4(at, pc.sa));
   float v;
   if (KIND == 0u) {
     v = aps_unary(FN, va, PA, PB);
   } else if (KIND == 1u) {
-    v = aps_binary(FN, va, b[idx4(at, pc.sb)]);
+    v = aps_binary(FN, va, LD(b, idx4(at, pc.sb)));
   } else {
-    v = va != 0.0 ? b[idx4(at, pc.sb)] : c[idx4(at, pc.sc)];
+    v = va != 0.0 ? LD(b, idx4(at, pc.sb)) : LD(c, idx4(at, pc.sc));
   }
-  y[i] = epilogue(v, i, n * pc.dims.y + ch, ch);
+  ST(y, i, epilogue(v, i, n * pc.dims.y + ch, ch));
 }

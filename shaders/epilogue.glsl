@@ -31,6 +31,8 @@ layout(set = 0, binding = EP_BINDING + 0) readonly buffer EpOperand0 { float ep_
 layout(set = 0, binding = EP_BINDING + 1) readonly buffer EpOperand1 { float ep_op1[]; };
 layout(set = 0, binding = EP_BINDING + 2) readonly buffer EpOperand2 { float ep_op2[]; };
 layout(set = 0, binding = EP_BINDING + 3) readonly buffer EpOperand3 { float ep_op3[]; };
+#include "storage.glsl"
+F16_IN(EP_BINDING + 0, ep_op0) F16_IN(EP_BINDING + 1, ep_op1) F16_IN(EP_BINDING + 2, ep_op2) F16_IN(EP_BINDING + 3, ep_op3)
 
 float aps_unary(uint f, float x, float a, float b) {
   switch (f) {
@@ -70,10 +72,10 @@ float ep_operand(uint i, uint code, float a, float b, uint idx, uint nc, uint c)
   uint bcast = (code >> 9) & 3u, channels = code >> 12;
   uint j = bcast == 0u ? idx : bcast == 2u ? c : bcast == 3u ? 0u
          : channels != 0u ? (nc / channels) * uint(a) + uint(b) + c : nc;
-  if (i == 0u) return ep_op0[j];
-  if (i == 1u) return ep_op1[j];
-  if (i == 2u) return ep_op2[j];
-  return ep_op3[j];
+  if (i == 0u) return LD(ep_op0, j);
+  if (i == 1u) return LD(ep_op1, j);
+  if (i == 2u) return LD(ep_op2, j);
+  return LD(ep_op3, j);
 }
 
 float ep_step(uint i, uint code, float a, float b, float v, uint idx, uint nc, uint c) {

@@ -45,6 +45,18 @@ layout(set = 0, binding = 1, std430) readonly buffer BufB  { float b[];  };
 layout(set = 0, binding = 1, std430) readonly buffer BufB4 { vec4  b4[]; };
 layout(set = 0, binding = 2, std430) buffer BufC  { float c[];  };
 layout(set = 0, binding = 2, std430) buffer BufC4 { vec4  c4[]; };
+#extension GL_GOOGLE_include_directive : require
+#include "storage.glsl"
+F16_IN(0, a) F16_IN(1, b) F16_INOUT(2, c)
+#ifdef APS_F16 // and the vec4 views as f16vec4 (8-byte aligned where the vec4s are 16)
+layout(set = 0, binding = 0, std430) readonly buffer BufA4h { f16vec4 a4_h[]; };
+layout(set = 0, binding = 1, std430) readonly buffer BufB4h { f16vec4 b4_h[]; };
+layout(set = 0, binding = 2, std430) buffer BufC4h { f16vec4 c4_h[]; };
+vec4 a4_ld(uint i) { if (a_is_f16) return vec4(a4_h[i]); return a4[i]; }
+vec4 b4_ld(uint i) { if (b_is_f16) return vec4(b4_h[i]); return b4[i]; }
+vec4 c4_ld(uint i) { if (c_is_f16) return vec4(c4_h[i]); return c4[i]; }
+void c4_st(uint i, vec4 v) { if (c_is_f16) c4_h[i] = f16vec4(v); else c4[i] = v; }
+#endif
 
 // Batches: workgroup z is the batch index; each operand advances by its stride (in floats,
 // multiples of 4; 0 broadcasts one matrix to every batch).
@@ -55,7 +67,6 @@ layout(push_constant) uniform PC {
 
 // Fused epilogue (graph/ fusion): bias, activation, residual, ... on each stored value,
 // with c = the column (the last dimension). Bindings 3..6.
-#extension GL_GOOGLE_include_directive : require
 #define EP_BINDING 3
 #include "epilogue.glsl"
 
@@ -92,11 +103,11 @@ void main() {
       for (; k < kend; k += 8u) {
         vec4 al[RM][2]; vec4 bl[TQ];
         [[unroll]] for (int i = 0; i < RM; i++) {
-          al[i][0] = a4[(arow[i] + k) >> 2];
-          al[i][1] = a4[((arow[i] + k) >> 2) + 1u];
+          al[i][0] = LD(a4, (arow[i] + k) >> 2);
+          al[i][1] = LD(a4, ((arow[i] + k) >> 2) + 1u);
         }
         const uint bo = (zb + (k + lane) * N + n0) >> 2;
-        [[unroll]] for (int q = 0; q < TQ; q++) bl[q] = b4[bo + q];
+        [[unroll]] for (int q = 0; q < TQ; q++) bl[q] = LD(b4, bo + q);
         kblock(al, bl);
       }
     } else {
@@ -104,13 +115,13 @@ void main() {
         vec4 al[RM][2]; vec4 bl[TQ];
         [[unroll]] for (int i = 0; i < RM; i++) [[unroll]] for (int h = 0; h < 2; h++) {
           const uint o = arow[i] + k + 4u * h;
-          al[i][h] = vec4(a[o], a[o + 1u], a[o + 2u], a[o + 3u]);
+          al[i][h] = vec4(LD(a, o), LD(a, o + 1u), LD(a, o + 2u), LD(a, o + 3u));
         }
         const uint bo = zb + (k + lane) * N;
         [[unroll]] for (int q = 0; q < TQ; q++) {
           const uint n = n0 + 4u * q;
-          bl[q] = vec4(b[bo + min(n, N - 1u)], b[bo + min(n + 1u, N - 1u)],
-                       b[bo + min(n + 2u, N - 1u)], b[bo + min(n + 3u, N - 1u)]);
+          bl[q] = vec4(LD(b, bo + min(n, N - 1u)), LD(b, bo + min(n + 1u, N - 1u)),
+                       LD(b, bo + min(n + 2u, N - 1u)), LD(b, bo + min(n + 3u, N - 1u)));
         }
         kblock(al, bl);
       }
@@ -121,9 +132,9 @@ void main() {
     const uint bo = zb + k * N;
     [[unroll]] for (int q = 0; q < TQ; q++) {
       const uint n = n0 + 4u * q;
-      const vec4 bv = vec4(b[bo + min(n, N - 1u)], b[bo + min(n + 1u, N - 1u)],
-                           b[bo + min(n + 2u, N - 1u)], b[bo + min(n + 3u, N - 1u)]);
-      [[unroll]] for (int i = 0; i < RM; i++) acc[i][q] += a[arow[i] + k] * bv;
+      const vec4 bv = vec4(LD(b, bo + min(n, N - 1u)), LD(b, bo + min(n + 1u, N - 1u)),
+                           LD(b, bo + min(n + 2u, N - 1u)), LD(b, bo + min(n + 3u, N - 1u)));
+      [[unroll]] for (int i = 0; i < RM; i++) acc[i][q] += LD(a, arow[i] + k) * bv;
     }
   }
 
@@ -134,13 +145,13 @@ void main() {
       [[unroll]] for (int q = 0; q < TQ; q++) {
         const uint o = (zc + m * N + n0) / 4u + q;
         vec4 v = pc.alpha * acc[i][q];
-        if (accum) v += c4[o];
+        if (accum) v += LD(c4, o);
         if (EP_COUNT > 0u)
           [[unroll]] for (int e = 0; e < 4; e++) {
             const uint n = n0 + 4u * q + e;
             v[e] = epilogue(v[e], zc + m * N + n, 0u, n);
           }
-        c4[o] = v;
+        ST(c4, o, v);
       }
     } else if (m < M) {
       [[unroll]] for (int q = 0; q < TQ; q++) [[unroll]] for (int e = 0; e < 4; e++) {
@@ -148,8 +159,8 @@ void main() {
         if (n < N) {
           const uint o = zc + m * N + n;
           float v = pc.alpha * acc[i][q][e];
-          if (accum) v += c[o];
-          c[o] = epilogue(v, o, 0u, n);
+          if (accum) v += LD(c, o);
+          ST(c, o, epilogue(v, o, 0u, n));
         }
       }
     }

@@ -12,6 +12,8 @@ layout(set = 0, binding = 0) readonly buffer X { float x[]; };
 layout(set = 0, binding = 1) readonly buffer G { float gamma[]; };
 layout(set = 0, binding = 2) readonly buffer Bt { float beta[]; };
 layout(set = 0, binding = 3) writeonly buffer Y { float y[]; };
+#include "storage.glsl"
+F16_IN(0, x) F16_IN(1, gamma) F16_IN(2, beta) F16_OUT(3, y)
 #define EP_BINDING 4
 #include "epilogue.glsl"
 
@@ -35,10 +37,10 @@ void main() {
   if (ng >= pc.N * pc.groups) return;
   uint n = ng / pc.groups, g = ng % pc.groups, cg = pc.C / pc.groups;
   uint base = (n * pc.C + g * cg) * pc.spatial, count = cg * pc.spatial, lid = gl_LocalInvocationID.x;
-  float shift = x[base];
+  float shift = LD(x, base);
   vec2 acc = vec2(0.0);
   for (uint i = lid; i < count; i += 64u) {
-    float d = x[base + i] - shift;
+    float d = LD(x, base + i) - shift;
     acc += vec2(d, d * d);
   }
   vec2 m = sum64(acc) / float(count);
@@ -46,9 +48,9 @@ void main() {
   float inv = inversesqrt(max(m.y - m.x * m.x, 0.0) + pc.eps);
   for (uint i = lid; i < count; i += 64u) {
     uint ch = g * cg + i / pc.spatial;
-    float v = (x[base + i] - mean) * inv;
-    if (HAS_GAMMA != 0u) v *= gamma[ch];
-    if (HAS_BETA != 0u) v += beta[ch];
-    y[base + i] = epilogue(v, base + i, n * pc.C + ch, ch);
+    float v = (LD(x, base + i) - mean) * inv;
+    if (HAS_GAMMA != 0u) v *= LD(gamma, ch);
+    if (HAS_BETA != 0u) v += LD(beta, ch);
+    ST(y, base + i, epilogue(v, base + i, n * pc.C + ch, ch));
   }
 }

@@ -8,6 +8,9 @@ layout(constant_id = 0) const uint FN = 0u; // gr_reduce
 
 layout(set = 0, binding = 0) readonly buffer X { float x[]; };
 layout(set = 0, binding = 1) writeonly buffer Y { float y[]; };
+#extension GL_GOOGLE_include_directive : require
+#include "storage.glsl"
+F16_IN(0, x) // results stay fp32: small, and the likeliest to pass half's range
 
 layout(push_constant) uniform PC {
   uvec4 kept;    // extents of the output (1 on reduced dimensions)
@@ -53,7 +56,7 @@ void main() {
     ri.w = q % pc.red.w; q /= pc.red.w;
     ri.z = q % pc.red.z; q /= pc.red.z;
     ri.y = q % pc.red.y; ri.x = q / pc.red.y;
-    float v = x[base + idx4(ri, pc.stride)];
+    float v = LD(x, base + idx4(ri, pc.stride));
     s += FN == 4u ? v * v : v;
     m = max(m, v);
   }
@@ -71,7 +74,7 @@ void main() {
       ri.w = q % pc.red.w; q /= pc.red.w;
       ri.z = q % pc.red.z; q /= pc.red.z;
       ri.y = q % pc.red.y; ri.x = q / pc.red.y;
-      float v = x[base + idx4(ri, pc.stride)];
+      float v = LD(x, base + idx4(ri, pc.stride));
       t += FN == 2u ? (v - mean) * (v - mean) : exp(v - first);
     }
     barrier();

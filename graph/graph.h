@@ -3,7 +3,9 @@
  *
  * Contract
  * - Tensors are fp32, contiguous, with 1 to 4 dimensions (images are NCHW). A tensor is a
- *   gr_tensor handle (an index into its graph); 0 is never a valid handle.
+ *   gr_tensor handle (an index into its graph); 0 is never a valid handle. A Vulkan plan may
+ *   store intermediate tensors as IEEE halves (gr_plan_desc.f16_storage); kernels still
+ *   compute in fp32, and what crosses the API (gr_plan_set/get) is always fp32.
  * - Builders (gr_add, gr_conv2d, ...) infer the output shape at once. On a bad shape or
  *   argument they record an error naming the current scope (gr_scope_push), the op and the
  *   shapes at fault, and return the invalid handle 0; every later builder given 0 returns
@@ -297,6 +299,18 @@ typedef struct gr_plan_desc {
                           the dispatches they save, so it is off by default (README, "Graph
                           results") */
   int max_timestamps;  /* > 0: time each dispatch */
+  int f16_storage;     /* store intermediate tensors as IEEE halves (half the arena and its
+                          traffic), converting to fp32 on every load: each tensor whose
+                          producing and consuming kernels all handle halves (conv2d, matmul,
+                          group norm, elementwise, attention, softmax, concat, slice,
+                          permute, upsample, avg pool, time embedding; reductions read halves
+                          but write fp32). Inputs, parameters, states, constants, outputs,
+                          folded GroupNorm statistics and time_embed's times stay fp32, as
+                          does every tensor next to another op. Values keep 11 significant
+                          bits (relative error <= 2^-10, the device rounding to nearest or
+                          toward zero) and overflow past ±65504. Needs the device's
+                          fp16_storage (storageBuffer16BitAccess): without it gr_plan_compile
+                          fails with APS_ERR_UNSUPPORTED rather than silently running fp32. */
 } gr_plan_desc;
 
 typedef struct gr_plan_stats {
@@ -304,6 +318,7 @@ typedef struct gr_plan_stats {
   uint64_t arena_bytes;       /* planned peak of intermediate tensors */
   uint64_t unplanned_bytes;   /* sum of all intermediate tensors, for comparison */
   uint64_t param_bytes, io_bytes;
+  uint32_t f16_tensors;       /* intermediates stored as halves (f16_storage; views not counted) */
 } gr_plan_stats;
 
 aps_status gr_plan_compile(const gr_graph *g, rt_device *dev, const gr_plan_desc *desc, gr_plan **out);

@@ -299,7 +299,7 @@ aps_status gr_pass_memory_plan(const gr_graph *g, const uint8_t *flags, gr_memor
     uint32_t t = n->output;
     if (n->dead || g->t[t].alias || (flags[t] & GR_TENSOR_PINNED))
       continue;
-    uint64_t bytes = align256((uint64_t)gr_shape_count(g->t[t].shape) * sizeof(float));
+    uint64_t bytes = align256((uint64_t)gr_shape_count(g->t[t].shape) * gr_elem_bytes(flags[t]));
     out->unplanned_bytes += bytes;
     uint32_t end = last[t] > i ? last[t] : i;
     /* In place: an elementwise node may overwrite a same-shaped input that dies here. */
@@ -313,7 +313,8 @@ aps_status gr_pass_memory_plan(const gr_graph *g, const uint8_t *flags, gr_memor
         for (int k = 0; k < nr; k++)
           once += root_of(g, reads[k]) == u;
         if (once == 1 && slot_of[u] != UINT32_MAX && last[u] == i && slots[slot_of[u]].bytes == bytes &&
-            !memcmp(&g->t[n->inputs[j]].shape, &g->t[t].shape, sizeof(gr_shape)))
+            !memcmp(&g->t[n->inputs[j]].shape, &g->t[t].shape, sizeof(gr_shape)) &&
+            gr_elem_bytes(flags[u]) == gr_elem_bytes(flags[t])) /* element i over element i only */
           share = slot_of[u];
       }
     if (share == UINT32_MAX) {
@@ -325,7 +326,7 @@ aps_status gr_pass_memory_plan(const gr_graph *g, const uint8_t *flags, gr_memor
     slot_of[t] = share;
     uint32_t so = n->stats_out; /* a second output: its own slot */
     if (so && !g->t[so].alias && !(flags[so] & GR_TENSOR_PINNED)) {
-      uint64_t sb = align256((uint64_t)gr_shape_count(g->t[so].shape) * sizeof(float));
+      uint64_t sb = align256((uint64_t)gr_shape_count(g->t[so].shape) * gr_elem_bytes(flags[so]));
       out->unplanned_bytes += sb;
       slots[ns] = (slot){sb, 0, i, last[so] > i ? last[so] : i};
       slot_of[so] = ns++;

@@ -9,9 +9,15 @@ enum {
   GR_TENSOR_LIVE = 1,   /* an output, or read or written by a live node */
   GR_TENSOR_PINNED = 2, /* input, parameter, constant or output (or what an output views):
                            lives outside the arena for the plan's whole life */
+  GR_TENSOR_F16 = 4,    /* stored as IEEE halves (gr_pass_f16_storage) */
 };
+/* Bytes per element of a tensor with these flags. */
+static inline uint64_t gr_elem_bytes(uint8_t flags) { return flags & GR_TENSOR_F16 ? 2 : 4; }
 /* One byte of flags per tensor (g->nt of them), after dead-node removal and fusion. */
 void gr_pass_tensor_flags(const gr_graph *g, uint8_t *flags);
+/* Marks the intermediate tensors that a plan with fp16 storage keeps as halves (views too),
+ * counting them (views not counted); f16_storage.c. */
+aps_status gr_pass_f16_storage(const gr_graph *g, uint8_t *flags, uint32_t *count);
 /* Folds chains of elementwise nodes into the epilogue of the node producing their input
  * (conv, matmul, group norm, elementwise), counting folded nodes. */
 aps_status gr_pass_fuse(gr_graph *g, int fold_norms, uint32_t *fused);

@@ -15,6 +15,7 @@ typedef struct storage {
   rt_buffer *buffer; /* NULL for tensors that are never materialised */
   uint64_t offset;
   enum { HOME_NONE, HOME_PARAMS, HOME_IO } home; /* pinned tensors, before buffers exist */
+  int f16; /* stored as IEEE halves (f16_storage.c) */
 } storage;
 
 struct gr_plan {
@@ -25,6 +26,7 @@ struct gr_plan {
   storage *st;      /* per tensor */
   uint8_t *is_set;  /* inputs and parameters given a value */
   gr_plan_stats stats;
+  int f16_storage; /* gr_plan_desc.f16_storage */
 };
 
 static uint64_t align_up(uint64_t x) { return (x + ALIGN - 1) & ~(uint64_t)(ALIGN - 1); }
@@ -35,10 +37,10 @@ static uint32_t root_of(const gr_graph *g, uint32_t t) { return g->t[t].alias ? 
 
 rt_binding gr_lower_binding(gr_lower *L, uint32_t tensor) {
   const storage *s = &L->plan->st[root_of(L->g, tensor)];
-  return (rt_binding){s->buffer, s->offset, (uint64_t)gr_shape_count(L->g->t[tensor].shape) * sizeof(float)};
+  return (rt_binding){s->buffer, s->offset, (uint64_t)gr_shape_count(L->g->t[tensor].shape) * (s->f16 ? 2 : 4), s->f16};
 }
 
-rt_binding gr_lower_dummy(gr_lower *L) { return (rt_binding){L->plan->dummy, 0, 0}; }
+rt_binding gr_lower_dummy(gr_lower *L) { return (rt_binding){.buffer = L->plan->dummy}; }
 
 void gr_lower_epilogue(gr_lower *L, const gr_node *n, rt_kernel_desc *kd, rt_dispatch *d, int first) {
   if (kd->spec_count < 21)
@@ -58,8 +60,11 @@ void gr_lower_epilogue(gr_lower *L, const gr_node *n, rt_kernel_desc *kd, rt_dis
 }
 
 aps_status gr_lower_dispatch(gr_lower *L, const gr_node *n, const rt_kernel_desc *kd, rt_dispatch *d) {
+  rt_kernel_desc f16 = *kd; /* the bindings that hold halves pick the shader's fp16 variant */
+  for (int b = 0; b < RT_MAX_BINDINGS; b++)
+    f16.f16_mask |= d->bindings[b].f16 ? 1u << b : 0u;
   rt_kernel *k;
-  aps_status s = rt_kernel_get(L->dev, kd, &k);
+  aps_status s = rt_kernel_get(L->dev, &f16, &k);
   if (s != APS_OK)
     return aps_fail_context(s, "node %s: ", n->name);
   d->kernel = k;
@@ -94,6 +99,9 @@ static aps_status place_tensors(gr_plan *p) {
   if (!flags)
     return aps_fail(APS_ERR_OUT_OF_MEMORY, "out of host memory");
   gr_pass_tensor_flags(g, flags);
+  aps_status s = p->f16_storage ? gr_pass_f16_storage(g, flags, &p->stats.f16_tensors) : APS_OK;
+  for (uint32_t t = 1; t < g->nt; t++)
+    p->st[t].f16 = (flags[t] & GR_TENSOR_F16) != 0;
   /* Leaves and outputs live in their own buffers for the whole plan. */
   uint64_t param_bytes = 0, io_bytes = 0;
   for (uint32_t t = 1; t < g->nt; t++) {
@@ -107,7 +115,8 @@ static aps_status place_tensors(gr_plan *p) {
     p->st[t].home = param ? HOME_PARAMS : HOME_IO;
   }
   gr_memory_plan mp;
-  aps_status s = gr_pass_memory_plan(g, flags, &mp);
+  if (s == APS_OK)
+    s = gr_pass_memory_plan(g, flags, &mp);
   free(flags);
   APS_TRY(s);
   p->stats.arena_bytes = mp.arena_bytes;
@@ -172,6 +181,12 @@ aps_status gr_plan_compile(const gr_graph *graph, rt_device *dev, const gr_plan_
     return aps_fail(APS_ERR_OUT_OF_MEMORY, "out of host memory compiling a graph");
   }
   p->dev = dev;
+  p->f16_storage = desc->f16_storage;
+  if (desc->f16_storage && !rt_device_caps(dev)->fp16_storage) {
+    gr_plan_destroy(p);
+    return aps_fail(APS_ERR_UNSUPPORTED, "fp16 storage (gr_plan_desc.f16_storage) needs storageBuffer16BitAccess, "
+                    "which %s lacks: compile without it for fp32", rt_device_caps(dev)->name);
+  }
   aps_status s = gr_pass_dead_nodes(p->g);
   if (s == APS_OK && !desc->no_fusion)
     s = gr_pass_fuse(p->g, desc->fold_norms, &p->stats.fused_nodes); /* may add tensors (GroupNorm statistics) */

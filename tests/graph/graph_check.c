@@ -12,7 +12,19 @@ void fill_uniform(float *v, int64_t n, float lo, float hi, uint32_t seed) {
   }
 }
 
-static int compare(const float *got, const float *want, int64_t n, const check_opts *o, const char *what,
+float half_round(float x) {
+  float a = fabsf(x);
+  if (!isfinite(x) || a == 0.0f)
+    return x;
+  if (a >= 65520.0f) /* halfway between 65504 and the next step rounds up, to inf */
+    return copysignf(INFINITY, x);
+  int e;
+  frexpf(a, &e); /* a in [2^(e-1), 2^e): 11 significant bits, or subnormal steps of 2^-24 */
+  float step = ldexpf(1.0f, e - 11 < -24 ? -24 : e - 11);
+  return copysignf(nearbyintf(a / step) * step, x);
+}
+
+static int compare(const float *got, const float *want, int64_t n, check_opts *o, const char *what,
                    const char *plan, const char *name) {
   int64_t bad = 0, first = -1, nonfinite = 0;
   double worst = 0;
@@ -30,6 +42,8 @@ static int compare(const float *got, const float *want, int64_t n, const check_o
     if (err / tol > worst)
       worst = err / tol;
   }
+  if (worst > o->worst)
+    o->worst = worst;
   CHECK(bad == 0 && nonfinite == 0, "%s (%s plan), output %s: %lld of %lld values off (first at %lld: %g vs %g), "
         "%lld non-finite, worst error %.2f x tolerance", what, plan, name, (long long)bad, (long long)n,
         (long long)first, first >= 0 ? got[first] : 0.0, first >= 0 ? want[first] : 0.0, (long long)nonfinite, worst);
@@ -67,6 +81,8 @@ int check_graph(rt_device *dev, gr_graph *g, const char *what, check_opts *o) {
         for (int64_t i = 0; i < n; i++)
           v[i] *= scale;
       }
+      for (int64_t i = 0; o->f16 && i < n; i++)
+        v[i] = half_round(v[i]);
       gr_cpu_set(cpu, g->t[t].name, v, n);
       free(v);
     }
@@ -77,7 +93,8 @@ int check_graph(rt_device *dev, gr_graph *g, const char *what, check_opts *o) {
   }
   for (int fused = 1; fused >= (o->fused_only ? 1 : 0); fused--) {
     gr_plan *p = NULL;
-    aps_status s = gr_plan_compile(g, dev, &(gr_plan_desc){.no_fusion = !fused, .fold_norms = fused && o->fold_norms}, &p);
+    aps_status s = gr_plan_compile(
+        g, dev, &(gr_plan_desc){.no_fusion = !fused, .fold_norms = fused && o->fold_norms, .f16_storage = o->f16}, &p);
     if (s != APS_OK) {
       CHECK(0, "%s: compile (%s): %s", what, fused ? "fused" : "unfused", aps_last_error());
       fails++;
@@ -108,7 +125,7 @@ int check_graph(rt_device *dev, gr_graph *g, const char *what, check_opts *o) {
   return fails;
 }
 
-gr_graph *conv_case(size_t i, char *what, size_t what_size) {
+static gr_graph *conv_graph(size_t i, int f16, char *what, size_t what_size) {
   typedef struct {
     int n, c, h, w, o, k, stride, pad, dil, groups, reflect, bias;
   } cfg;
@@ -127,9 +144,18 @@ gr_graph *conv_case(size_t i, char *what, size_t what_size) {
   gr_tensor x = gr_input(g, "x", GR_SHAPE(c->n, c->c, c->h, c->w));
   gr_tensor w = gr_param(g, "w", GR_SHAPE(c->o, c->c / c->groups, c->k, c->k));
   gr_tensor b = c->bias ? gr_param(g, "b", GR_SHAPE(c->o)) : 0;
+  if (f16) {
+    x = gr_scale_shift(g, x, 1, 0);
+    w = gr_scale_shift(g, w, 1, 0);
+    b = b ? gr_scale_shift(g, b, 1, 0) : 0;
+  }
   gr_conv2d_desc d = {c->stride, c->pad, c->dil, c->groups, c->reflect ? GR_PAD_REFLECT : GR_PAD_ZERO};
-  gr_output(g, gr_conv2d(g, x, w, b, &d), "y");
+  gr_tensor y = gr_conv2d(g, x, w, b, &d);
+  gr_output(g, f16 ? gr_scale_shift(g, y, 1, 0) : y, "y");
   snprintf(what, what_size, "conv2d case %zu (%dx%d, stride %d, pad %d, dil %d, groups %d%s)", i, c->k, c->k,
            c->stride, c->pad, c->dil, c->groups, c->reflect ? ", reflect" : "");
   return g;
 }
+
+gr_graph *conv_case(size_t i, char *what, size_t what_size) { return conv_graph(i, 0, what, what_size); }
+gr_graph *conv_case_f16(size_t i, char *what, size_t what_size) { return conv_graph(i, 1, what, what_size); }

@@ -11,14 +11,23 @@ typedef struct check_opts {
   int fused_only;    /* skip the unfused plan */
   int fan_in_scale;  /* parameters of rank >= 2 scaled by 1/sqrt(fan-in), as a network is initialised */
   int fold_norms;    /* the fused plan folds GroupNorms into convs (gr_plan_desc.fold_norms) */
+  int f16;           /* plans store intermediates as halves (gr_plan_desc.f16_storage); inputs
+                        and parameters are rounded to half first, so that the reference and the
+                        device start from the same values */
   gr_plan_stats fused, unfused; /* filled in */
+  double worst;                 /* filled in: the largest error / tolerance met */
 } check_opts;
 
 /* Returns 0 when every output of every plan matched the reference (failures are CHECKed). */
 int check_graph(rt_device *dev, gr_graph *g, const char *what, check_opts *o);
 void fill_uniform(float *v, int64_t n, float lo, float hi, uint32_t seed);
+/* x rounded to the nearest IEEE half (ties to even), as a float; past the range, inf. */
+float half_round(float x);
 
 /* The conv2d cases every device is tested on: returns a graph (output "y") and a
  * description of case i, or NULL past the last case. */
 gr_graph *conv_case(size_t i, char *what, size_t what_size);
+/* The same with input, weights and bias passed through an identity step (scale 1, shift 0)
+ * and the output through another, so that with fp16 storage the conv reads and writes halves. */
+gr_graph *conv_case_f16(size_t i, char *what, size_t what_size);
 #endif

@@ -12,7 +12,9 @@ void graph_tests_close(void);
   X(wgrad) X(wgrad_reference) X(cpu_device_wgrad) X(wgrad_errors) X(grad_conv2d_wgrad) \
   X(grad_piecewise_unary) X(grad_max_min) X(grad_where) X(grad_reduce_max) X(grad_bilinear) X(grad_pad) \
   X(grad_pixel_shuffle) X(grad_gather) X(grad_random) X(grad_linalg) X(grad_assign_unsupported) \
-  X(cpu_device_train_plan)
+  X(cpu_device_train_plan) \
+  X(f16_elementwise) X(f16_reduce) X(f16_matmul) X(f16_conv2d) X(f16_norms) X(f16_layout) X(f16_attention) \
+  X(f16_fusion) X(f16_storage) X(f16_unet) X(f16_unsupported)
 
 #define DECLARE(name) void test_##name(void);
 CASES(DECLARE)

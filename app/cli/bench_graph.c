@@ -1,5 +1,6 @@
-/* aps bench graph: per-op throughput at U-Net sizes, the U-Net's latency and throughput,
- * its planned memory, and what fusion does to its dispatch and barrier counts. */
+/* aps bench graph: per-op throughput at U-Net sizes, the U-Net's latency and throughput
+ * (fp32, with GroupNorms folded, and with fp16 storage), its planned memory, and what
+ * fusion does to its dispatch and barrier counts. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -100,10 +101,27 @@ static int bench_ops(rt_device *dev, op_result *r, int *count) {
 
 typedef struct unet_result {
   int batch;
-  double ms, ms_fold; /* measured one after the other, same process */
-  gr_plan_stats fused, unfused, fold;
+  double ms, ms_fold, ms_f16; /* same process: fold first, then fp32 and fp16 alternately */
+  gr_plan_stats fused, unfused, fold, f16;
   int64_t params;
 } unet_result;
+
+/* Medians of REPS runs of a and b taken alternately (after a warm-up of each), so that the
+ * shared machine's swings hit both plans alike. */
+static int time_pair(gr_plan *a, gr_plan *b, double *ms_a, double *ms_b) {
+  double t[2][REPS];
+  CHECK(gr_plan_run(a));
+  CHECK(gr_plan_run(b));
+  for (int i = 0; i < REPS; i++)
+    for (int k = 0; k < 2; k++) {
+      double t0 = bench_now_ms();
+      CHECK(gr_plan_run(k ? b : a));
+      t[k][i] = bench_now_ms() - t0;
+    }
+  *ms_a = bench_median(t[0], REPS);
+  *ms_b = bench_median(t[1], REPS);
+  return 0;
+}
 
 static int bench_unet(rt_device *dev, int batch, unet_result *r) {
   gr_graph *g = gr_graph_create();
@@ -124,7 +142,15 @@ static int bench_unet(rt_device *dev, int batch, unet_result *r) {
   gr_plan_destroy(q);
   CHECK(gr_plan_compile(g, dev, NULL, &p));
   gr_plan_get_stats(p, &r->fused);
-  fail = fail || bench_fill(g, p, bench_set_plan) != APS_OK || time_plan(p, &r->ms);
+  if (rt_device_caps(dev)->fp16_storage) {
+    CHECK(gr_plan_compile(g, dev, &(gr_plan_desc){.f16_storage = 1}, &q));
+    gr_plan_get_stats(q, &r->f16);
+    fail = fail || bench_fill(g, p, bench_set_plan) != APS_OK || bench_fill(g, q, bench_set_plan) != APS_OK ||
+           time_pair(p, q, &r->ms, &r->ms_f16);
+    gr_plan_destroy(q);
+  } else {
+    fail = fail || bench_fill(g, p, bench_set_plan) != APS_OK || time_plan(p, &r->ms);
+  }
   gr_plan_destroy(p);
   gr_graph_destroy(g);
   return fail;
@@ -153,11 +179,13 @@ int cmd_bench_graph(const cli_options *o) {
     for (int i = 0; i < 2; i++)
       printf(", \"batch%d\": {\"ms\": %.2f, \"images_per_s\": %.1f, \"ms_fold_norms\": %.2f, "
              "\"dispatches_fold_norms\": %u, \"dispatches\": %u, \"dispatches_unfused\": %u, "
-             "\"barriers\": %u, \"barriers_unfused\": %u, \"arena_mib\": %.2f, \"unplanned_mib\": %.2f}",
+             "\"barriers\": %u, \"barriers_unfused\": %u, \"arena_mib\": %.2f, \"unplanned_mib\": %.2f, "
+             "\"ms_f16\": %.2f, \"arena_mib_f16\": %.2f, \"f16_tensors\": %u}",
              u[i].batch, u[i].ms, u[i].batch / (u[i].ms * 1e-3), u[i].ms_fold, u[i].fold.dispatches,
              u[i].fused.dispatches, u[i].unfused.dispatches,
              u[i].fused.barriers, u[i].unfused.barriers, u[i].fused.arena_bytes / 1048576.0,
-             u[i].fused.unplanned_bytes / 1048576.0);
+             u[i].fused.unplanned_bytes / 1048576.0, u[i].ms_f16, u[i].f16.arena_bytes / 1048576.0,
+             u[i].f16.f16_tensors);
     printf("}}\n");
   } else if (!fail) {
     printf("device: %s (%s)\n%-40s %10s %14s\n", c->name, c->driver_info, "op", "ms", "throughput");
@@ -174,6 +202,15 @@ int cmd_bench_graph(const cli_options *o) {
     for (int i = 0; i < 2; i++)
       printf("%-8d %10.2f %10.1f %12u\n", u[i].batch, u[i].ms_fold, u[i].batch / (u[i].ms_fold * 1e-3),
              u[i].fold.dispatches);
+    if (c->fp16_storage) {
+      printf("with fp16 storage (gr_plan_desc.f16_storage), runs alternating with the fp32 plan above:\n");
+      printf("%-8s %10s %10s %12s %14s\n", "batch", "ms", "images/s", "halves", "arena MiB");
+      for (int i = 0; i < 2; i++)
+        printf("%-8d %10.2f %10.1f %12u %7.2f of %.2f\n", u[i].batch, u[i].ms_f16, u[i].batch / (u[i].ms_f16 * 1e-3),
+               u[i].f16.f16_tensors, u[i].f16.arena_bytes / 1048576.0, u[i].f16.unplanned_bytes / 1048576.0);
+    } else {
+      printf("fp16 storage: %s lacks storageBuffer16BitAccess\n", c->name);
+    }
   }
   rt_device_destroy(dev);
   return fail;

@@ -1,4 +1,5 @@
-/* aps bench profile: where the U-Net forward spends its time, per dispatch. Each
+/* aps bench profile: where the U-Net forward spends its time, per dispatch (fp32, with
+ * GroupNorms folded, with fp16 storage). Each
  * dispatch's minimum over REPS timed runs (minima are what survive a shared, noisy
  * machine), then the same grouped by kernel kind, largest first; --json lists every dispatch. */
 #include <stdio.h>
@@ -41,7 +42,7 @@ static void kind_of(const char *name, char *out, size_t size) {
     *hash = 0;
 }
 
-static int profile_batch(rt_device *dev, int batch, int fold, int json) {
+static int profile_batch(rt_device *dev, int batch, int fold, int f16, int json) {
   int rc = 1;
   gr_plan *p = NULL;
   row *rows = calloc(MAX_DISPATCHES, sizeof *rows), *kinds = calloc(MAX_DISPATCHES, sizeof *kinds);
@@ -51,7 +52,8 @@ static int profile_batch(rt_device *dev, int batch, int fold, int json) {
   gr_output(g, gr_unet(g, &bench_unet_config, x, tt), "eps");
   if (!rows || !kinds || !t)
     goto fail;
-  CHECK(gr_plan_compile(g, dev, &(gr_plan_desc){.max_timestamps = MAX_DISPATCHES, .fold_norms = fold}, &p));
+  CHECK(gr_plan_compile(g, dev, &(gr_plan_desc){.max_timestamps = MAX_DISPATCHES, .fold_norms = fold, .f16_storage = f16},
+                        &p));
   CHECK(bench_fill(g, p, bench_set_plan));
   CHECK(gr_plan_run(p));
   uint32_t n = 0;
@@ -85,8 +87,8 @@ static int profile_batch(rt_device *dev, int batch, int fold, int json) {
   qsort(kinds, nk, sizeof *kinds, by_ms);
   qsort(rows, n, sizeof *rows, by_ms);
   if (json) {
-    printf("{\"batch\": %d, \"fold_norms\": %d, \"dispatches\": %u, \"sum_of_minima_ms\": %.3f, "
-           "\"run_median_ms\": %.3f, \"kinds\": [", batch, fold, n, total, bench_median(wall, REPS));
+    printf("{\"batch\": %d, \"fold_norms\": %d, \"f16_storage\": %d, \"dispatches\": %u, \"sum_of_minima_ms\": %.3f, "
+           "\"run_median_ms\": %.3f, \"kinds\": [", batch, fold, f16, n, total, bench_median(wall, REPS));
     for (uint32_t i = 0; i < nk; i++)
       printf("%s{\"kind\": \"%s\", \"count\": %d, \"ms\": %.3f}", i ? ", " : "", kinds[i].name, kinds[i].count,
              kinds[i].ms);
@@ -96,7 +98,8 @@ static int profile_batch(rt_device *dev, int batch, int fold, int json) {
     printf("]}\n");
   } else {
     printf("U-Net batch %d%s: %u dispatches, sum of per-dispatch minima over %d runs %.2f ms "
-           "(whole runs, timed: median %.2f ms)\n", batch, fold ? " (GroupNorm folded)" : "", n, REPS, total,
+           "(whole runs, timed: median %.2f ms)\n", batch, fold ? " (GroupNorm folded)" : f16 ? " (fp16 storage)" : "", n,
+           REPS, total,
            bench_median(wall, REPS));
     printf("  %-28s %6s %10s %7s\n", "kind", "count", "ms", "share");
     for (uint32_t i = 0; i < nk; i++)
@@ -124,8 +127,9 @@ int cmd_bench_profile(const cli_options *o) {
   if (!o->json)
     printf("device: %s (%s)\n", rt_device_caps(dev)->name, rt_device_caps(dev)->driver_info);
   int batch = o->quick ? 2 : 64;
-  int fail = profile_batch(dev, 1, 0, o->json) || profile_batch(dev, batch, 0, o->json) ||
-             profile_batch(dev, batch, 1, o->json);
+  int fail = profile_batch(dev, 1, 0, 0, o->json) || profile_batch(dev, batch, 0, 0, o->json) ||
+             profile_batch(dev, batch, 1, 0, o->json) ||
+             (rt_device_caps(dev)->fp16_storage && profile_batch(dev, batch, 0, 1, o->json));
   rt_device_destroy(dev);
   return fail;
 }

@@ -14,7 +14,7 @@ void graph_tests_close(void);
   X(grad_pixel_shuffle) X(grad_gather) X(grad_random) X(grad_linalg) X(grad_assign_unsupported) \
   X(cpu_device_train_plan) \
   X(f16_elementwise) X(f16_reduce) X(f16_matmul) X(f16_conv2d) X(f16_norms) X(f16_layout) X(f16_attention) \
-  X(f16_fusion) X(f16_storage) X(f16_unet) X(f16_unsupported)
+  X(f16_fusion) X(f16_storage) X(f16_unet) X(f16_grad_unet) X(f16_unsupported)
 
 #define DECLARE(name) void test_##name(void);
 CASES(DECLARE)

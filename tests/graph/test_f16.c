@@ -270,6 +270,35 @@ void test_f16_unet(void) {
   gr_graph_destroy(g);
 }
 
+/* A training graph (a small U-Net's denoising loss and its gradients w.r.t. the input and a
+ * few weights) with fp16 storage: the backward pass mixes ops with and without fp16
+ * kernels (the conv weight gradient stays fp32); against the CPU reference. Gradients are
+ * not loss-scaled, so this is a check that nothing breaks, with a chain's tolerance. */
+void test_f16_grad_unet(void) {
+  gr_unet_config cfg = {.image_channels = 1, .image_size = 8, .widths = {8, 16}, .levels = 2,
+                        .blocks_per_level = 1, .attention_level_mask = 2, .groups = 4, .time_dim = 8};
+  gr_graph *g = gr_graph_create();
+  gr_tensor x = gr_input(g, "x", GR_SHAPE(2, 1, 8, 8)), t = gr_input(g, "t", GR_SHAPE(2));
+  gr_tensor eps = gr_unet(g, &cfg, x, t);
+  gr_tensor d = gr_sub(g, eps, gr_input(g, "target", GR_SHAPE(2, 1, 8, 8)));
+  gr_tensor loss = gr_reduce_op(g, GR_MEAN, gr_unary_op(g, GR_SQUARE, d), 15u);
+  gr_tensor wrt[4] = {x, gr_find(g, "stem.weight"), gr_find(g, "down1.attn0.qkv.weight"),
+                      gr_find(g, "mid.res0.norm1.gamma")}, grads[4];
+  REQUIRE_OK(gr_grad(g, loss, 4, wrt, grads));
+  gr_output(g, loss, "loss");
+  for (int i = 0; i < 4; i++) {
+    char name[16];
+    snprintf(name, sizeof name, "grad%d", i);
+    gr_output(g, grads[i], name);
+  }
+  check_opts o = {.lo = -0.5f, .hi = 0.5f, .atol = 2e-5f, .rtol = 2e-2f, .fan_in_scale = 1, .f16 = 1};
+  check_graph(graph_tests_device(), g, "U-Net loss and gradients, fp16 storage", &o);
+  fprintf(stderr, "worst error %.3f x tolerance; %u halves fused, %u unfused\n", o.worst, o.fused.f16_tensors,
+          o.unfused.f16_tensors);
+  CHECK(o.fused.f16_tensors > 50, "the backward pass stores halves too (%u)", o.fused.f16_tensors);
+  gr_graph_destroy(g);
+}
+
 /* Without storageBuffer16BitAccess (run with APS_QUIRK_NO_FP16_STORAGE=1) a plan asking for
  * fp16 storage is refused with a message that says why; fp32 plans still compile. */
 void test_f16_unsupported(void) {

@@ -232,15 +232,17 @@ static void fast_softmax(const gr_graph *g, const gr_node *n, const float *const
  * of bias gradients ([N, C, H, W] over 0, 2, 3) are of this form. */
 typedef struct run_sums { float sum, sq, mx; } run_sums;
 enum { RUN_BLOCK = 2048 };
-CLONES static run_sums run_chunk(const float *x, int64_t len, int want_sq, int want_max) {
+/* Sums of x − shift: a variance is shift-invariant, and shifting by a value of the data
+ * keeps E[x²] − mean² from cancelling away when the mean is large against the spread. */
+CLONES static run_sums run_chunk(const float *x, int64_t len, float shift, int want_sq, int want_max) {
   float sum = 0, sq = 0, mx = -INFINITY;
 #pragma omp simd reduction(+ : sum)
   for (int64_t i = 0; i < len; i++)
-    sum += x[i];
+    sum += x[i] - shift;
   if (want_sq) {
 #pragma omp simd reduction(+ : sq)
     for (int64_t i = 0; i < len; i++)
-      sq += x[i] * x[i];
+      sq += (x[i] - shift) * (x[i] - shift);
   }
   if (want_max)
     for (int64_t i = 0; i < len; i++)
@@ -279,6 +281,7 @@ static void reduce_runs(gr_reduce f, const float *x, float *out, const int64_t d
 #pragma omp parallel for schedule(static) if (kept * count >= PAR_MIN)
   for (int64_t idx = 0; idx < kept; idx++) {
     double s = 0, s2 = 0, mx = -INFINITY;
+    float shift = 0;
     for (int64_t r = 0; r < reduced; r++) {
       int64_t off = 0, ki = idx, ri = r; /* coordinates of dims 0..k0-1 from (idx, r) */
       for (int i = k0 - 1; i >= 0; i--) {
@@ -286,8 +289,10 @@ static void reduce_runs(gr_reduce f, const float *x, float *out, const int64_t d
         off += *src % d[i] * st[i];
         *src /= d[i];
       }
+      if (r == 0 && f == GR_VAR)
+        shift = x[off];
       for (int64_t b = 0; b < run; b += RUN_BLOCK) {
-        run_sums p = run_chunk(x + off + b, run - b < RUN_BLOCK ? run - b : RUN_BLOCK, want_sq, want_max);
+        run_sums p = run_chunk(x + off + b, run - b < RUN_BLOCK ? run - b : RUN_BLOCK, shift, want_sq, want_max);
         s += p.sum;
         s2 += p.sq;
         mx = p.mx > mx ? p.mx : mx;

@@ -1,8 +1,29 @@
-/* conv2d.comp lowering: the kernel's geometry is specialised per layer. */
+/* conv2d lowering: the kernel's geometry is specialised per layer. */
 #include "lower.h"
 
-/* Keep in step with the TILE comment at the top of shaders/conv2d_f32.comp. */
-enum { CONV_TILE_O = 8, CONV_TILE_P = 32 };
+/* Keep in step with the TILE comments at the top of shaders/conv2d_f32.comp and
+ * shaders/depthwise_f32.comp. */
+enum { CONV_TILE_O = 8, CONV_TILE_P = 32, DEPTHWISE_TILE_P = 64 };
+
+/* depthwise_f32.comp: groups == input channels, no folded GroupNorm (the blur operators). */
+static aps_status lower_depthwise(gr_lower *L, const gr_node *n, const void *pc, uint32_t pixels, uint32_t o,
+                                  uint32_t batch) {
+  gr_shape sw = L->g->t[n->inputs[1]].shape;
+  int has_bias = n->n_inputs > 2;
+  rt_kernel_desc kd = {.shader = "depthwise_f32",
+                       .spec_count = 7,
+                       .spec = {(uint32_t)sw.d[2], (uint32_t)sw.d[3], (uint32_t)n->ia[0], (uint32_t)n->ia[1],
+                                (uint32_t)n->ia[2], (uint32_t)n->ia[4], (uint32_t)has_bias}};
+  rt_binding x = gr_lower_binding(L, n->inputs[0]);
+  rt_dispatch d = {.push = pc,
+                   .bindings = {x, gr_lower_binding(L, n->inputs[1]), has_bias ? gr_lower_binding(L, n->inputs[2]) : x,
+                                gr_lower_binding(L, n->output)},
+                   .groups = {(pixels + DEPTHWISE_TILE_P - 1) / DEPTHWISE_TILE_P, o, batch}};
+  if (d.groups[0] > 65535) /* the kernel strides over the rest of the pixel tiles */
+    d.groups[0] = 65535;
+  gr_lower_epilogue(L, n, &kd, &d, 4);
+  return gr_lower_dispatch(L, n, &kd, &d);
+}
 
 aps_status gr_lower_conv2d(gr_lower *L, const gr_node *n) {
   gr_shape sx = L->g->t[n->inputs[0]].shape, sw = L->g->t[n->inputs[1]].shape, so = L->g->t[n->output].shape;
@@ -10,6 +31,8 @@ aps_status gr_lower_conv2d(gr_lower *L, const gr_node *n) {
     uint32_t N, C, H, W, O, OH, OW;
   } pc = {(uint32_t)sx.d[0], (uint32_t)sx.d[1], (uint32_t)sx.d[2], (uint32_t)sx.d[3],
           (uint32_t)sw.d[0], (uint32_t)so.d[2], (uint32_t)so.d[3]};
+  if ((int64_t)n->ia[3] == sx.d[1] && sx.d[1] > 1 && !n->stats_out && !n->norm_in.stats)
+    return lower_depthwise(L, n, &pc, pc.OH * pc.OW, pc.O, pc.N);
   int has_bias = n->n_inputs > 2;
   rt_kernel_desc kd = {.shader = "conv2d_f32",
                        .spec_count = 8,

@@ -12,6 +12,8 @@
 
 #include "safetensors.h"
 
+#include "aps_file.h"
+
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "safetensors.c hands out file bytes as floats: it assumes a little-endian host"
 #endif
@@ -844,20 +846,6 @@ static aps_status check_write(const char *path, const gr_st_tensor *t, uint32_t 
   return s;
 }
 
-static int write_all(int fd, const void *data, uint64_t size) {
-  const uint8_t *p = data;
-  while (size) {
-    ssize_t w = write(fd, p, size > (1u << 30) ? (1u << 30) : (size_t)size);
-    if (w < 0 && errno == EINTR)
-      continue;
-    if (w <= 0)
-      return -1;
-    p += w;
-    size -= (uint64_t)w;
-  }
-  return 0;
-}
-
 aps_status gr_st_write(const char *path, const gr_st_tensor *t, uint32_t n, const gr_st_meta *meta, uint32_t n_meta) {
   APS_TRY(check_write(path, t, n, meta, n_meta));
   sbuf h = {0};
@@ -899,43 +887,21 @@ aps_status gr_st_write(const char *path, const gr_st_tensor *t, uint32_t n, cons
   for (int k = 0; k < 8; k++)
     len8[k] = (uint8_t)((uint64_t)h.n >> (8 * k));
 
-  size_t tmp_size = strlen(path) + 32;
-  char *tmp = malloc(tmp_size);
-  if (!tmp) {
+  aps_file_part *parts = malloc((n + 2) * sizeof *parts);
+  if (!parts) {
     free(h.p);
     return aps_fail(APS_ERR_OUT_OF_MEMORY, "%s: out of host memory", path);
   }
-  snprintf(tmp, tmp_size, "%s.tmp.%ld", path, (long)getpid());
-  aps_status s = APS_OK;
-  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0)
-    s = aps_fail(APS_ERR_IO, "%s: cannot create %s: %s", path, tmp, strerror(errno));
-  int bad = s != APS_OK || write_all(fd, len8, 8) || write_all(fd, h.p, h.n);
-  for (uint32_t i = 0; i < n && !bad; i++) {
+  parts[0] = (aps_file_part){len8, 8};
+  parts[1] = (aps_file_part){h.p, h.n};
+  for (uint32_t i = 0; i < n; i++) {
     uint64_t count = 1;
     for (int k = 0; k < t[i].rank; k++)
       count *= (uint64_t)t[i].dims[k];
-    bad = write_all(fd, t[i].data, count * 4);
+    parts[2 + i] = (aps_file_part){t[i].data, (size_t)(count * 4)};
   }
-  if (s == APS_OK && (bad || fsync(fd)))
-    s = aps_fail(APS_ERR_IO, "%s: cannot write %s: %s", path, tmp, strerror(errno));
-  if (fd >= 0 && close(fd) && s == APS_OK)
-    s = aps_fail(APS_ERR_IO, "%s: cannot close %s: %s", path, tmp, strerror(errno));
-  if (s == APS_OK && rename(tmp, path))
-    s = aps_fail(APS_ERR_IO, "%s: cannot rename %s over it: %s", path, tmp, strerror(errno));
-  if (s != APS_OK && fd >= 0)
-    unlink(tmp);
-  if (s == APS_OK) { /* make the rename durable; best effort, as some filesystems refuse */
-    const char *slash = strrchr(path, '/');
-    char *dir = slash ? strndup(path, slash == path ? 1 : (size_t)(slash - path)) : strdup(".");
-    int dfd = dir ? open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
-    if (dfd >= 0) {
-      (void)fsync(dfd);
-      close(dfd);
-    }
-    free(dir);
-  }
-  free(tmp);
+  aps_status s = aps_file_write_atomic(path, parts, n + 2);
+  free(parts);
   free(h.p);
   return s;
 }

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "aps_file.h"
 #include "rt_internal.h"
 
 #define CACHE_MAGIC "APSPIPE1"
@@ -154,22 +155,12 @@ aps_status rt_pipeline_cache_save(rt_device *dev) {
   h.data_size = size;
   h.checksum = fnv1a(data, size);
 
-  char path[1100], tmp[1200];
-  snprintf(path, sizeof path, "%s", dev->pipeline_cache_path);
-  snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
   aps_status s = APS_OK;
-  FILE *f = NULL;
-  if (mkdirs(path) || !(f = fopen(tmp, "wb")))
-    s = aps_fail(APS_ERR_IO, "cannot write pipeline cache %s: %s", tmp, strerror(errno));
-  else if (fwrite(&h, sizeof h, 1, f) != 1 || fwrite(data, 1, size, f) != size || fflush(f) ||
-           fsync(fileno(f)))
-    s = aps_fail(APS_ERR_IO, "cannot write pipeline cache %s: %s", tmp, strerror(errno));
-  if (f && fclose(f) && s == APS_OK)
-    s = aps_fail(APS_ERR_IO, "cannot close pipeline cache %s: %s", tmp, strerror(errno));
-  if (s == APS_OK && rename(tmp, path))
-    s = aps_fail(APS_ERR_IO, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
-  if (s != APS_OK && f)
-    unlink(tmp);
+  if (mkdirs(dev->pipeline_cache_path))
+    s = aps_fail(APS_ERR_IO, "cannot create the folder of pipeline cache %s: %s", dev->pipeline_cache_path,
+                 strerror(errno));
+  else
+    s = aps_file_write_atomic(dev->pipeline_cache_path, (aps_file_part[]){{&h, sizeof h}, {data, size}}, 2);
   free(data);
   if (s == APS_OK)
     dev->pipeline_cache_dirty = 0;

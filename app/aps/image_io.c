@@ -14,6 +14,8 @@
 
 #include "image_io.h"
 
+#include "aps_file.h"
+
 /* stb's PNG writer works in int; keep the grid's byte count well inside that. */
 enum { MAX_GRID_BYTES = 1 << 28 };
 
@@ -47,43 +49,6 @@ static uint8_t to_byte(float x) {
   x = x > -1.0f ? x : -1.0f; /* NaN → −1 */
   x = x < 1.0f ? x : 1.0f;
   return (uint8_t)((x + 1.0f) * 127.5f + 0.5f);
-}
-
-/* Writes the n bytes to path through "<path>.tmp.<pid>", fsync and rename. */
-static aps_status write_atomic(const char *path, const uint8_t *bytes, size_t n) {
-  size_t tmp_size = strlen(path) + 32;
-  char *tmp = malloc(tmp_size);
-  if (!tmp)
-    return aps_fail(APS_ERR_OUT_OF_MEMORY, "%s: out of memory", path);
-  snprintf(tmp, tmp_size, "%s.tmp.%ld", path, (long)getpid());
-  aps_status s = APS_OK;
-  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) {
-    s = aps_fail(APS_ERR_IO, "%s: cannot create %s: %s", path, tmp, strerror(errno));
-    free(tmp);
-    return s;
-  }
-  size_t done = 0;
-  while (done < n) {
-    ssize_t r = write(fd, bytes + done, n - done);
-    if (r < 0 && errno == EINTR)
-      continue;
-    if (r <= 0) {
-      s = aps_fail(APS_ERR_IO, "%s: cannot write %s: %s", path, tmp, r < 0 ? strerror(errno) : "no progress");
-      break;
-    }
-    done += (size_t)r;
-  }
-  if (s == APS_OK && fsync(fd))
-    s = aps_fail(APS_ERR_IO, "%s: cannot write %s: %s", path, tmp, strerror(errno));
-  if (close(fd) && s == APS_OK)
-    s = aps_fail(APS_ERR_IO, "%s: cannot close %s: %s", path, tmp, strerror(errno));
-  if (s == APS_OK && rename(tmp, path))
-    s = aps_fail(APS_ERR_IO, "%s: cannot rename %s over it: %s", path, tmp, strerror(errno));
-  if (s != APS_OK)
-    unlink(tmp);
-  free(tmp);
-  return s;
 }
 
 aps_status aps_png_write_grid(const char *path, const float *images, int n, int c, int h, int w, int cols, int pad) {
@@ -124,7 +89,7 @@ aps_status aps_png_write_grid(const char *path, const float *images, int n, int 
     s = aps_fail(buf.failed ? APS_ERR_OUT_OF_MEMORY : APS_ERR_IO, "%s: stb_image_write could not encode the "
                  "%" PRId64 "×%" PRId64 " PNG%s", path, gw, gh, buf.failed ? ": out of memory" : "");
   else
-    s = write_atomic(path, buf.p, buf.n);
+    s = aps_file_write_atomic(path, &(aps_file_part){buf.p, buf.n}, 1);
   free(buf.p);
   return s;
 }

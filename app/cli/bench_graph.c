@@ -73,6 +73,14 @@ static int bench_ops(rt_device *dev, op_result *r, int *count) {
   r[n] = (op_result){"conv2d weight grad 3x3 64->64 32x32 b16", 0, 2.0 * 16 * 64 * 32 * 32 * 64 * 9 / 1e9, "GFLOP/s"};
   if (bench_op(dev, g, &r[n++]))
     return 1;
+  /* A blur operator's depthwise convolution: a 9x9 kernel per channel, reflect padding. */
+  g = gr_graph_create();
+  x = gr_input(g, "x", GR_SHAPE(64, 3, 32, 32));
+  gr_output(g, gr_conv2d(g, x, gr_param(g, "w", GR_SHAPE(3, 1, 9, 9)), 0,
+                         &(gr_conv2d_desc){.padding = 4, .groups = 3, .pad_mode = GR_PAD_REFLECT}), "y");
+  r[n] = (op_result){"depthwise 9x9 blur 3ch 32x32 b64", 0, 2.0 * 64 * 3 * 32 * 32 * 81 / 1e9, "GFLOP/s"};
+  if (bench_op(dev, g, &r[n++]))
+    return 1;
   g = gr_graph_create();
   x = gr_input(g, "x", GR_SHAPE(1024, 1024));
   gr_output(g, gr_matmul(g, x, gr_param(g, "w", GR_SHAPE(1024, 1024)), 0, 0), "y");
@@ -166,7 +174,7 @@ int cmd_bench_graph(const cli_options *o) {
   }
   CHECK(st);
   const rt_caps *c = rt_device_caps(dev);
-  op_result ops[8];
+  op_result ops[10];
   int nops = 0;
   unet_result u[2] = {{0}};
   int fail = bench_ops(dev, ops, &nops) || bench_unet(dev, 1, &u[0]) || bench_unet(dev, o->quick ? 2 : 64, &u[1]);

@@ -136,6 +136,10 @@ static gr_graph *conv_graph(size_t i, int f16, char *what, size_t what_size) {
       {2, 8, 8, 8, 8, 3, 1, 1, 1, 8, 0, 1},   {1, 3, 7, 9, 2, 3, 1, 1, 1, 1, 1, 0},
       {2, 16, 32, 32, 16, 3, 1, 1, 1, 1, 0, 1}, {1, 2, 7, 7, 3, 5, 1, 2, 1, 1, 0, 1},
       {2, 64, 16, 16, 64, 3, 2, 1, 1, 1, 0, 1}, {4, 64, 32, 32, 64, 1, 1, 0, 1, 1, 0, 1},
+      /* depthwise (depthwise_f32.comp): blur-sized kernels, reflect, rows not a multiple of
+       * 8 pixels, two outputs per channel, stride and dilation, more than 16 taps a row */
+      {1, 3, 33, 33, 3, 9, 1, 4, 1, 3, 1, 0},   {2, 3, 32, 32, 6, 9, 1, 4, 1, 3, 1, 1},
+      {3, 7, 16, 16, 7, 3, 2, 2, 2, 7, 0, 1},   {1, 2, 40, 40, 2, 17, 1, 8, 1, 2, 0, 0},
   };
   if (i >= sizeof cases / sizeof *cases)
     return NULL;

@@ -106,6 +106,13 @@ void test_cpu_device_reduce(void) {
     }
     check_ops(g, gr_reduce_name((gr_reduce)f), -1.0f, 1.0f);
   }
+  /* Variance of data far from zero (mean 1000, spread 1) over long runs: E[x²] − mean² in
+   * float partial sums would lose it to cancellation. */
+  gr_graph *g = gr_graph_create();
+  gr_tensor x = gr_input(g, "x", GR_SHAPE(2, 3, 64, 64));
+  gr_output(g, gr_reduce_op(g, GR_VAR, x, 14u), "per_sample");
+  gr_output(g, gr_reduce_op(g, GR_VAR, x, 15u), "all");
+  check_ops(g, "variance, mean 1000", 999.0f, 1001.0f);
 }
 
 void test_cpu_device_matmul(void) {

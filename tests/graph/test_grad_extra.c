@@ -3,40 +3,22 @@
  * numbers, inverse, logabsdet), each against finite differences on the CPU reference and then
  * the whole forward+backward graph on the device against the CPU.
  *
- * The finite differences are made as accurate as an fp32 reference allows:
- * - central differences at h and h/2 combined by Richardson extrapolation,
- *   (4 D(h/2) - D(h)) / 3, whose truncation error is O(h⁴) instead of O(h²);
- * - the loss (a weighted sum, so every output element matters) summed in double; each
- *   perturbation changes only the elements it reaches, and the rest cancel exactly;
- * - inputs kept away from every kink by at least 0.0375 > h = 0.01 (values on a lattice of
- *   0.25-wide cells, a tensor named "b..." in the other half of each cell than the others,
- *   so |a - b| >= 0.075 too), distinct values where a maximum is taken, and well
- *   conditioned matrices for the linear algebra.
- * Tolerances: |autodiff - fd| <= 2e-3 + 2e-3 |fd| on the CPU (the worst seen is printed per
- * case; fp32 rounding of the loss bounds it near 1e-4), and |device - CPU| <= 1e-4 + 1e-3 |CPU|
- * for the loss and every gradient, in fused and unfused plans. */
+ * The checker is fd_check.h's (Richardson-extrapolated central differences, the loss summed
+ * in double, tolerance 1e-4 + 1e-4 |fd| unless a case says otherwise). The inputs are
+ * kept away from every kink by at least 0.0375 > h = 0.01 (values on a lattice of 0.25-wide
+ * cells, a tensor named "b..." in the other half of each cell than the others, so
+ * |a - b| >= 0.075 too), distinct where a maximum is taken, and the matrices of the linear
+ * algebra well conditioned. */
 #include <math.h>
 #include <stdlib.h>
 
+#include "fd_check.h"
 #include "graph_check.h"
 
 rt_device *graph_tests_device(void);
 
-typedef void (*leaf_fill)(const char *name, float *v, int64_t n, uint32_t seed);
-
-typedef struct fd_opts {
-  leaf_fill fill; /* values of every input and parameter; default uniform in [-1, 1) */
-  double atol, rtol;
-  double h;       /* the larger step; default 1e-2 */
-} fd_opts;
-
 static uint32_t lcg(uint32_t *s) { return *s = *s * 1664525u + 1013904223u; }
 static float unit(uint32_t *s) { return (float)(lcg(s) >> 8) / 16777216.0f; }
-
-static void fill_plain(const char *name, float *v, int64_t n, uint32_t seed) {
-  (void)name;
-  fill_uniform(v, n, -1.0f, 1.0f, seed);
-}
 
 /* In [-1, 1), at least 0.0375 from every multiple of 0.25 (the kinks the tests use: 0 and
  * ±0.5), and tensors named "b..." in the other half of each cell, so that a - b is at least
@@ -79,182 +61,6 @@ static void fill_matrix(const char *name, float *v, int64_t n, uint32_t seed) {
   int c = (int)lround(sqrt((double)n));
   for (int i = 0; i < c; i++)
     v[i * c + (i + 1) % c] += c % 2 ? -2.0f : 2.0f; /* det ≈ (±2)^c · (-1)^(c-1) < 0 */
-}
-
-static double loss_sum(const gr_cpu *c, const gr_graph *g, gr_tensor t) {
-  const float *v = gr_cpu_values(c, t);
-  double s = 0;
-  for (int64_t i = 0; i < gr_shape_count(gr_tensor_shape(g, t)); i++)
-    s += v[i];
-  return s;
-}
-
-typedef struct leaf {
-  gr_tensor t;
-  const char *name;
-  int64_t n;
-  float *v;
-} leaf;
-
-/* Every input and parameter, with values from o->fill. */
-static int make_leaves(const gr_graph *g, const fd_opts *o, leaf *out, int max) {
-  int nl = 0;
-  for (int kind = 0; kind < 2; kind++)
-    for (uint32_t i = 0; nl < max; i++) {
-      gr_tensor t = kind ? gr_param_at(g, i) : gr_input_at(g, i);
-      if (!t)
-        break;
-      leaf *l = &out[nl++];
-      l->t = t;
-      l->name = gr_tensor_name(g, t);
-      l->n = gr_shape_count(gr_tensor_shape(g, t));
-      l->v = malloc((size_t)l->n * sizeof *l->v);
-      (o->fill ? o->fill : fill_plain)(l->name, l->v, l->n, 7919u * t + 17u);
-    }
-  return nl;
-}
-
-static double fd_at(gr_cpu *c, const gr_graph *g, gr_tensor loss, leaf *l, int64_t j, double h) {
-  float keep = l->v[j];
-  l->v[j] = (float)(keep + h);
-  double hp = (double)l->v[j] - keep; /* the step as the float input really took it */
-  gr_cpu_set(c, l->name, l->v, l->n);
-  gr_cpu_run(c);
-  double lp = loss_sum(c, g, loss);
-  l->v[j] = (float)(keep - h);
-  double hm = keep - (double)l->v[j];
-  gr_cpu_set(c, l->name, l->v, l->n);
-  gr_cpu_run(c);
-  double lm = loss_sum(c, g, loss);
-  l->v[j] = keep;
-  gr_cpu_set(c, l->name, l->v, l->n);
-  return (lp - lm) / (hp + hm);
-}
-
-/* The forward+backward graph on the device (fused and unfused plans) against the CPU
- * values of every output, with the same leaf values. */
-static void device_check(gr_graph *g, gr_cpu *c, leaf *leaves, int nl, const gr_tensor *outs, int nout,
-                         const char *what) {
-  int64_t compared = 0;
-  for (int fused = 1; fused >= 0; fused--) {
-    gr_plan *p = NULL;
-    aps_status s = gr_plan_compile(g, graph_tests_device(), &(gr_plan_desc){.no_fusion = !fused}, &p);
-    CHECK(s == APS_OK, "%s: compile: %s", what, aps_last_error());
-    for (int l = 0; l < nl && s == APS_OK; l++)
-      s = gr_plan_set(p, leaves[l].name, leaves[l].v, leaves[l].n);
-    if (s == APS_OK)
-      s = gr_plan_run(p);
-    CHECK(s == APS_OK, "%s: device run: %s", what, aps_last_error());
-    for (int k = 0; k < nout && s == APS_OK; k++) {
-      gr_tensor t = outs[k];
-      const char *nm = gr_tensor_name(g, t);
-      int64_t n = gr_shape_count(gr_tensor_shape(g, t)), bad = 0, first = -1;
-      float *got = malloc((size_t)n * sizeof *got);
-      s = gr_plan_get(p, nm, got, n);
-      const float *want = gr_cpu_values(c, t);
-      compared += s == APS_OK ? n : 0;
-      for (int64_t i = 0; i < n && s == APS_OK; i++)
-        if (!(fabs((double)got[i] - want[i]) <= 1e-4 + 1e-3 * fabs(want[i])) && bad++ == 0)
-          first = i;
-      CHECK(bad == 0, "%s (%s plan): %s: %lld of %lld values off the CPU (first [%lld]: %g vs %g)", what,
-            fused ? "fused" : "unfused", nm, (long long)bad, (long long)n, (long long)first,
-            first >= 0 ? got[first] : 0.0, first >= 0 ? want[first] : 0.0);
-      free(got);
-    }
-    gr_plan_destroy(p);
-  }
-  fprintf(stderr, "%s: %lld values compared between the device and the CPU\n", what, (long long)compared);
-}
-
-/* d sum(loss) / d wrt[i] (each an input or parameter) by autodiff against Richardson-
- * extrapolated central differences, at up to 65 elements of each, then on the device.
- * Takes the graph. */
-static void fd_check(gr_graph *g, gr_tensor loss, int n, const gr_tensor *wrt, const char *what, fd_opts o) {
-  enum { MAX_LEAVES = 64, MAX_WRT = 8 };
-  if (o.atol == 0)
-    o.atol = 1e-4;
-  if (o.rtol == 0)
-    o.rtol = 1e-4;
-  if (o.h == 0)
-    o.h = 1e-2;
-  gr_tensor grads[MAX_WRT] = {0};
-  if (n > MAX_WRT) {
-    CHECK(0, "%s: at most %d tensors to differentiate against", what, MAX_WRT);
-    gr_graph_destroy(g);
-    return;
-  }
-  aps_status s = gr_grad(g, loss, (uint32_t)n, wrt, grads);
-  CHECK(s == APS_OK, "%s: gr_grad: %s", what, aps_last_error());
-  gr_cpu *c = NULL;
-  if (s == APS_OK) {
-    gr_output(g, loss, "loss");
-    for (int i = 0; i < n; i++) {
-      char name[32];
-      snprintf(name, sizeof name, "grad%d", i);
-      CHECK(grads[i] != 0, "%s: gradient %d exists", what, i);
-      if (grads[i])
-        gr_output(g, grads[i], name);
-    }
-    s = gr_cpu_create(g, &c);
-    CHECK(s == APS_OK, "%s: %s", what, aps_last_error());
-  }
-  if (s != APS_OK) {
-    gr_graph_destroy(g);
-    return;
-  }
-  leaf leaves[MAX_LEAVES];
-  int nl = make_leaves(g, &o, leaves, MAX_LEAVES);
-  for (int l = 0; l < nl; l++)
-    gr_cpu_set(c, leaves[l].name, leaves[l].v, leaves[l].n);
-  s = gr_cpu_run(c);
-  CHECK(s == APS_OK, "%s: CPU run: %s", what, aps_last_error());
-  /* Every analytic gradient before any perturbed run. */
-  float *an[MAX_WRT] = {0};
-  for (int i = 0; i < n && s == APS_OK; i++)
-    if (grads[i]) {
-      int64_t cnt = gr_shape_count(gr_tensor_shape(g, wrt[i]));
-      an[i] = malloc((size_t)cnt * sizeof *an[i]);
-      memcpy(an[i], gr_cpu_values(c, grads[i]), (size_t)cnt * sizeof *an[i]);
-    }
-  int bad = 0, checked = 0;
-  double worst = 0, worst_abs = 0;
-  for (int i = 0; i < n && s == APS_OK; i++) {
-    int l = 0;
-    while (l < nl && leaves[l].t != wrt[i])
-      l++;
-    if (l == nl || !grads[i])
-      continue;
-    int64_t cnt = leaves[l].n, stride = cnt > 64 ? cnt / 64 + 1 : 1;
-    for (int64_t j = 0; j < cnt; j = j + stride < cnt || j == cnt - 1 ? j + stride : cnt - 1) {
-      double d1 = fd_at(c, g, loss, &leaves[l], j, o.h), d2 = fd_at(c, g, loss, &leaves[l], j, o.h / 2);
-      double fd = (4 * d2 - d1) / 3, err = fabs(fd - an[i][j]), tol = o.atol + o.rtol * fabs(fd);
-      checked++;
-      worst = fmax(worst, err / tol);
-      worst_abs = fmax(worst_abs, err);
-      if (!(err <= tol) || getenv("FD_VERBOSE")) {
-        bad += !(err <= tol);
-        fprintf(stderr, "%s: d/d %s[%lld]: autodiff %.7g, finite differences %.7g (h: %.7g, h/2: %.7g)\n", what,
-                leaves[l].name, (long long)j, an[i][j], fd, d1, d2);
-      }
-    }
-  }
-  for (int i = 0; i < n; i++)
-    free(an[i]);
-  fprintf(stderr, "%s: %d gradient entries, worst |autodiff - fd| %.2g (%.2f of the tolerance)\n", what, checked,
-          worst_abs, worst);
-  CHECK(bad == 0 && checked > 0, "%s: %d of %d gradient entries disagree with finite differences", what, bad, checked);
-  /* Rerun at the unperturbed values, then the device against it. */
-  gr_tensor outs[MAX_WRT + 1] = {loss};
-  int nout = 1;
-  for (int i = 0; i < n; i++)
-    if (grads[i])
-      outs[nout++] = grads[i];
-  if (s == APS_OK && gr_cpu_run(c) == APS_OK)
-    device_check(g, c, leaves, nl, outs, nout, what);
-  for (int l = 0; l < nl; l++)
-    free(leaves[l].v);
-  gr_cpu_destroy(c);
-  gr_graph_destroy(g);
 }
 
 static gr_tensor weighted(gr_graph *g, gr_tensor y, const char *rname) {

@@ -143,6 +143,13 @@ void test_conv2d(void) {
   gr_graph *g;
   for (size_t i = 0; (g = conv_case(i, what, sizeof what)); i++)
     run(g, what, (check_opts){.atol = 1e-4f, .fan_in_scale = 1});
+  /* A depthwise conv with fused bias, SiLU and residual add (the depthwise kernel's epilogue). */
+  g = gr_graph_create();
+  gr_tensor x = gr_input(g, "x", GR_SHAPE(2, 5, 24, 24));
+  gr_tensor y = gr_conv2d(g, x, gr_param(g, "w", GR_SHAPE(5, 1, 5, 5)), gr_param(g, "b", GR_SHAPE(5)),
+                          &(gr_conv2d_desc){.padding = 2, .groups = 5});
+  gr_output(g, gr_add(g, gr_silu(g, y), x), "y");
+  run(g, "depthwise conv + SiLU + residual", (check_opts){.atol = 1e-4f, .fan_in_scale = 1});
 }
 
 void test_attention(void) {

@@ -37,6 +37,8 @@ layout(set = 0, binding = 0, std430) readonly buffer BufX { float x[]; };
 layout(set = 0, binding = 1, std430) readonly buffer BufW { float w[]; };
 layout(set = 0, binding = 2, std430) readonly buffer BufB { float bias[]; };
 layout(set = 0, binding = 3, std430) writeonly buffer BufY { float y[]; };
+#include "storage.glsl"
+F16_IN(0, x) F16_IN(1, w) F16_IN(2, bias) F16_OUT(3, y)
 
 #define EP_BINDING 4
 #include "epilogue.glsl"
@@ -53,7 +55,7 @@ int reflect_clamp(int i, int n) {
 
 float xat(uint plane, int iy, int ix) {
   const int H = int(pc.H), W = int(pc.W);
-  const float v = x[plane + uint(reflect_clamp(iy, H) * W + reflect_clamp(ix, W))];
+  const float v = LD(x, plane + uint(reflect_clamp(iy, H) * W + reflect_clamp(ix, W)));
   return (PAD_MODE == 1u || (iy >= 0 && iy < H && ix >= 0 && ix < W)) ? v : 0.0;
 }
 
@@ -64,7 +66,7 @@ void main() {
   const bool sg = gl_NumSubgroups == 1u && (subgroupBallot(true).x & 0xFFu) == 0xFFu;
   const bool rowvec = (OW % uint(PX)) == 0u;
   const uint ntiles = (P + TP - 1u) / TP;
-  const float b = HAS_BIAS != 0u ? bias[o] : 0.0;
+  const float b = HAS_BIAS != 0u ? LD(bias, o) : 0.0;
 
   for (uint tile = gl_WorkGroupID.x; tile < ntiles; tile += gl_NumWorkGroups.x) {
     const uint p = tile * TP + uint(PX) * lane;
@@ -80,10 +82,10 @@ void main() {
         float wv[KW];
         if (sg) {
           float wl[WJ];
-          [[unroll]] for (int j = 0; j < WJ; j++) wl[j] = w[wk + min(uint(j * 8) + lane, uint(KW - 1))];
+          [[unroll]] for (int j = 0; j < WJ; j++) wl[j] = LD(w, wk + min(uint(j * 8) + lane, uint(KW - 1)));
           [[unroll]] for (int kx = 0; kx < KW; kx++) wv[kx] = subgroupBroadcast(wl[kx / 8], uint(kx % 8));
         } else {
-          [[unroll]] for (int kx = 0; kx < KW; kx++) wv[kx] = w[wk + uint(kx)];
+          [[unroll]] for (int kx = 0; kx < KW; kx++) wv[kx] = LD(w, wk + uint(kx));
         }
         [[unroll]] for (int kx = 0; kx < KW; kx++)
           [[unroll]] for (int e = 0; e < PX; e++) acc[e] = fma(wv[kx], s[kx * DIL + e * STRIDE], acc[e]);
@@ -95,12 +97,12 @@ void main() {
         float a = 0.0;
         [[dont_unroll]] for (int ky = 0; ky < KH; ky++)
           [[dont_unroll]] for (int kx = 0; kx < KW; kx++)
-            a = fma(w[wrow + uint(ky * KW + kx)], xat(plane, iy0 + ky * DIL, ix0 + kx * DIL), a);
+            a = fma(LD(w, wrow + uint(ky * KW + kx)), xat(plane, iy0 + ky * DIL, ix0 + kx * DIL), a);
         acc[e] = a;
       }
     }
     const uint base = nc * P + p;
     [[dont_unroll]] for (uint e = 0u; e < uint(PX); e++)
-      if (p + e < P) y[base + e] = epilogue(acc[e] + b, base + e, nc, o);
+      if (p + e < P) ST(y, base + e, epilogue(acc[e] + b, base + e, nc, o));
   }
 }

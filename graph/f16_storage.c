@@ -12,6 +12,10 @@
 
 static uint32_t root_of(const gr_graph *g, uint32_t t) { return g->t[t].alias ? g->t[t].alias : t; }
 
+/* Keep in step with the shaders: each shader these ops lower to includes storage.glsl
+ * (else gr_plan_compile fails naming the shader without an fp16 variant; tests/graph/
+ * test_f16.c runs every op listed here). */
+
 /* The op's kernel may write its output as halves. Not reductions: their results are small
  * (little to save) and the likeliest to pass half's range (65504). */
 static int writes_f16(gr_op op) {

@@ -29,6 +29,17 @@
 // un-normalised tensor whose statistics a previous conv wrote; each workgroup merges them per
 // group (fixed order again), then every loaded value becomes silu?((x - mean) * rsqrt(var + eps)
 // * gamma + beta) before the zero padding applies.
+// Fusions into the conv (graph/passes_conv.c), chosen by specialization constants 25-27, each
+// saving a dispatch and a trip of a tensor through memory:
+// UPSAMPLE: input 0 is read nearest-upsampled 2x: pc.H, pc.W are the upsampled size and each
+// load reads x at (iy/2, ix/2) (never combined with a folded GroupNorm on the input).
+// X2_FLAGS: the output also sums a 1x1 conv (stride 1, no padding) of a second input x2
+// [N, C2, OH, OW] with weights w2 [O, C2] (+ bias b2): a residual block's skip conv, in the
+// same accumulators. A lane's 4 pixels are consecutive in an x2 plane, so it loads 4 floats and
+// one weight per channel, as the 1x1 conv itself would.
+// Output placement: output channel o of sample n is stored at channel YC0 + o of a tensor with
+// YC channels (a channel slice of a concatenation; YC = O, YC0 = 0 otherwise), and with OUT2 at
+// channel Y2C0 + o of y2 as well (when other nodes read the conv's own output too).
 // Subgroups: the broadcast path needs the workgroup to be one subgroup with ids 0..7 (always so
 // on lavapipe). This is checked at run time; otherwise the one-channel-at-a-time path runs, so
 // results are correct for any subgroup size.
@@ -69,7 +80,15 @@ layout(set = 0, binding = 9, std430) readonly buffer BufSi { float stats_in[]; }
 layout(set = 0, binding = 10, std430) readonly buffer BufG { float gamma[]; };
 layout(set = 0, binding = 11, std430) readonly buffer BufBt { float beta[]; };
 
-layout(push_constant) uniform PC { uint N, C, H, W, O, OH, OW; } pc;
+layout(constant_id = 25) const uint UPSAMPLE = 0u;
+layout(constant_id = 26) const uint OUT2 = 0u;
+layout(constant_id = 27) const uint X2_FLAGS = 0u;     // bit 0 x2 and w2, bit 1 b2
+layout(set = 0, binding = 12, std430) writeonly buffer BufY2 { float y2[]; };
+layout(set = 0, binding = 13, std430) readonly buffer BufX2 { float x2[]; };
+layout(set = 0, binding = 14, std430) readonly buffer BufW2 { float w2[]; };
+layout(set = 0, binding = 15, std430) readonly buffer BufB2 { float b2[]; };
+
+layout(push_constant) uniform PC { uint N, C, H, W, O, OH, OW, C2, YC, YC0, Y2C, Y2C0; } pc;
 
 const int KK = KH * KW;
 const int WL = 3 * STRIDE + (KW - 1) * DIL + 1;   // input row window of 4 consecutive pixels
@@ -124,13 +143,20 @@ void norm_channel(uint n, uint ch) {
 
 // x[plane + (iy, ix)] with padding (zero or reflect); never reads out of range.
 float xat(uint plane, int iy, int ix) {
-  const int H = int(pc.H), W = int(pc.W);
-  float v = x[plane + uint(reflect_clamp(iy, H) * W + reflect_clamp(ix, W))];
+  const int H = int(pc.H), W = int(pc.W), ry = reflect_clamp(iy, H), rx = reflect_clamp(ix, W);
+  float v = x[plane + uint(UPSAMPLE != 0u ? (ry >> 1) * (W >> 1) + (rx >> 1) : ry * W + rx)];
   if (NORM_GROUPS != 0u) {
     v = fma(v, nrm_a, nrm_b);
     if ((NORM_FLAGS & 4u) != 0u) v *= 1.0 / (1.0 + exp2(v * -1.4426950408889634));  // SiLU
   }
   return (PAD_MODE == 1u || (iy >= 0 && iy < H && ix >= 0 && ix < W)) ? v : 0.0;
+}
+
+// x2 at a lane's 4 pixels p.. of the plane starting at base (pixels past the end clamped).
+vec4 x2at(uint base, uint p) {
+  const uint last = pc.OH * pc.OW - 1u;
+  return vec4(x2[base + min(p, last)], x2[base + min(p + 1u, last)], x2[base + min(p + 2u, last)],
+              x2[base + min(p + 3u, last)]);
 }
 
 // Row path (OW % 4 == 0): the input values of tap kx for the 4 pixels, from the window s.
@@ -170,14 +196,17 @@ vec3 store4(uint o, uint n, uint p, vec4 v, bool shm) {
     return vec3(0.0);
   }
   if (HAS_BIAS != 0u) v += bias[o];
+  if ((X2_FLAGS & 2u) != 0u) v += b2[o];
   const uint nc = n * O + o, base = nc * P + p;
+  const uint yb = (n * pc.YC + pc.YC0 + o) * P + p, y2b = (n * pc.Y2C + pc.Y2C0 + o) * P + p;
   // statistics from scalars shifted by the first value (no read of v after its dynamically
   // indexed writes, which would keep the accumulators in memory on lavapipe)
   float k = 0.0, sh = 0.0, s1 = 0.0, s2 = 0.0;
   [[dont_unroll]] for (uint e = 0u; e < 4u; e++)
     if (p + e < P) {
       const float r = epilogue(v[e], base + e, nc, o);
-      y[base + e] = r;
+      y[yb + e] = r;
+      if (OUT2 != 0u) y2[y2b + e] = r;
       if (STATS_GROUPS != 0u) {
         sh = k == 0.0 ? r : sh;
         k += 1.0;
@@ -243,7 +272,8 @@ void stats_tile(uint n, uint o0, uint tile) {
 }
 
 void main() {
-  const uint C = pc.C, O = pc.O, OW = pc.OW, P = pc.OH * pc.OW, HW = pc.H * pc.W;
+  const uint C = pc.C, O = pc.O, OW = pc.OW, P = pc.OH * pc.OW;
+  const uint HW = UPSAMPLE != 0u ? (pc.H >> 1) * (pc.W >> 1) : pc.H * pc.W;   // an input plane
   const uint CG = C / GROUPS, OG = O / GROUPS;
   const uint n = gl_WorkGroupID.z, o0 = gl_WorkGroupID.y * TO;
   const uint lane = gl_LocalInvocationID.x;
@@ -290,6 +320,14 @@ void main() {
           }
         }
       }
+      if ((X2_FLAGS & 1u) != 0u) {
+        const uint xb = n * pc.C2 * P, wb = min(o0 + gl_SubgroupInvocationID, O - 1u) * pc.C2;
+        for (uint c = 0u; c < pc.C2; c++) {
+          const vec4 b = x2at(xb + c * P, p);
+          const float wv = w2[wb + c];
+          [[unroll]] for (int i = 0; i < TO; i++) acc[i] = fma(vec4(subgroupBroadcast(wv, i)), b, acc[i]);
+        }
+      }
       vec3 ls[TO];
       [[unroll]] for (int i = 0; i < TO; i++) ls[i] = store4(o0 + uint(i), n, p, acc[i], false);
       if (STATS_GROUPS != 0u) stats_sg(n, o0, tile, ls);
@@ -319,6 +357,8 @@ void main() {
             }
           }
         }
+        if ((X2_FLAGS & 1u) != 0u)
+          for (uint c = 0u; c < pc.C2; c++) a = fma(vec4(w2[o * pc.C2 + c]), x2at((n * pc.C2 + c) * P, p), a);
         store4(o0 + i, n, p, a, true);
       }
       if (STATS_GROUPS != 0u) stats_tile(n, o0, tile);

@@ -301,39 +301,9 @@ aps_status gr_pass_memory_plan(const gr_graph *g, const uint8_t *flags, gr_memor
   uint32_t ns = 0;
   for (uint32_t i = 0; i < g->nn; i++) {
     const gr_node *n = &g->n[i];
-    uint32_t t = n->output;
     if (n->dead)
       continue;
-    /* A concatenation that convs write into (passes_conv.c) has several writers: its slot
-     * starts at the first. */
-    if (!g->t[t].alias && !(flags[t] & GR_TENSOR_PINNED) && slot_of[t] == UINT32_MAX) {
-      uint64_t bytes = align256((uint64_t)gr_shape_count(g->t[t].shape) * sizeof(float));
-      out->unplanned_bytes += bytes;
-      uint32_t end = last[t] > i ? last[t] : i;
-      /* In place: an elementwise node may overwrite a same-shaped input that dies here. */
-      uint32_t share = UINT32_MAX;
-      uint32_t reads[GR_MAX_READS];
-      int nr = gr_node_reads(n, reads);
-      if (n->op == GR_OP_UNARY || n->op == GR_OP_BINARY || n->op == GR_OP_WHERE)
-        for (int j = 0; j < n->n_inputs && share == UINT32_MAX; j++) {
-          uint32_t u = root_of(g, n->inputs[j]);
-          int once = 0; /* read at exactly one place, so each invocation reads only its own index */
-          for (int k = 0; k < nr; k++)
-            once += root_of(g, reads[k]) == u;
-          if (once == 1 && slot_of[u] != UINT32_MAX && last[u] == i && slots[slot_of[u]].bytes == bytes &&
-              !memcmp(&g->t[n->inputs[j]].shape, &g->t[t].shape, sizeof(gr_shape)))
-            share = slot_of[u];
-        }
-      if (share == UINT32_MAX) {
-        share = ns++;
-        slots[share] = (slot){bytes, 0, i, end};
-      } else if (end > slots[share].last) {
-        slots[share].last = end;
-      }
-      slot_of[t] = share;
-    }
-    /* GroupNorm statistics and a concatenation also written: their own slots */
-    for (int j = 0; j < 2; j++) {
+    for (int j = 0; j < 2; j++) { /* GroupNorm statistics, a concatenation also written: own slots */
       uint32_t so = j ? n->cf.out2 : n->stats_out;
       if (!so || g->t[so].alias || (flags[so] & GR_TENSOR_PINNED) || slot_of[so] != UINT32_MAX)
         continue;
@@ -342,6 +312,35 @@ aps_status gr_pass_memory_plan(const gr_graph *g, const uint8_t *flags, gr_memor
       slots[ns] = (slot){sb, 0, i, last[so] > i ? last[so] : i};
       slot_of[so] = ns++;
     }
+    uint32_t t = n->output;
+    /* A concatenation that convs store into (passes_conv.c) has several writers: its slot
+     * starts at the first. */
+    if (g->t[t].alias || (flags[t] & GR_TENSOR_PINNED) || slot_of[t] != UINT32_MAX)
+      continue;
+    uint64_t bytes = align256((uint64_t)gr_shape_count(g->t[t].shape) * sizeof(float));
+    out->unplanned_bytes += bytes;
+    uint32_t end = last[t] > i ? last[t] : i;
+    /* In place: an elementwise node may overwrite a same-shaped input that dies here. */
+    uint32_t share = UINT32_MAX;
+    uint32_t reads[GR_MAX_READS];
+    int nr = gr_node_reads(n, reads);
+    if (n->op == GR_OP_UNARY || n->op == GR_OP_BINARY || n->op == GR_OP_WHERE)
+      for (int j = 0; j < n->n_inputs && share == UINT32_MAX; j++) {
+        uint32_t u = root_of(g, n->inputs[j]);
+        int once = 0; /* read at exactly one place, so each invocation reads only its own index */
+        for (int k = 0; k < nr; k++)
+          once += root_of(g, reads[k]) == u;
+        if (once == 1 && slot_of[u] != UINT32_MAX && last[u] == i && slots[slot_of[u]].bytes == bytes &&
+            !memcmp(&g->t[n->inputs[j]].shape, &g->t[t].shape, sizeof(gr_shape)))
+          share = slot_of[u];
+      }
+    if (share == UINT32_MAX) {
+      share = ns++;
+      slots[share] = (slot){bytes, 0, i, end};
+    } else if (end > slots[share].last) {
+      slots[share].last = end;
+    }
+    slot_of[t] = share;
   }
   /* Greedy by size: each slot goes at the lowest offset clear of every placed slot whose
    * lifetime overlaps its own. */

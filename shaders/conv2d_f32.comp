@@ -29,7 +29,7 @@
 // un-normalised tensor whose statistics a previous conv wrote; each workgroup merges them per
 // group (fixed order again), then every loaded value becomes silu?((x - mean) * rsqrt(var + eps)
 // * gamma + beta) before the zero padding applies.
-// Fusions into the conv (graph/passes_conv.c), chosen by specialization constants 25-27, each
+// Fusions into the conv (graph/passes_conv.c), chosen by specialization constants 25-30, each
 // saving a dispatch and a trip of a tensor through memory:
 // UPSAMPLE: input 0 is read nearest-upsampled 2x: pc.H, pc.W are the upsampled size and each
 // load reads x at (iy/2, ix/2) (never combined with a folded GroupNorm on the input).
@@ -37,9 +37,12 @@
 // [N, C2, OH, OW] with weights w2 [O, C2] (+ bias b2): a residual block's skip conv, in the
 // same accumulators. A lane's 4 pixels are consecutive in an x2 plane, so it loads 4 floats and
 // one weight per channel, as the 1x1 conv itself would.
-// Output placement: output channel o of sample n is stored at channel YC0 + o of a tensor with
-// YC channels (a channel slice of a concatenation; YC = O, YC0 = 0 otherwise), and with OUT2 at
-// channel Y2C0 + o of y2 as well (when other nodes read the conv's own output too).
+// Output placement: with Y_CHANNELS > 0, output channel o of sample n is stored at channel
+// Y_C0 + o of a tensor of Y_CHANNELS channels (a channel slice of a concatenation); with
+// Y2_CHANNELS > 0, also at channel Y2_C0 + o of y2 (when other nodes read the conv's own output
+// too). These are specialization constants, not push constants: an index computed from push
+// constants is hoisted out of the hot loop by lavapipe's compiler and, one more live value among
+// the spilled accumulators, made every conv 10-30 % slower (Mesa 25).
 // Subgroups: the broadcast path needs the workgroup to be one subgroup with ids 0..7 (always so
 // on lavapipe). This is checked at run time; otherwise the one-channel-at-a-time path runs, so
 // results are correct for any subgroup size.
@@ -81,14 +84,17 @@ layout(set = 0, binding = 10, std430) readonly buffer BufG { float gamma[]; };
 layout(set = 0, binding = 11, std430) readonly buffer BufBt { float beta[]; };
 
 layout(constant_id = 25) const uint UPSAMPLE = 0u;
-layout(constant_id = 26) const uint OUT2 = 0u;
-layout(constant_id = 27) const uint X2_FLAGS = 0u;     // bit 0 x2 and w2, bit 1 b2
+layout(constant_id = 26) const uint X2_FLAGS = 0u;     // bit 0 x2 and w2, bit 1 b2
+layout(constant_id = 27) const uint Y_CHANNELS = 0u;   // 0: the output is [N, O, OH, OW]
+layout(constant_id = 28) const uint Y_C0 = 0u;
+layout(constant_id = 29) const uint Y2_CHANNELS = 0u;  // 0: no second output
+layout(constant_id = 30) const uint Y2_C0 = 0u;
 layout(set = 0, binding = 12, std430) writeonly buffer BufY2 { float y2[]; };
 layout(set = 0, binding = 13, std430) readonly buffer BufX2 { float x2[]; };
 layout(set = 0, binding = 14, std430) readonly buffer BufW2 { float w2[]; };
 layout(set = 0, binding = 15, std430) readonly buffer BufB2 { float b2[]; };
 
-layout(push_constant) uniform PC { uint N, C, H, W, O, OH, OW, C2, YC, YC0, Y2C, Y2C0; } pc;
+layout(push_constant) uniform PC { uint N, C, H, W, O, OH, OW, C2; } pc;
 
 const int KK = KH * KW;
 const int WL = 3 * STRIDE + (KW - 1) * DIL + 1;   // input row window of 4 consecutive pixels
@@ -144,7 +150,8 @@ void norm_channel(uint n, uint ch) {
 // x[plane + (iy, ix)] with padding (zero or reflect); never reads out of range.
 float xat(uint plane, int iy, int ix) {
   const int H = int(pc.H), W = int(pc.W), ry = reflect_clamp(iy, H), rx = reflect_clamp(ix, W);
-  float v = x[plane + uint(UPSAMPLE != 0u ? (ry >> 1) * (W >> 1) + (rx >> 1) : ry * W + rx)];
+  // upsampled: (ry/2) * (W/2) + rx/2, written so as to need no other live value than W (even)
+  float v = x[plane + uint(UPSAMPLE != 0u ? ((ry >> 1) * W + rx) >> 1 : ry * W + rx)];
   if (NORM_GROUPS != 0u) {
     v = fma(v, nrm_a, nrm_b);
     if ((NORM_FLAGS & 4u) != 0u) v *= 1.0 / (1.0 + exp2(v * -1.4426950408889634));  // SiLU
@@ -159,6 +166,26 @@ vec4 x2at(uint base, uint p) {
               x2[base + min(p + 3u, last)]);
 }
 
+// The row window s[j] = x at (iy, ix + j), j < WL. Upsampled with zero padding, the WL columns
+// come from WU source columns, each loaded once (4 loads instead of 6 for 3x3): on the row path
+// ix = -PAD mod 2, so column j is source column ix/2 + (j + PAD % 2)/2.
+const int WU = ((WL - 1 + (PAD & 1)) >> 1) + 1;
+void load_window(uint plane, int iy, int ix, inout float s[WL]) {
+  if (UPSAMPLE != 0u && PAD_MODE == 0u) {
+    const int W = int(pc.W) >> 1, sx = ix >> 1;
+    const bool row_in = iy >= 0 && iy < int(pc.H);
+    const uint row = plane + uint(clamp(iy >> 1, 0, (int(pc.H) >> 1) - 1) * W);
+    float u[WU];
+    [[unroll]] for (int k = 0; k < WU; k++) {
+      const float v = x[row + uint(clamp(sx + k, 0, W - 1))];
+      u[k] = row_in && sx + k >= 0 && sx + k < W ? v : 0.0;
+    }
+    [[unroll]] for (int j = 0; j < WL; j++) s[j] = u[(j + (PAD & 1)) >> 1];
+  } else {
+    [[unroll]] for (int j = 0; j < WL; j++) s[j] = xat(plane, iy, ix + j);
+  }
+}
+
 // Row path (OW % 4 == 0): the input values of tap kx for the 4 pixels, from the window s.
 #define WIN_B(kx) vec4(s[(kx) * DIL], s[(kx) * DIL + STRIDE], s[(kx) * DIL + 2 * STRIDE], s[(kx) * DIL + 3 * STRIDE])
 
@@ -168,7 +195,7 @@ vec4 x2at(uint base, uint p) {
     const int iy = iy0.x + ky * DIL;                                                           \
     if (WINDOW) {                                                                              \
       float s[WL];                                                                             \
-      [[unroll]] for (int j = 0; j < WL; j++) s[j] = xat(plane, iy, ix0.x + j);                \
+      load_window(plane, iy, ix0.x, s);                                                        \
       [[unroll]] for (int kx = 0; kx < KW; kx++) {                                             \
         const vec4 b = WIN_B(kx);                                                              \
         [[unroll]] for (int i = 0; i < TO; i++) acc[i] = fma(vec4(WGT(i, kx)), b, acc[i]);     \
@@ -198,7 +225,8 @@ vec3 store4(uint o, uint n, uint p, vec4 v, bool shm) {
   if (HAS_BIAS != 0u) v += bias[o];
   if ((X2_FLAGS & 2u) != 0u) v += b2[o];
   const uint nc = n * O + o, base = nc * P + p;
-  const uint yb = (n * pc.YC + pc.YC0 + o) * P + p, y2b = (n * pc.Y2C + pc.Y2C0 + o) * P + p;
+  const uint yb = Y_CHANNELS != 0u ? (n * Y_CHANNELS + Y_C0 + o) * P + p : base;
+  const uint y2b = (n * Y2_CHANNELS + Y2_C0 + o) * P + p;
   // statistics from scalars shifted by the first value (no read of v after its dynamically
   // indexed writes, which would keep the accumulators in memory on lavapipe)
   float k = 0.0, sh = 0.0, s1 = 0.0, s2 = 0.0;
@@ -206,7 +234,7 @@ vec3 store4(uint o, uint n, uint p, vec4 v, bool shm) {
     if (p + e < P) {
       const float r = epilogue(v[e], base + e, nc, o);
       y[yb + e] = r;
-      if (OUT2 != 0u) y2[y2b + e] = r;
+      if (Y2_CHANNELS != 0u) y2[y2b + e] = r;
       if (STATS_GROUPS != 0u) {
         sh = k == 0.0 ? r : sh;
         k += 1.0;
@@ -346,7 +374,7 @@ void main() {
               const uint kidx = wr + c * uint(KK) + uint(ky * KW);
               const int iy = iy0.x + ky * DIL;
               float s[WL];
-              [[unroll]] for (int j = 0; j < WL; j++) s[j] = xat(plane, iy, ix0.x + j);
+              load_window(plane, iy, ix0.x, s);
               [[unroll]] for (int kx = 0; kx < KW; kx++) a = fma(vec4(w[kidx + uint(kx)]), WIN_B(kx), a);
             }
           } else {

@@ -174,17 +174,21 @@ void test_fusion_concat(void) {
 }
 
 /* Nearest 2x upsampling read by a conv is read by the conv: batch 3 and 1, odd sizes and
- * channel counts, rows that are and are not multiples of 4, zero and reflect padding, a
- * strided conv; not folded: bilinear, and an upsampled tensor that is also an output. */
+ * channel counts, output rows that are (the kernel's row windows, odd and even padding) and
+ * are not multiples of 4, zero and reflect padding, a strided conv; not folded: bilinear,
+ * and an upsampled tensor that is also an output. */
 void test_fusion_upsample(void) {
   gr_graph *g = gr_graph_create();
-  gr_tensor x = gr_input(g, "x", GR_SHAPE(3, 7, 5, 7)), x1 = gr_input(g, "x1", GR_SHAPE(1, 3, 4, 4));
+  gr_tensor x = gr_input(g, "x", GR_SHAPE(3, 7, 5, 8)), x1 = gr_input(g, "x1", GR_SHAPE(1, 3, 4, 4));
   gr_output(g, gr_layer_conv(g, "u1", gr_upsample2x(g, x, GR_NEAREST), 3, 3, 1), "u1");
   gr_output(g, gr_conv2d(g, gr_upsample2x(g, x1, GR_NEAREST), gr_param(g, "w2", GR_SHAPE(33, 3, 3, 3)), 0,
                          &(gr_conv2d_desc){.padding = 1, .pad_mode = GR_PAD_REFLECT}), "u2");
   gr_output(g, gr_conv2d(g, gr_upsample2x(g, x1, GR_NEAREST), gr_param(g, "w3", GR_SHAPE(7, 3, 3, 3)), 0,
                          &(gr_conv2d_desc){.stride = 2, .padding = 1}), "u3");
   gr_output(g, gr_layer_conv(g, "u4", gr_upsample2x(g, x1, GR_BILINEAR), 3, 3, 1), "u4");
+  gr_output(g, gr_layer_conv(g, "u6", gr_upsample2x(g, gr_input(g, "x6", GR_SHAPE(1, 3, 3, 5)), GR_NEAREST), 7, 3, 1),
+            "u6");
+  gr_output(g, gr_layer_conv(g, "u7", gr_upsample2x(g, x1, GR_NEAREST), 3, 5, 1), "u7");
   gr_tensor up = gr_upsample2x(g, x1, GR_NEAREST);
   gr_output(g, up, "u5_up");
   gr_output(g, gr_layer_conv(g, "u5", up, 3, 3, 1), "u5");
@@ -192,7 +196,7 @@ void test_fusion_upsample(void) {
   check_graph(graph_tests_device(), g, "upsampling read by convs", &o);
   fprintf(stderr, "fused: %u dispatches, %u nodes folded; unfused: %u dispatches\n", o.fused.dispatches,
           o.fused.fused_nodes, o.unfused.dispatches);
-  CHECK(o.fused.dispatches == 7, "u1-u3 one dispatch each, u4 and u5 two (%u)", o.fused.dispatches);
+  CHECK(o.fused.dispatches == 9, "u1-u3, u6, u7 one dispatch each, u4 and u5 two (%u)", o.fused.dispatches);
   CHECK(o.fused.dispatches + o.fused.fused_nodes == o.unfused.dispatches, "each fold removes one dispatch (%u + %u vs %u)",
         o.fused.dispatches, o.fused.fused_nodes, o.unfused.dispatches);
   gr_graph_destroy(g);

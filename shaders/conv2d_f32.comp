@@ -40,9 +40,9 @@
 // Output placement: with Y_CHANNELS > 0, output channel o of sample n is stored at channel
 // Y_C0 + o of a tensor of Y_CHANNELS channels (a channel slice of a concatenation); with
 // Y2_CHANNELS > 0, also at channel Y2_C0 + o of y2 (when other nodes read the conv's own output
-// too). These are specialization constants, not push constants: an index computed from push
-// constants is hoisted out of the hot loop by lavapipe's compiler and, one more live value among
-// the spilled accumulators, made every conv 10-30 % slower (Mesa 25).
+// too). These are specialization constants, not push constants: a store index computed from push
+// constants made every conv, placed or not, 10-30 % slower on lavapipe (Mesa 25; the suspect is
+// one more value kept live across the spilled accumulators of the hot loop).
 // Subgroups: the broadcast path needs the workgroup to be one subgroup with ids 0..7 (always so
 // on lavapipe). This is checked at run time; otherwise the one-channel-at-a-time path runs, so
 // results are correct for any subgroup size.
@@ -150,7 +150,7 @@ void norm_channel(uint n, uint ch) {
 // x[plane + (iy, ix)] with padding (zero or reflect); never reads out of range.
 float xat(uint plane, int iy, int ix) {
   const int H = int(pc.H), W = int(pc.W), ry = reflect_clamp(iy, H), rx = reflect_clamp(ix, W);
-  // upsampled: (ry/2) * (W/2) + rx/2, written so as to need no other live value than W (even)
+  // upsampled: (ry/2) * (W/2) + rx/2, W being even
   float v = x[plane + uint(UPSAMPLE != 0u ? ((ry >> 1) * W + rx) >> 1 : ry * W + rx)];
   if (NORM_GROUPS != 0u) {
     v = fma(v, nrm_a, nrm_b);

@@ -13,8 +13,9 @@
  * - Inputs are fed per run; parameters are named, loaded (or set) once per plan; constants
  *   carry their data in the graph. Outputs are marked with gr_output.
  * - A plan (gr_plan_compile) lowers the graph once: dead nodes removed, elementwise
- *   epilogues fused (unless disabled), a memory plan of tensor lifetimes, kernels chosen,
- *   and one command stream recorded; gr_plan_run replays it.
+ *   epilogues fused and upsampling, channel concatenations and residual 1x1 convs fused into
+ *   convolutions (unless disabled), a memory plan of tensor lifetimes, kernels chosen, and
+ *   one command stream recorded; gr_plan_run replays it.
  * - The CPU reference (gr_cpu_*) runs the same graph with plain loops: the oracle of every
  *   test.
  * - Nothing here knows about operators, losses or the method: that is app/.

@@ -42,9 +42,20 @@ typedef struct gr_norm_fold {
   float eps;
 } gr_norm_fold;
 
+/* What the fusions into convolutions (passes_conv.c) add to a conv2d node. */
+typedef struct gr_conv_fusion {
+  uint32_t x2, w2, b2; /* x2: 0, or + conv1x1(x2, w2) (+ b2 if not 0) summed with the main conv
+                          (a residual block's skip conv, merged into the conv it adds to) */
+  int upsample;        /* input 0 is read upsampled 2x (nearest) */
+  int64_t out_c0;      /* the output is channels [out_c0, out_c0 + O) of the node's output
+                          tensor (a concatenation; else 0 and the whole tensor) */
+  uint32_t out2;       /* 0, or a concatenation also written, at channels [out2_c0, out2_c0 + O) */
+  int64_t out2_c0;
+} gr_conv_fusion;
+
 /* Partial GroupNorm statistics as conv2d_f32.comp writes them for an [N, C, H, W] output:
  * a (mean, M2) pair per (sample, unit of min(C/groups, 8) channels, tile of 32 pixels). */
-enum { GR_NORM_TILE = 32, GR_MAX_READS = GR_MAX_INPUTS + GR_MAX_EPILOGUE + 3 };
+enum { GR_NORM_TILE = 32, GR_MAX_READS = GR_MAX_INPUTS + GR_MAX_EPILOGUE + 6 };
 static inline int64_t gr_norm_stats_count(gr_shape s, int groups) {
   int64_t cg = s.d[1] / groups, unit = cg < 8 ? cg : 8, pixels = s.d[2] * s.d[3];
   return s.d[0] * (s.d[1] / unit) * ((pixels + GR_NORM_TILE - 1) / GR_NORM_TILE) * 2;
@@ -62,6 +73,7 @@ typedef struct gr_node {
   uint32_t stats_out;  /* fusion: a conv also writes GroupNorm partials of its output here */
   int stats_groups;    /* ... for this many groups */
   gr_norm_fold norm_in; /* fusion: a conv group-normalises its input 0 on load */
+  gr_conv_fusion cf;    /* fusion: a conv's second input, upsampled input, concat outputs */
   int dead;       /* removed by a pass */
 } gr_node;
 

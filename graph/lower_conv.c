@@ -26,12 +26,19 @@ static aps_status lower_depthwise(gr_lower *L, const gr_node *n, const void *pc,
 }
 
 aps_status gr_lower_conv2d(gr_lower *L, const gr_node *n) {
-  gr_shape sx = L->g->t[n->inputs[0]].shape, sw = L->g->t[n->inputs[1]].shape, so = L->g->t[n->output].shape;
+  const gr_graph *g = L->g;
+  const gr_conv_fusion *cf = &n->cf;
+  gr_shape sx = g->t[n->inputs[0]].shape, sw = g->t[n->inputs[1]].shape, so = g->t[n->output].shape;
+  uint32_t up = cf->upsample ? 2 : 1;
+  /* H, W: the input as the kernel sees it (upsampled); O from the weights, since the output
+   * tensor may be a concatenation with more channels (passes_conv.c). */
   struct {
-    uint32_t N, C, H, W, O, OH, OW;
-  } pc = {(uint32_t)sx.d[0], (uint32_t)sx.d[1], (uint32_t)sx.d[2], (uint32_t)sx.d[3],
-          (uint32_t)sw.d[0], (uint32_t)so.d[2], (uint32_t)so.d[3]};
-  if ((int64_t)n->ia[3] == sx.d[1] && sx.d[1] > 1 && !n->stats_out && !n->norm_in.stats)
+    uint32_t N, C, H, W, O, OH, OW, C2;
+  } pc = {(uint32_t)sx.d[0], (uint32_t)sx.d[1], (uint32_t)sx.d[2] * up, (uint32_t)sx.d[3] * up,
+          (uint32_t)sw.d[0], (uint32_t)so.d[2], (uint32_t)so.d[3], cf->x2 ? (uint32_t)g->t[cf->x2].shape.d[1] : 0};
+  /* depthwise_f32.comp reads the first seven push constants; it has none of the fusions */
+  if ((int64_t)n->ia[3] == sx.d[1] && sx.d[1] > 1 && !n->stats_out && !n->norm_in.stats && !cf->x2 &&
+      !cf->upsample && !cf->out_c0 && !cf->out2 && so.d[1] == sw.d[0])
     return lower_depthwise(L, n, &pc, pc.OH * pc.OW, pc.O, pc.N);
   int has_bias = n->n_inputs > 2;
   rt_kernel_desc kd = {.shader = "conv2d_f32",
@@ -51,7 +58,6 @@ aps_status gr_lower_conv2d(gr_lower *L, const gr_node *n) {
    * output itself, so that no extra range is written), and the input's normalisation from
    * bindings 9-11 (else the dummy). */
   const gr_norm_fold *nf = &n->norm_in;
-  kd.spec_count = 25;
   kd.spec[21] = n->stats_out ? (uint32_t)n->stats_groups : 0;
   kd.spec[22] = nf->stats ? (uint32_t)nf->groups : 0;
   kd.spec[23] = (nf->gamma ? 1u : 0u) | (nf->beta ? 2u : 0u) | (nf->silu ? 4u : 0u);
@@ -60,5 +66,20 @@ aps_status gr_lower_conv2d(gr_lower *L, const gr_node *n) {
   d.bindings[9] = nf->stats ? gr_lower_binding(L, nf->stats) : gr_lower_dummy(L);
   d.bindings[10] = nf->gamma ? gr_lower_binding(L, nf->gamma) : gr_lower_dummy(L);
   d.bindings[11] = nf->beta ? gr_lower_binding(L, nf->beta) : gr_lower_dummy(L);
+  /* Upsampled input, a second input through a 1x1 kernel, the output's place in a
+   * concatenation and a second output (else the output again, as for the statistics), all
+   * from passes_conv.c. */
+  int placed = so.d[1] != sw.d[0];
+  kd.spec_count = 31;
+  kd.spec[25] = cf->upsample ? 1u : 0u;
+  kd.spec[26] = (cf->x2 ? 1u : 0u) | (cf->b2 ? 2u : 0u);
+  kd.spec[27] = placed ? (uint32_t)so.d[1] : 0;
+  kd.spec[28] = (uint32_t)cf->out_c0;
+  kd.spec[29] = cf->out2 ? (uint32_t)g->t[cf->out2].shape.d[1] : 0;
+  kd.spec[30] = (uint32_t)cf->out2_c0;
+  d.bindings[12] = cf->out2 ? gr_lower_binding(L, cf->out2) : d.bindings[3];
+  d.bindings[13] = cf->x2 ? gr_lower_binding(L, cf->x2) : gr_lower_dummy(L);
+  d.bindings[14] = cf->w2 ? gr_lower_binding(L, cf->w2) : gr_lower_dummy(L);
+  d.bindings[15] = cf->b2 ? gr_lower_binding(L, cf->b2) : gr_lower_dummy(L);
   return gr_lower_dispatch(L, n, &kd, &d);
 }

@@ -10,19 +10,17 @@ static const gr_node *producer(const gr_graph *g, uint32_t t) {
   return g->t[t].node ? &g->n[g->t[t].node - 1] : NULL;
 }
 
-/* Every tensor a node reads: its inputs, its epilogue operands and what it normalises its
- * input with. */
-static int node_reads(const gr_node *n, uint32_t *out) {
+int gr_node_reads(const gr_node *n, uint32_t *out) {
   int k = 0;
   for (int i = 0; i < n->n_inputs; i++)
     out[k++] = n->inputs[i];
   for (int i = 0; i < n->ep.count; i++)
     if (n->ep.step[i].is_binary)
       out[k++] = n->ep.step[i].operand;
-  const uint32_t norm[3] = {n->norm_in.stats, n->norm_in.gamma, n->norm_in.beta};
-  for (int i = 0; i < 3; i++)
-    if (norm[i])
-      out[k++] = norm[i];
+  const uint32_t more[6] = {n->norm_in.stats, n->norm_in.gamma, n->norm_in.beta, n->cf.x2, n->cf.w2, n->cf.b2};
+  for (int i = 0; i < 6; i++)
+    if (more[i])
+      out[k++] = more[i];
   return k;
 }
 
@@ -44,11 +42,11 @@ aps_status gr_pass_dead_nodes(gr_graph *g) {
   /* Runs again after fusion: it only ever removes nodes, never revives a folded one. */
   for (uint32_t i = g->nn; i-- > 0;) {
     gr_node *n = &g->n[i];
-    n->dead = n->dead || !live[n->output];
+    n->dead = n->dead || !(live[n->output] || (n->cf.out2 && live[n->cf.out2]));
     if (n->dead)
       continue;
     uint32_t reads[GR_MAX_READS];
-    int k = node_reads(n, reads);
+    int k = gr_node_reads(n, reads);
     for (int j = 0; j < k; j++)
       live[reads[j]] = 1;
   }
@@ -71,12 +69,13 @@ void gr_pass_tensor_flags(const gr_graph *g, uint8_t *flags) {
     if (g->n[i].dead)
       continue;
     uint32_t reads[GR_MAX_READS];
-    int k = node_reads(&g->n[i], reads);
+    int k = gr_node_reads(&g->n[i], reads);
     for (int j = 0; j < k; j++)
       flags[reads[j]] |= GR_TENSOR_LIVE, flags[root_of(g, reads[j])] |= GR_TENSOR_LIVE;
-    flags[g->n[i].output] |= GR_TENSOR_LIVE;
-    if (g->n[i].stats_out)
-      flags[g->n[i].stats_out] |= GR_TENSOR_LIVE;
+    const uint32_t writes[3] = {g->n[i].output, g->n[i].stats_out, g->n[i].cf.out2};
+    for (int j = 0; j < 3; j++)
+      if (writes[j])
+        flags[writes[j]] |= GR_TENSOR_LIVE;
   }
 }
 
@@ -124,14 +123,13 @@ static void window(const gr_graph *g, gr_epilogue_step *s, int64_t channels, uin
  * normalised tensor is a concatenation. */
 enum { GR_NORM_FOLD_SILU_MAX = 4096 }; /* values per sample */
 
-/* How many live nodes read each tensor (calloc'd; NULL when out of memory). */
-static uint32_t *count_uses(const gr_graph *g) {
+uint32_t *gr_count_uses(const gr_graph *g) {
   uint32_t *uses = calloc(g->nt, sizeof *uses);
   for (uint32_t i = 0; uses && i < g->nn; i++) {
     if (g->n[i].dead)
       continue;
     uint32_t reads[GR_MAX_READS];
-    int k = node_reads(&g->n[i], reads);
+    int k = gr_node_reads(&g->n[i], reads);
     for (int j = 0; j < k; j++)
       uses[reads[j]]++;
   }
@@ -139,7 +137,7 @@ static uint32_t *count_uses(const gr_graph *g) {
 }
 
 static aps_status fold_group_norms(gr_graph *g, uint32_t *fused) {
-  uint32_t *uses = count_uses(g);
+  uint32_t *uses = gr_count_uses(g);
   if (!uses)
     return aps_fail(APS_ERR_OUT_OF_MEMORY, "out of host memory");
   aps_status st = APS_OK;
@@ -166,7 +164,7 @@ static aps_status fold_group_norms(gr_graph *g, uint32_t *fused) {
     gr_node *c = NULL;
     for (uint32_t j = i + 1; j < g->nn && !c; j++) {
       uint32_t reads[GR_MAX_READS];
-      int k = g->n[j].dead ? 0 : node_reads(&g->n[j], reads);
+      int k = g->n[j].dead ? 0 : gr_node_reads(&g->n[j], reads);
       for (int r = 0; r < k; r++)
         if (reads[r] == y)
           c = &g->n[j];
@@ -195,7 +193,7 @@ static aps_status fold_group_norms(gr_graph *g, uint32_t *fused) {
 
 aps_status gr_pass_fuse(gr_graph *g, int fold_norms, uint32_t *fused) {
   *fused = 0;
-  uint32_t *uses = count_uses(g);
+  uint32_t *uses = gr_count_uses(g);
   if (!uses)
     return aps_fail(APS_ERR_OUT_OF_MEMORY, "out of host memory");
   for (uint32_t i = 0; i < g->nn; i++) {
@@ -252,7 +250,14 @@ aps_status gr_pass_fuse(gr_graph *g, int fold_norms, uint32_t *fused) {
     }
   }
   free(uses);
-  return fold_norms ? fold_group_norms(g, fused) : APS_OK;
+  /* Norm folding sees each conv as the epilogue pass left it, with its skip conv merged
+   * (so a residual block's norm2 still folds); upsampling and concatenations go last, where
+   * a norm reading them can no longer fold. */
+  APS_TRY(gr_pass_fuse_skip_convs(g, fused));
+  if (fold_norms)
+    APS_TRY(fold_group_norms(g, fused));
+  APS_TRY(gr_pass_fuse_upsample(g, fused));
+  return gr_pass_fuse_concats(g, fused);
 }
 
 /* ---- memory plan */
@@ -289,15 +294,28 @@ aps_status gr_pass_memory_plan(const gr_graph *g, const uint8_t *flags, gr_memor
     if (g->n[i].dead)
       continue;
     uint32_t reads[GR_MAX_READS];
-    int k = node_reads(&g->n[i], reads);
+    int k = gr_node_reads(&g->n[i], reads);
     for (int j = 0; j < k; j++)
       last[root_of(g, reads[j])] = i;
   }
   uint32_t ns = 0;
   for (uint32_t i = 0; i < g->nn; i++) {
     const gr_node *n = &g->n[i];
+    if (n->dead)
+      continue;
+    for (int j = 0; j < 2; j++) { /* GroupNorm statistics, a concatenation also written: own slots */
+      uint32_t so = j ? n->cf.out2 : n->stats_out;
+      if (!so || g->t[so].alias || (flags[so] & GR_TENSOR_PINNED) || slot_of[so] != UINT32_MAX)
+        continue;
+      uint64_t sb = align256((uint64_t)gr_shape_count(g->t[so].shape) * gr_elem_bytes(flags[so]));
+      out->unplanned_bytes += sb;
+      slots[ns] = (slot){sb, 0, i, last[so] > i ? last[so] : i};
+      slot_of[so] = ns++;
+    }
     uint32_t t = n->output;
-    if (n->dead || g->t[t].alias || (flags[t] & GR_TENSOR_PINNED))
+    /* A concatenation that convs store into (passes_conv.c) has several writers: its slot
+     * starts at the first. */
+    if (g->t[t].alias || (flags[t] & GR_TENSOR_PINNED) || slot_of[t] != UINT32_MAX)
       continue;
     uint64_t bytes = align256((uint64_t)gr_shape_count(g->t[t].shape) * gr_elem_bytes(flags[t]));
     out->unplanned_bytes += bytes;
@@ -305,7 +323,7 @@ aps_status gr_pass_memory_plan(const gr_graph *g, const uint8_t *flags, gr_memor
     /* In place: an elementwise node may overwrite a same-shaped input that dies here. */
     uint32_t share = UINT32_MAX;
     uint32_t reads[GR_MAX_READS];
-    int nr = node_reads(n, reads);
+    int nr = gr_node_reads(n, reads);
     if (n->op == GR_OP_UNARY || n->op == GR_OP_BINARY || n->op == GR_OP_WHERE)
       for (int j = 0; j < n->n_inputs && share == UINT32_MAX; j++) {
         uint32_t u = root_of(g, n->inputs[j]);
@@ -324,13 +342,6 @@ aps_status gr_pass_memory_plan(const gr_graph *g, const uint8_t *flags, gr_memor
       slots[share].last = end;
     }
     slot_of[t] = share;
-    uint32_t so = n->stats_out; /* a second output: its own slot */
-    if (so && !g->t[so].alias && !(flags[so] & GR_TENSOR_PINNED)) {
-      uint64_t sb = align256((uint64_t)gr_shape_count(g->t[so].shape) * gr_elem_bytes(flags[so]));
-      out->unplanned_bytes += sb;
-      slots[ns] = (slot){sb, 0, i, last[so] > i ? last[so] : i};
-      slot_of[so] = ns++;
-    }
   }
   /* Greedy by size: each slot goes at the lowest offset clear of every placed slot whose
    * lifetime overlaps its own. */

@@ -19,8 +19,23 @@ void gr_pass_tensor_flags(const gr_graph *g, uint8_t *flags);
  * counting them (views not counted); f16_storage.c. */
 aps_status gr_pass_f16_storage(const gr_graph *g, uint8_t *flags, uint32_t *count);
 /* Folds chains of elementwise nodes into the epilogue of the node producing their input
- * (conv, matmul, group norm, elementwise), counting folded nodes. */
+ * (conv, matmul, group norm, elementwise), then the fusions into convolutions below (and,
+ * with fold_norms, GroupNorms between convs), counting folded nodes. */
 aps_status gr_pass_fuse(gr_graph *g, int fold_norms, uint32_t *fused);
+
+/* Fusions into convolutions (passes_conv.c), each removing one node (counted in *fused):
+ * a residual block's 1x1 skip conv merged into the conv whose output it adds; nearest 2x
+ * upsampling read by the conv that consumes it; a channel concatenation of conv outputs
+ * written by those convs in place. */
+aps_status gr_pass_fuse_skip_convs(gr_graph *g, uint32_t *fused);
+aps_status gr_pass_fuse_upsample(gr_graph *g, uint32_t *fused);
+aps_status gr_pass_fuse_concats(gr_graph *g, uint32_t *fused);
+
+/* Shared by the pass files: every tensor a node reads (inputs, epilogue operands, folded
+ * norm and second-input tensors; at most GR_MAX_READS), and how many live nodes read each
+ * tensor (a calloc'd array of g->nt; NULL when out of memory). */
+int gr_node_reads(const gr_node *n, uint32_t *out);
+uint32_t *gr_count_uses(const gr_graph *g);
 
 typedef struct gr_memory_plan {
   uint64_t *offset;         /* per tensor: offset in the arena, or UINT64_MAX if not in it */

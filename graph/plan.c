@@ -1,6 +1,6 @@
-/* Plans: a graph compiled for one device. Passes: dead-node removal -> epilogue fusion ->
- * memory plan -> lowering into one recorded stream (the runtime places barriers where
- * buffer ranges really conflict). */
+/* Plans: a graph compiled for one device. Passes: dead-node removal -> fusion (epilogues,
+ * then into convolutions) -> memory plan -> lowering into one recorded stream (the runtime
+ * places barriers where buffer ranges really conflict). */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -29,6 +29,20 @@
 // un-normalised tensor whose statistics a previous conv wrote; each workgroup merges them per
 // group (fixed order again), then every loaded value becomes silu?((x - mean) * rsqrt(var + eps)
 // * gamma + beta) before the zero padding applies.
+// Fusions into the conv (graph/passes_conv.c), chosen by specialization constants 25-30, each
+// saving a dispatch and a trip of a tensor through memory:
+// UPSAMPLE: input 0 is read nearest-upsampled 2x: pc.H, pc.W are the upsampled size and each
+// load reads x at (iy/2, ix/2) (never combined with a folded GroupNorm on the input).
+// X2_FLAGS: the output also sums a 1x1 conv (stride 1, no padding) of a second input x2
+// [N, C2, OH, OW] with weights w2 [O, C2] (+ bias b2): a residual block's skip conv, in the
+// same accumulators. A lane's 4 pixels are consecutive in an x2 plane, so it loads 4 floats and
+// one weight per channel, as the 1x1 conv itself would.
+// Output placement: with Y_CHANNELS > 0, output channel o of sample n is stored at channel
+// Y_C0 + o of a tensor of Y_CHANNELS channels (a channel slice of a concatenation); with
+// Y2_CHANNELS > 0, also at channel Y2_C0 + o of y2 (when other nodes read the conv's own output
+// too). These are specialization constants, not push constants: a store index computed from push
+// constants made every conv, placed or not, 10-30 % slower on lavapipe (Mesa 25; the suspect is
+// one more value kept live across the spilled accumulators of the hot loop).
 // Subgroups: the broadcast path needs the workgroup to be one subgroup with ids 0..7 (always so
 // on lavapipe). This is checked at run time; otherwise the one-channel-at-a-time path runs, so
 // results are correct for any subgroup size.
@@ -71,7 +85,19 @@ layout(set = 0, binding = 9, std430) readonly buffer BufSi { float stats_in[]; }
 layout(set = 0, binding = 10, std430) readonly buffer BufG { float gamma[]; };
 layout(set = 0, binding = 11, std430) readonly buffer BufBt { float beta[]; };
 
-layout(push_constant) uniform PC { uint N, C, H, W, O, OH, OW; } pc;
+layout(constant_id = 25) const uint UPSAMPLE = 0u;
+layout(constant_id = 26) const uint X2_FLAGS = 0u;     // bit 0 x2 and w2, bit 1 b2
+layout(constant_id = 27) const uint Y_CHANNELS = 0u;   // 0: the output is [N, O, OH, OW]
+layout(constant_id = 28) const uint Y_C0 = 0u;
+layout(constant_id = 29) const uint Y2_CHANNELS = 0u;  // 0: no second output
+layout(constant_id = 30) const uint Y2_C0 = 0u;
+layout(set = 0, binding = 12, std430) writeonly buffer BufY2 { float y2[]; };
+layout(set = 0, binding = 13, std430) readonly buffer BufX2 { float x2[]; };
+layout(set = 0, binding = 14, std430) readonly buffer BufW2 { float w2[]; };
+layout(set = 0, binding = 15, std430) readonly buffer BufB2 { float b2[]; };
+F16_OUT(12, y2) F16_IN(13, x2) F16_IN(14, w2) F16_IN(15, b2)
+
+layout(push_constant) uniform PC { uint N, C, H, W, O, OH, OW, C2; } pc;
 
 const int KK = KH * KW;
 const int WL = 3 * STRIDE + (KW - 1) * DIL + 1;   // input row window of 4 consecutive pixels
@@ -126,13 +152,41 @@ void norm_channel(uint n, uint ch) {
 
 // x[plane + (iy, ix)] with padding (zero or reflect); never reads out of range.
 float xat(uint plane, int iy, int ix) {
-  const int H = int(pc.H), W = int(pc.W);
-  float v = LD(x, plane + uint(reflect_clamp(iy, H) * W + reflect_clamp(ix, W)));
+  const int H = int(pc.H), W = int(pc.W), ry = reflect_clamp(iy, H), rx = reflect_clamp(ix, W);
+  // upsampled: (ry/2) * (W/2) + rx/2, W being even
+  float v = LD(x, plane + uint(UPSAMPLE != 0u ? ((ry >> 1) * W + rx) >> 1 : ry * W + rx));
   if (NORM_GROUPS != 0u) {
     v = fma(v, nrm_a, nrm_b);
     if ((NORM_FLAGS & 4u) != 0u) v *= 1.0 / (1.0 + exp2(v * -1.4426950408889634));  // SiLU
   }
   return (PAD_MODE == 1u || (iy >= 0 && iy < H && ix >= 0 && ix < W)) ? v : 0.0;
+}
+
+// x2 at a lane's 4 pixels p.. of the plane starting at base (pixels past the end clamped).
+vec4 x2at(uint base, uint p) {
+  const uint last = pc.OH * pc.OW - 1u;
+  return vec4(LD(x2, base + min(p, last)), LD(x2, base + min(p + 1u, last)), LD(x2, base + min(p + 2u, last)),
+              LD(x2, base + min(p + 3u, last)));
+}
+
+// The row window s[j] = x at (iy, ix + j), j < WL. Upsampled with zero padding, the WL columns
+// come from WU source columns, each loaded once (4 loads instead of 6 for 3x3): on the row path
+// ix = -PAD mod 2, so column j is source column ix/2 + (j + PAD % 2)/2.
+const int WU = ((WL - 1 + (PAD & 1)) >> 1) + 1;
+void load_window(uint plane, int iy, int ix, inout float s[WL]) {
+  if (UPSAMPLE != 0u && PAD_MODE == 0u) {
+    const int W = int(pc.W) >> 1, sx = ix >> 1;
+    const bool row_in = iy >= 0 && iy < int(pc.H);
+    const uint row = plane + uint(clamp(iy >> 1, 0, (int(pc.H) >> 1) - 1) * W);
+    float u[WU];
+    [[unroll]] for (int k = 0; k < WU; k++) {
+      const float v = LD(x, row + uint(clamp(sx + k, 0, W - 1)));
+      u[k] = row_in && sx + k >= 0 && sx + k < W ? v : 0.0;
+    }
+    [[unroll]] for (int j = 0; j < WL; j++) s[j] = u[(j + (PAD & 1)) >> 1];
+  } else {
+    [[unroll]] for (int j = 0; j < WL; j++) s[j] = xat(plane, iy, ix + j);
+  }
 }
 
 // Row path (OW % 4 == 0): the input values of tap kx for the 4 pixels, from the window s.
@@ -144,7 +198,7 @@ float xat(uint plane, int iy, int ix) {
     const int iy = iy0.x + ky * DIL;                                                           \
     if (WINDOW) {                                                                              \
       float s[WL];                                                                             \
-      [[unroll]] for (int j = 0; j < WL; j++) s[j] = xat(plane, iy, ix0.x + j);                \
+      load_window(plane, iy, ix0.x, s);                                                        \
       [[unroll]] for (int kx = 0; kx < KW; kx++) {                                             \
         const vec4 b = WIN_B(kx);                                                              \
         [[unroll]] for (int i = 0; i < TO; i++) acc[i] = fma(vec4(WGT(i, kx)), b, acc[i]);     \
@@ -172,14 +226,18 @@ vec3 store4(uint o, uint n, uint p, vec4 v, bool shm) {
     return vec3(0.0);
   }
   if (HAS_BIAS != 0u) v += LD(bias, o);
+  if ((X2_FLAGS & 2u) != 0u) v += LD(b2, o);
   const uint nc = n * O + o, base = nc * P + p;
+  const uint yb = Y_CHANNELS != 0u ? (n * Y_CHANNELS + Y_C0 + o) * P + p : base;
+  const uint y2b = (n * Y2_CHANNELS + Y2_C0 + o) * P + p;
   // statistics from scalars shifted by the first value (no read of v after its dynamically
   // indexed writes, which would keep the accumulators in memory on lavapipe)
   float k = 0.0, sh = 0.0, s1 = 0.0, s2 = 0.0;
   [[dont_unroll]] for (uint e = 0u; e < 4u; e++)
     if (p + e < P) {
       const float r = epilogue(v[e], base + e, nc, o);
-      ST(y, base + e, r);
+      ST(y, yb + e, r);
+      if (Y2_CHANNELS != 0u) ST(y2, y2b + e, r);
       if (STATS_GROUPS != 0u) {
         sh = k == 0.0 ? r : sh;
         k += 1.0;
@@ -245,7 +303,8 @@ void stats_tile(uint n, uint o0, uint tile) {
 }
 
 void main() {
-  const uint C = pc.C, O = pc.O, OW = pc.OW, P = pc.OH * pc.OW, HW = pc.H * pc.W;
+  const uint C = pc.C, O = pc.O, OW = pc.OW, P = pc.OH * pc.OW;
+  const uint HW = UPSAMPLE != 0u ? (pc.H >> 1) * (pc.W >> 1) : pc.H * pc.W;   // an input plane
   const uint CG = C / GROUPS, OG = O / GROUPS;
   const uint n = gl_WorkGroupID.z, o0 = gl_WorkGroupID.y * TO;
   const uint lane = gl_LocalInvocationID.x;
@@ -292,6 +351,14 @@ void main() {
           }
         }
       }
+      if ((X2_FLAGS & 1u) != 0u) {
+        const uint xb = n * pc.C2 * P, wb = min(o0 + gl_SubgroupInvocationID, O - 1u) * pc.C2;
+        for (uint c = 0u; c < pc.C2; c++) {
+          const vec4 b = x2at(xb + c * P, p);
+          const float wv = LD(w2, wb + c);
+          [[unroll]] for (int i = 0; i < TO; i++) acc[i] = fma(vec4(subgroupBroadcast(wv, i)), b, acc[i]);
+        }
+      }
       vec3 ls[TO];
       [[unroll]] for (int i = 0; i < TO; i++) ls[i] = store4(o0 + uint(i), n, p, acc[i], false);
       if (STATS_GROUPS != 0u) stats_sg(n, o0, tile, ls);
@@ -310,7 +377,7 @@ void main() {
               const uint kidx = wr + c * uint(KK) + uint(ky * KW);
               const int iy = iy0.x + ky * DIL;
               float s[WL];
-              [[unroll]] for (int j = 0; j < WL; j++) s[j] = xat(plane, iy, ix0.x + j);
+              load_window(plane, iy, ix0.x, s);
               [[unroll]] for (int kx = 0; kx < KW; kx++) a = fma(vec4(LD(w, kidx + uint(kx))), WIN_B(kx), a);
             }
           } else {
@@ -321,6 +388,8 @@ void main() {
             }
           }
         }
+        if ((X2_FLAGS & 1u) != 0u)
+          for (uint c = 0u; c < pc.C2; c++) a = fma(vec4(LD(w2, o * pc.C2 + c)), x2at((n * pc.C2 + c) * P, p), a);
         store4(o0 + i, n, p, a, true);
       }
       if (STATS_GROUPS != 0u) stats_tile(n, o0, tile);

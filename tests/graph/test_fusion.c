@@ -135,3 +135,100 @@ void test_fusion_group_norm(void) {
         o.fused.dispatches, o.fused.fused_nodes, o.unfused.dispatches);
   gr_graph_destroy(g);
 }
+
+/* A concatenation of conv outputs along channels is stored by the convs in place: batch 3
+ * and 1, odd channel counts, a producer whose output other nodes read too (it stores both),
+ * with convs in between that reuse memory, the up-path block (GroupNorm and a 1x1 conv both
+ * read the concatenation), a concatenation that is itself an output; and concatenations that
+ * stay dispatches (an input that no conv produced, another axis). */
+void test_fusion_concat(void) {
+  gr_graph *g = gr_graph_create();
+  /* 1: batch 3; a (7 channels) is also read by a chain ending in b (33 channels) */
+  gr_tensor x = gr_input(g, "x", GR_SHAPE(3, 5, 9, 7));
+  gr_tensor a = gr_layer_conv(g, "a", x, 7, 3, 1), h = a;
+  const char *chain[3] = {"c0", "c1", "c2"};
+  for (int i = 0; i < 3; i++)
+    h = gr_silu(g, gr_layer_conv(g, chain[i], h, 7, 3, 1));
+  gr_tensor b = gr_layer_conv(g, "b", h, 33, 1, 1);
+  gr_tensor cat = gr_concat(g, b, a, 1);
+  gr_tensor y = gr_layer_conv(g, "conv2", gr_silu(g, gr_group_norm(g, cat, 1, 0, 0, 1e-5f)), 3, 3, 1);
+  gr_tensor skip = gr_layer_conv(g, "skip", cat, 3, 1, 1);
+  gr_output(g, gr_add(g, y, skip), "y1");
+  /* 2: batch 1, 3 + 3 channels, each conv read by the concatenation only, which is an output */
+  gr_tensor x2 = gr_input(g, "x2", GR_SHAPE(1, 3, 6, 8));
+  gr_tensor p = gr_layer_conv(g, "p", x2, 3, 3, 1), q = gr_layer_conv(g, "q", x2, 3, 1, 1);
+  gr_output(g, gr_concat(g, p, q, 1), "cat2");
+  /* 3: not fused */
+  gr_output(g, gr_concat(g, gr_layer_conv(g, "r", x2, 3, 3, 1), x2, 1), "cat3");
+  gr_tensor s = gr_layer_conv(g, "s", x2, 3, 3, 1), t = gr_layer_conv(g, "t", x2, 3, 1, 1);
+  gr_output(g, gr_concat(g, s, t, 2), "cat4");
+  check_opts o = {.atol = 1e-4f, .rtol = 1e-3f, .fan_in_scale = 1};
+  check_graph(graph_tests_device(), g, "concatenations stored by convs", &o);
+  fprintf(stderr, "fused: %u dispatches, %u nodes folded; unfused: %u dispatches\n", o.fused.dispatches,
+          o.fused.fused_nodes, o.unfused.dispatches);
+  /* 1: a, c0-c2, b, the norm, conv2 with skip merged; 2: p, q; 3: r, concat, s, t, concat */
+  CHECK(o.fused.dispatches == 14, "14 dispatches (%u)", o.fused.dispatches);
+  CHECK(o.fused.dispatches + o.fused.fused_nodes == o.unfused.dispatches, "each fold removes one dispatch (%u + %u vs %u)",
+        o.fused.dispatches, o.fused.fused_nodes, o.unfused.dispatches);
+  gr_graph_destroy(g);
+}
+
+/* Nearest 2x upsampling read by a conv is read by the conv: batch 3 and 1, odd sizes and
+ * channel counts, output rows that are (the kernel's row windows, odd and even padding) and
+ * are not multiples of 4, zero and reflect padding, a strided conv; not folded: bilinear,
+ * and an upsampled tensor that is also an output. */
+void test_fusion_upsample(void) {
+  gr_graph *g = gr_graph_create();
+  gr_tensor x = gr_input(g, "x", GR_SHAPE(3, 7, 5, 8)), x1 = gr_input(g, "x1", GR_SHAPE(1, 3, 4, 4));
+  gr_output(g, gr_layer_conv(g, "u1", gr_upsample2x(g, x, GR_NEAREST), 3, 3, 1), "u1");
+  gr_output(g, gr_conv2d(g, gr_upsample2x(g, x1, GR_NEAREST), gr_param(g, "w2", GR_SHAPE(33, 3, 3, 3)), 0,
+                         &(gr_conv2d_desc){.padding = 1, .pad_mode = GR_PAD_REFLECT}), "u2");
+  gr_output(g, gr_conv2d(g, gr_upsample2x(g, x1, GR_NEAREST), gr_param(g, "w3", GR_SHAPE(7, 3, 3, 3)), 0,
+                         &(gr_conv2d_desc){.stride = 2, .padding = 1}), "u3");
+  gr_output(g, gr_layer_conv(g, "u4", gr_upsample2x(g, x1, GR_BILINEAR), 3, 3, 1), "u4");
+  gr_output(g, gr_layer_conv(g, "u6", gr_upsample2x(g, gr_input(g, "x6", GR_SHAPE(1, 3, 3, 5)), GR_NEAREST), 7, 3, 1),
+            "u6");
+  gr_output(g, gr_layer_conv(g, "u7", gr_upsample2x(g, x1, GR_NEAREST), 3, 5, 1), "u7");
+  gr_tensor up = gr_upsample2x(g, x1, GR_NEAREST);
+  gr_output(g, up, "u5_up");
+  gr_output(g, gr_layer_conv(g, "u5", up, 3, 3, 1), "u5");
+  check_opts o = {.atol = 1e-4f, .rtol = 1e-3f, .fan_in_scale = 1};
+  check_graph(graph_tests_device(), g, "upsampling read by convs", &o);
+  fprintf(stderr, "fused: %u dispatches, %u nodes folded; unfused: %u dispatches\n", o.fused.dispatches,
+          o.fused.fused_nodes, o.unfused.dispatches);
+  CHECK(o.fused.dispatches == 9, "u1-u3, u6, u7 one dispatch each, u4 and u5 two (%u)", o.fused.dispatches);
+  CHECK(o.fused.dispatches + o.fused.fused_nodes == o.unfused.dispatches, "each fold removes one dispatch (%u + %u vs %u)",
+        o.fused.dispatches, o.fused.fused_nodes, o.unfused.dispatches);
+  gr_graph_destroy(g);
+}
+
+/* A residual block's 1x1 skip conv merges into the conv whose output it adds: batch 3 and 1,
+ * odd channel counts, with and without biases, an epilogue step after the add, a residual
+ * block (also with its GroupNorms folded); not merged: a strided skip conv. */
+void test_fusion_skip_conv(void) {
+  gr_graph *g = gr_graph_create();
+  gr_tensor x = gr_input(g, "x", GR_SHAPE(3, 33, 6, 5));
+  gr_tensor h = gr_layer_conv(g, "h1", x, 7, 3, 1), s = gr_layer_conv(g, "s1", x, 7, 1, 1);
+  gr_output(g, gr_silu(g, gr_add(g, h, s)), "y1");
+  gr_tensor x2 = gr_input(g, "x2", GR_SHAPE(1, 7, 8, 8));
+  h = gr_conv2d(g, x2, gr_param(g, "h2", GR_SHAPE(3, 7, 3, 3)), 0, &(gr_conv2d_desc){.padding = 1});
+  s = gr_conv2d(g, x2, gr_param(g, "s2", GR_SHAPE(3, 7, 1, 1)), 0, NULL);
+  gr_output(g, gr_add(g, s, h), "y2");
+  gr_output(g, gr_layer_resblock(g, "block", gr_input(g, "x3", GR_SHAPE(3, 8, 8, 8)), 0, 16, 4), "y3");
+  h = gr_conv2d(g, x2, gr_param(g, "h4", GR_SHAPE(3, 7, 3, 3)), 0, &(gr_conv2d_desc){.stride = 2, .padding = 1});
+  s = gr_conv2d(g, x2, gr_param(g, "s4", GR_SHAPE(3, 7, 1, 1)), 0, &(gr_conv2d_desc){.stride = 2});
+  gr_output(g, gr_add(g, h, s), "y4");
+  for (int fold = 0; fold < 2; fold++) {
+    check_opts o = {.atol = 1e-4f, .rtol = 1e-3f, .fan_in_scale = 1, .fused_only = fold, .fold_norms = fold};
+    check_graph(graph_tests_device(), g, fold ? "skip convs merged, norms folded" : "skip convs merged", &o);
+    fprintf(stderr, "fused%s: %u dispatches, %u nodes folded\n", fold ? " and folded" : "", o.fused.dispatches,
+            o.fused.fused_nodes);
+    /* y1, y2: one each; y3: the two norms and conv1, conv2 with the skip (its norm2 folds); y4: two */
+    CHECK(o.fused.dispatches == 8u - (unsigned)fold, "%u dispatches", o.fused.dispatches);
+    if (!fold)
+      CHECK(o.fused.dispatches + o.fused.fused_nodes == o.unfused.dispatches,
+            "each fold removes one dispatch (%u + %u vs %u)", o.fused.dispatches, o.fused.fused_nodes,
+            o.unfused.dispatches);
+  }
+  gr_graph_destroy(g);
+}

@@ -39,14 +39,17 @@ aps_status aps_runner_create(const gr_graph *g, const aps_runner_desc *desc, aps
   if (automatic && !d.vulkan && !getenv("APS_DEVICE"))
     cpu = !vulkan_has_gpu();
   aps_status s;
-  if (cpu) {
+  if (cpu && d.f16_storage) {
+    s = aps_fail(APS_ERR_UNSUPPORTED, "fp16 storage is an option of Vulkan plans; the CPU device%s stores fp32 "
+                 "(choose a Vulkan device with --device)", automatic ? ", chosen as no GPU was found," : "");
+  } else if (cpu) {
     s = gr_cpu_create_ex(g, &(gr_cpu_desc){.fast = 1}, &r->cpu);
     snprintf(r->name, sizeof r->name, "CPU device (oneDNN + OpenMP)");
   } else {
     s = rt_device_create(&(rt_device_desc){.device = automatic ? NULL : d.device, .quiet = 1}, &r->dev);
     if (s == APS_OK) {
       snprintf(r->name, sizeof r->name, "%s (Vulkan)", rt_device_caps(r->dev)->name);
-      s = gr_plan_compile(g, r->dev, NULL, &r->plan);
+      s = gr_plan_compile(g, r->dev, &(gr_plan_desc){.f16_storage = d.f16_storage}, &r->plan);
     }
   }
   if (s != APS_OK) {

@@ -18,6 +18,8 @@ typedef struct aps_runner_desc {
   const char *device;
   int vulkan;  /* "auto" takes the best Vulkan device even if it is a CPU driver (benchmarks) */
   int quiet;
+  int f16_storage; /* Vulkan: intermediates stored as halves (gr_plan_desc.f16_storage); the
+                      CPU device refuses it (it computes and stores fp32) */
 } aps_runner_desc;
 
 aps_status aps_runner_create(const gr_graph *g, const aps_runner_desc *desc, aps_runner **out);

@@ -12,7 +12,7 @@
 
 /* The model's config from its file, a graph built by `build` at the batch, and a runner
  * holding the file's weights. */
-static aps_status open_model(const char *path, const char *device, int batch,
+static aps_status open_model(const char *path, const char *device, int f16_storage, int batch,
                              aps_status (*build)(const aps_prior_config *, int, gr_graph **),
                              aps_prior_config *cfg, gr_graph **g, aps_runner **r) {
   gr_st *st = NULL;
@@ -23,7 +23,7 @@ static aps_status open_model(const char *path, const char *device, int batch,
   if (s == APS_OK)
     s = build(cfg, batch, g);
   if (s == APS_OK)
-    s = aps_runner_create(*g, &(aps_runner_desc){.device = device}, r);
+    s = aps_runner_create(*g, &(aps_runner_desc){.device = device, .f16_storage = f16_storage}, r);
   if (s == APS_OK)
     s = aps_runner_load(*r, st);
   gr_st_close(st);
@@ -33,7 +33,7 @@ static aps_status open_model(const char *path, const char *device, int batch,
 
 int cmd_prior_sample(const cli_options *o, int argc, char **argv) {
   const char *model = NULL, *out = NULL, *sampler = "em";
-  int steps = 500, count = 64, batch = 64, seed = 1, cols = 0;
+  int steps = 500, count = 64, batch = 64, seed = 1, cols = 0, f16 = 0;
   const cli_arg args[] = {
       {"--model", CLI_STRING, &model, 0, 0, "prior file (required)"},
       {"--out", CLI_STRING, &out, 0, 0, "PNG grid to write (required)"},
@@ -43,6 +43,7 @@ int cmd_prior_sample(const cli_options *o, int argc, char **argv) {
       {"--batch", CLI_INT, &batch, 1, 4096, "samples per network evaluation (64)"},
       {"--cols", CLI_INT, &cols, 0, 1000, "grid columns (0: about square)"},
       {"--seed", CLI_INT, &seed, 0, 1e9, "seed (1)"},
+      {"--f16-storage", CLI_FLAG, &f16, 0, 0, "Vulkan: keep intermediates as IEEE halves"},
   };
   const int nargs = (int)(sizeof args / sizeof args[0]);
   if (cli_args_parse("prior-sample", argc, argv, args, nargs))
@@ -57,7 +58,7 @@ int cmd_prior_sample(const cli_options *o, int argc, char **argv) {
   aps_prior_config cfg;
   gr_graph *g = NULL;
   aps_runner *r = NULL;
-  aps_status s = open_model(model, o->device, batch, aps_prior_eps_graph, &cfg, &g, &r);
+  aps_status s = open_model(model, o->device, f16, batch, aps_prior_eps_graph, &cfg, &g, &r);
   int c = cfg.unet.image_channels, sz = cfg.unet.image_size;
   int64_t per = (int64_t)c * sz * sz;
   float *all = s == APS_OK ? malloc((size_t)((count + batch) * per) * sizeof *all) : NULL;
@@ -84,7 +85,7 @@ int cmd_prior_sample(const cli_options *o, int argc, char **argv) {
 
 int cmd_elbo(const cli_options *o, int argc, char **argv) {
   const char *model = NULL, *data = "fashion-mnist", *split = "test";
-  int limit = 0, batch = 64, seed = 1, draws = 1;
+  int limit = 0, batch = 64, seed = 1, draws = 1, f16 = 0;
   const cli_arg args[] = {
       {"--model", CLI_STRING, &model, 0, 0, "prior file (required)"},
       {"--data", CLI_STRING, &data, 0, 0, "fashion-mnist | a folder of PNGs (fashion-mnist)"},
@@ -93,6 +94,7 @@ int cmd_elbo(const cli_options *o, int argc, char **argv) {
       {"--draws", CLI_INT, &draws, 1, 1000, "ELBO draws per image (1)"},
       {"--batch", CLI_INT, &batch, 1, 4096, "images per evaluation (64)"},
       {"--seed", CLI_INT, &seed, 0, 1e9, "seed (1)"},
+      {"--f16-storage", CLI_FLAG, &f16, 0, 0, "Vulkan: keep intermediates as IEEE halves"},
   };
   const int nargs = (int)(sizeof args / sizeof args[0]);
   if (cli_args_parse("elbo", argc, argv, args, nargs))
@@ -106,7 +108,7 @@ int cmd_elbo(const cli_options *o, int argc, char **argv) {
   gr_graph *g = NULL;
   aps_runner *r = NULL;
   aps_dataset *ds = NULL;
-  aps_status s = open_model(model, o->device, batch, aps_prior_elbo_graph, &cfg, &g, &r);
+  aps_status s = open_model(model, o->device, f16, batch, aps_prior_elbo_graph, &cfg, &g, &r);
   int c = cfg.unet.image_channels, sz = cfg.unet.image_size;
   if (s == APS_OK)
     s = !strcmp(data, "fashion-mnist") ? aps_dataset_load_fashion_mnist(NULL, !strcmp(split, "train"), &ds)

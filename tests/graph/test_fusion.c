@@ -5,6 +5,18 @@
 
 rt_device *graph_tests_device(void);
 
+/* Fused and unfused plans against the reference (check_graph), the counts printed, and, where
+ * both plans ran, each fused node one dispatch fewer. */
+static void check_fusion(gr_graph *g, const char *what, check_opts *o) {
+  check_graph(graph_tests_device(), g, what, o);
+  fprintf(stderr, "%s: fused %u dispatches, %u nodes folded; unfused %u dispatches\n", what, o->fused.dispatches,
+          o->fused.fused_nodes, o->unfused.dispatches);
+  if (!o->fused_only)
+    CHECK(o->fused.dispatches + o->fused.fused_nodes == o->unfused.dispatches,
+          "%s: each fold removes one dispatch (%u + %u vs %u)", what, o->fused.dispatches, o->fused.fused_nodes,
+          o->unfused.dispatches);
+}
+
 /* conv -> + per-(n,c) bias -> silu -> + residual; group norm -> silu -> * (1 + s) + t. */
 static gr_graph *chains(void) {
   gr_graph *g = gr_graph_create();
@@ -35,12 +47,8 @@ static gr_graph *chains(void) {
 void test_fusion_chains(void) {
   gr_graph *g = chains();
   check_opts o = {.atol = 1e-4f};
-  check_graph(graph_tests_device(), g, "fusion chains", &o);
-  fprintf(stderr, "fused: %u dispatches, %u nodes folded; unfused: %u dispatches\n", o.fused.dispatches,
-          o.fused.fused_nodes, o.unfused.dispatches);
+  check_fusion(g, "fusion chains", &o);
   CHECK(o.fused.fused_nodes >= 11, "the chains were folded (%u nodes)", o.fused.fused_nodes);
-  CHECK(o.fused.dispatches + o.fused.fused_nodes == o.unfused.dispatches, "each fold removes one dispatch (%u + %u vs %u)",
-        o.fused.dispatches, o.fused.fused_nodes, o.unfused.dispatches);
   gr_graph_destroy(g);
 }
 
@@ -127,12 +135,8 @@ void test_fusion_group_norm(void) {
   gr_tensor n5 = gr_silu(g, gr_group_norm(g, a5, 2, 0, 0, 1e-5f));
   gr_output(g, gr_conv2d(g, n5, gr_param(g, "wj", GR_SHAPE(8, 32, 3, 3)), 0, &(gr_conv2d_desc){.padding = 1}), "y5");
   check_opts o = {.atol = 2e-4f, .rtol = 1e-3f, .fan_in_scale = 1, .fold_norms = 1};
-  check_graph(graph_tests_device(), g, "group norm folded between convs", &o);
-  fprintf(stderr, "fused: %u dispatches, %u nodes folded; unfused: %u dispatches\n", o.fused.dispatches,
-          o.fused.fused_nodes, o.unfused.dispatches);
+  check_fusion(g, "group norm folded between convs", &o);
   CHECK(o.fused.dispatches == 11, "two convs per case, and case 5's norm (%u dispatches)", o.fused.dispatches);
-  CHECK(o.fused.dispatches + o.fused.fused_nodes == o.unfused.dispatches, "each fold removes one dispatch (%u + %u vs %u)",
-        o.fused.dispatches, o.fused.fused_nodes, o.unfused.dispatches);
   gr_graph_destroy(g);
 }
 
@@ -163,13 +167,9 @@ void test_fusion_concat(void) {
   gr_tensor s = gr_layer_conv(g, "s", x2, 3, 3, 1), t = gr_layer_conv(g, "t", x2, 3, 1, 1);
   gr_output(g, gr_concat(g, s, t, 2), "cat4");
   check_opts o = {.atol = 1e-4f, .rtol = 1e-3f, .fan_in_scale = 1};
-  check_graph(graph_tests_device(), g, "concatenations stored by convs", &o);
-  fprintf(stderr, "fused: %u dispatches, %u nodes folded; unfused: %u dispatches\n", o.fused.dispatches,
-          o.fused.fused_nodes, o.unfused.dispatches);
+  check_fusion(g, "concatenations stored by convs", &o);
   /* 1: a, c0-c2, b, the norm, conv2 with skip merged; 2: p, q; 3: r, concat, s, t, concat */
   CHECK(o.fused.dispatches == 14, "14 dispatches (%u)", o.fused.dispatches);
-  CHECK(o.fused.dispatches + o.fused.fused_nodes == o.unfused.dispatches, "each fold removes one dispatch (%u + %u vs %u)",
-        o.fused.dispatches, o.fused.fused_nodes, o.unfused.dispatches);
   gr_graph_destroy(g);
 }
 
@@ -193,12 +193,8 @@ void test_fusion_upsample(void) {
   gr_output(g, up, "u5_up");
   gr_output(g, gr_layer_conv(g, "u5", up, 3, 3, 1), "u5");
   check_opts o = {.atol = 1e-4f, .rtol = 1e-3f, .fan_in_scale = 1};
-  check_graph(graph_tests_device(), g, "upsampling read by convs", &o);
-  fprintf(stderr, "fused: %u dispatches, %u nodes folded; unfused: %u dispatches\n", o.fused.dispatches,
-          o.fused.fused_nodes, o.unfused.dispatches);
+  check_fusion(g, "upsampling read by convs", &o);
   CHECK(o.fused.dispatches == 9, "u1-u3, u6, u7 one dispatch each, u4 and u5 two (%u)", o.fused.dispatches);
-  CHECK(o.fused.dispatches + o.fused.fused_nodes == o.unfused.dispatches, "each fold removes one dispatch (%u + %u vs %u)",
-        o.fused.dispatches, o.fused.fused_nodes, o.unfused.dispatches);
   gr_graph_destroy(g);
 }
 
@@ -220,15 +216,9 @@ void test_fusion_skip_conv(void) {
   gr_output(g, gr_add(g, h, s), "y4");
   for (int fold = 0; fold < 2; fold++) {
     check_opts o = {.atol = 1e-4f, .rtol = 1e-3f, .fan_in_scale = 1, .fused_only = fold, .fold_norms = fold};
-    check_graph(graph_tests_device(), g, fold ? "skip convs merged, norms folded" : "skip convs merged", &o);
-    fprintf(stderr, "fused%s: %u dispatches, %u nodes folded\n", fold ? " and folded" : "", o.fused.dispatches,
-            o.fused.fused_nodes);
+    check_fusion(g, fold ? "skip convs merged, norms folded" : "skip convs merged", &o);
     /* y1, y2: one each; y3: the two norms and conv1, conv2 with the skip (its norm2 folds); y4: two */
     CHECK(o.fused.dispatches == 8u - (unsigned)fold, "%u dispatches", o.fused.dispatches);
-    if (!fold)
-      CHECK(o.fused.dispatches + o.fused.fused_nodes == o.unfused.dispatches,
-            "each fold removes one dispatch (%u + %u vs %u)", o.fused.dispatches, o.fused.fused_nodes,
-            o.unfused.dispatches);
   }
   gr_graph_destroy(g);
 }

@@ -200,12 +200,12 @@ int cmd_bench_graph(const cli_options *o) {
     for (int i = 0; i < nops; i++)
       printf("%-40s %10.3f %8.2f %s\n", ops[i].name, ops[i].ms, ops[i].amount / (ops[i].ms * 1e-3), ops[i].unit);
     printf("U-Net %.2f M parameters (widths 32/64/64, 2 blocks per level, attention at 8x8):\n", u[0].params / 1e6);
-    printf("%-8s %10s %10s %12s %12s %12s %14s\n", "batch", "ms", "images/s", "dispatches", "(unfused)", "barriers",
-           "arena MiB");
+    printf("%-8s %10s %10s %12s %12s %10s %12s %14s\n", "batch", "ms", "images/s", "dispatches", "(unfused)",
+           "barriers", "(unfused)", "arena MiB");
     for (int i = 0; i < 2; i++)
-      printf("%-8d %10.2f %10.1f %12u %12u %12u %7.2f of %.2f\n", u[i].batch, u[i].ms, u[i].batch / (u[i].ms * 1e-3),
-             u[i].fused.dispatches, u[i].unfused.dispatches, u[i].fused.barriers, u[i].fused.arena_bytes / 1048576.0,
-             u[i].fused.unplanned_bytes / 1048576.0);
+      printf("%-8d %10.2f %10.1f %12u %12u %10u %12u %7.2f of %.2f\n", u[i].batch, u[i].ms,
+             u[i].batch / (u[i].ms * 1e-3), u[i].fused.dispatches, u[i].unfused.dispatches, u[i].fused.barriers,
+             u[i].unfused.barriers, u[i].fused.arena_bytes / 1048576.0, u[i].fused.unplanned_bytes / 1048576.0);
     printf("with GroupNorm folded into convs (gr_plan_desc.fold_norms), measured just before:\n");
     for (int i = 0; i < 2; i++)
       printf("%-8d %10.2f %10.1f %12u\n", u[i].batch, u[i].ms_fold, u[i].batch / (u[i].ms_fold * 1e-3),

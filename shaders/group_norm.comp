@@ -2,7 +2,8 @@
 // Group normalisation, one workgroup per (sample, group): sums of x - s and (x - s)² in one
 // pass (s = the group's first value, which keeps E[(x-s)²] - E[x-s]² accurate in fp32 when
 // the mean is far from 0), then (x - mean) * rsqrt(var + eps) * gamma + beta and the fused
-// epilogue (SiLU, per-sample scale/shift from a time embedding, ...), in one dispatch.
+// epilogue (SiLU, per-sample scale/shift from a time embedding, ...), in one dispatch. The
+// second pass walks a channel at a time where a channel fills the workgroup.
 #extension GL_GOOGLE_include_directive : require
 layout(local_size_x = 64) in;
 layout(constant_id = 0) const uint HAS_GAMMA = 0u;
@@ -46,6 +47,18 @@ void main() {
   vec2 m = sum64(acc) / float(count);
   float mean = shift + m.x;
   float inv = inversesqrt(max(m.y - m.x * m.x, 0.0) + pc.eps);
+  if (pc.spatial >= 64u) {
+    // a channel at a time: gamma and beta loaded once per channel, no division per value
+    // (lavapipe runs each load and integer division as a per-lane scalar loop)
+    for (uint c = 0u; c < cg; c++) {
+      const uint ch = g * cg + c, cb = base + c * pc.spatial, nc = n * pc.C + ch;
+      const float a = inv * (HAS_GAMMA != 0u ? LD(gamma, ch) : 1.0);
+      const float b = (HAS_BETA != 0u ? LD(beta, ch) : 0.0) - mean * a;
+      for (uint i = lid; i < pc.spatial; i += 64u)
+        ST(y, cb + i, epilogue(fma(LD(x, cb + i), a, b), cb + i, nc, ch));
+    }
+    return;
+  }
   for (uint i = lid; i < count; i += 64u) {
     uint ch = g * cg + i / pc.spatial;
     float v = (LD(x, base + i) - mean) * inv;

@@ -93,6 +93,11 @@ void test_group_norm(void) {
   gr_output(g, gr_group_norm(g, x, 1, ga, 0, 1e-3f), "gamma_only");
   gr_tensor big = gr_input(g, "big", GR_SHAPE(2, 64, 32, 32));
   gr_output(g, gr_group_norm(g, big, 32, 0, 0, 1e-5f), "unet_size");
+  /* channels of 64 values or more take the kernel's channel-at-a-time pass: 81 and 64 here */
+  gr_tensor w = gr_input(g, "w", GR_SHAPE(3, 6, 9, 9)), e = gr_input(g, "e", GR_SHAPE(1, 6, 8, 8));
+  gr_output(g, gr_group_norm(g, w, 3, ga, be, 1e-5f), "affine_81");
+  gr_output(g, gr_group_norm(g, w, 2, 0, be, 1e-5f), "beta_only_81");
+  gr_output(g, gr_silu(g, gr_group_norm(g, e, 3, ga, be, 1e-5f)), "affine_silu_64");
   run(g, "group_norm", (check_opts){.atol = 1e-4f});
 }
 

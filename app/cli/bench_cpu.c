@@ -45,6 +45,19 @@ static aps_status bench_conv(int k, double *gflops) {
   return st;
 }
 
+/* A blur operator's depthwise convolution, as `aps bench graph` measures it on Vulkan. */
+static aps_status bench_depthwise(double *gflops) {
+  gr_graph *g = gr_graph_create();
+  gr_tensor x = gr_input(g, "x", GR_SHAPE(64, 3, 32, 32));
+  gr_output(g, gr_conv2d(g, x, gr_param(g, "w", GR_SHAPE(3, 1, 9, 9)), 0,
+                         &(gr_conv2d_desc){.padding = 4, .groups = 3, .pad_mode = GR_PAD_REFLECT}), "y");
+  double ms = 0;
+  aps_status st = time_graph(g, &ms);
+  gr_graph_destroy(g);
+  *gflops = 2.0 * 64 * 3 * 32 * 32 * 81 / (ms * 1e6);
+  return st;
+}
+
 static aps_status bench_matmul(double *gflops) {
   const int64_t M = 1024;
   gr_graph *g = gr_graph_create();
@@ -68,10 +81,12 @@ static aps_status bench_unet(int batch, double *ms) {
 }
 
 int bench_cpu_device(int json) {
-  double conv3 = 0, conv1 = 0, mm = 0, b1 = 0, b64 = 0;
+  double conv3 = 0, conv1 = 0, dw = 0, mm = 0, b1 = 0, b64 = 0;
   aps_status st = bench_conv(3, &conv3);
   if (st == APS_OK)
     st = bench_conv(1, &conv1);
+  if (st == APS_OK)
+    st = bench_depthwise(&dw);
   if (st == APS_OK)
     st = bench_matmul(&mm);
   if (st == APS_OK)
@@ -84,12 +99,13 @@ int bench_cpu_device(int json) {
   }
   if (json) {
     printf("{\"cpu_device\": {\"conv3x3_64_32x32_b16_gflops\": %.1f, \"conv1x1_64_32x32_b16_gflops\": %.1f, "
-           "\"matmul_1024_gflops\": %.1f, \"unet_b1_ms\": %.2f, \"unet_b64_ms\": %.1f}}\n",
-           conv3, conv1, mm, b1, b64);
+           "\"depthwise9x9_3ch_32x32_b64_gflops\": %.1f, \"matmul_1024_gflops\": %.1f, \"unet_b1_ms\": %.2f, "
+           "\"unet_b64_ms\": %.1f}}\n", conv3, conv1, dw, mm, b1, b64);
   } else {
     printf("CPU device (oneDNN + OpenMP), medians of %d runs:\n", REPS);
     printf("  conv2d 3x3 64->64 32x32 batch 16  %7.1f GFLOP/s\n", conv3);
     printf("  conv2d 1x1 64->64 32x32 batch 16  %7.1f GFLOP/s\n", conv1);
+    printf("  depthwise 9x9 blur 3ch 32x32 b64  %7.1f GFLOP/s\n", dw);
     printf("  matmul 1024^3                     %7.1f GFLOP/s\n", mm);
     printf("  U-Net forward, batch 1            %7.2f ms\n", b1);
     printf("  U-Net forward, batch 64           %7.1f ms\n", b64);

@@ -1,6 +1,7 @@
 /* conv2d and matmul of the CPU device through oneDNN (Debian's libdnnl-dev, C API).
  * Each zero-padded conv2d node, and each weight-gradient node (gr_conv2d_wgrad), gets its
- * primitive once, at gr_cpu_create_ex; reflect padding stays with the reference loop. matmul calls dnnl_sgemm per batch matrix, and
+ * primitive once, at gr_cpu_create_ex; reflect padding goes to cpu_fast.c's loop. matmul calls
+ * dnnl_sgemm per batch matrix, and
  * attention two sgemms around a softmax per image. */
 #include "cpu_dnnl.h"
 

@@ -127,8 +127,7 @@ void gr_cpu_matmul(const gr_graph *g, const gr_node *n, const float *const *in, 
     }
 }
 
-/* Index of a padded coordinate, or -1 for a zero pad. */
-static int64_t pad_index(int64_t i, int64_t size, int reflect) {
+int64_t gr_cpu_pad_index(int64_t i, int64_t size, int reflect) {
   if (i >= 0 && i < size)
     return i;
   if (!reflect)
@@ -151,11 +150,11 @@ void gr_cpu_conv2d(const gr_graph *g, const gr_node *n, const float *const *in, 
           double s = n->n_inputs > 2 ? in[2][o] : 0.0;
           for (int64_t c = 0; c < CG; c++)
             for (int64_t ky = 0; ky < KH; ky++) {
-              int64_t iy = pad_index(y * stride - pad + ky * dil, H, reflect);
+              int64_t iy = gr_cpu_pad_index(y * stride - pad + ky * dil, H, reflect);
               if (iy < 0)
                 continue;
               for (int64_t kx = 0; kx < KW; kx++) {
-                int64_t ix = pad_index(x * stride - pad + kx * dil, W, reflect);
+                int64_t ix = gr_cpu_pad_index(x * stride - pad + kx * dil, W, reflect);
                 if (ix < 0)
                   continue;
                 s += (double)in[0][((b * C + grp * CG + c) * H + iy) * W + ix] *

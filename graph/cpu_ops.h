@@ -33,6 +33,10 @@ GR_CPU_FN(logabsdet);
 /* conv_wgrad.c */
 GR_CPU_FN(conv2d_wgrad);
 
+/* Index of a padded coordinate (reflect: PyTorch's, without repeating the edge), or -1 for
+ * a zero pad. */
+int64_t gr_cpu_pad_index(int64_t i, int64_t size, int reflect);
+
 /* The pieces of gr_random (graph.h), for the tests: one Philox4x32-10 block, the seed
  * read from its tensor, and the Box-Muller pair of two words. shaders/random.comp mirrors them. */
 void gr_philox4x32_10(const uint32_t ctr[4], const uint32_t key[2], uint32_t out[4]);

@@ -7,23 +7,10 @@
  * Inputs, parameters, states, constants and outputs keep their own arrays. */
 #include "cpu_plan.h"
 
+#include "passes.h"
+
 #include <stdlib.h>
 #include <string.h>
-
-typedef struct slot {
-  uint64_t size, offset; /* floats */
-  uint32_t first, last;  /* node indices */
-} slot;
-
-static int by_size_desc(const void *x, const void *y) {
-  const slot *a = *(slot *const *)x, *b = *(slot *const *)y;
-  return (a->size < b->size) - (a->size > b->size);
-}
-
-static int by_offset(const void *x, const void *y) {
-  const slot *a = *(slot *const *)x, *b = *(slot *const *)y;
-  return (a->offset > b->offset) - (a->offset < b->offset);
-}
 
 void gr_cpu_plan_free(gr_cpu_plan *p) {
   free(p->where);
@@ -44,10 +31,9 @@ aps_status gr_cpu_plan_make(const gr_graph *g, const uint8_t *needed, const uint
   out->view = calloc(nn, 1);
   uint32_t *root = malloc(nt * sizeof *root), *last = calloc(nt, sizeof *last);
   uint32_t *slot_of = malloc(nt * sizeof *slot_of);
-  slot *slots = calloc(nt, sizeof *slots);
-  slot **order = calloc(nt, sizeof *order), **near = calloc(nt, sizeof *near);
+  gr_slot *slots = calloc(nt, sizeof *slots);
   aps_status st = APS_OK;
-  if (!out->where || !out->offset || !out->view || !root || !last || !slot_of || !slots || !order || !near) {
+  if (!out->where || !out->offset || !out->view || !root || !last || !slot_of || !slots) {
     st = aps_fail(APS_ERR_OUT_OF_MEMORY, "out of host memory planning the CPU device's memory");
     goto done;
   }
@@ -100,7 +86,7 @@ aps_status gr_cpu_plan_make(const gr_graph *g, const uint8_t *needed, const uint
       }
     if (share == UINT32_MAX) {
       share = ns++;
-      slots[share] = (slot){size, 0, i, end};
+      slots[share] = (gr_slot){size, 0, i, end};
     } else {
       out->shared++;
       if (end > slots[share].last)
@@ -108,29 +94,9 @@ aps_status gr_cpu_plan_make(const gr_graph *g, const uint8_t *needed, const uint
     }
     slot_of[t] = share;
   }
-  /* Greedy by size: each slot at the lowest offset clear of the placed slots whose
-   * lifetimes overlap its own. */
-  for (uint32_t s = 0; s < ns; s++)
-    order[s] = &slots[s];
-  qsort(order, ns, sizeof *order, by_size_desc);
-  for (uint32_t s = 0; s < ns; s++) {
-    slot *x = order[s];
-    uint32_t m = 0;
-    for (uint32_t p = 0; p < s; p++)
-      if (order[p]->first <= x->last && x->first <= order[p]->last)
-        near[m++] = order[p];
-    qsort(near, m, sizeof *near, by_offset);
-    uint64_t offset = 0;
-    for (uint32_t p = 0; p < m; p++) {
-      if (near[p]->offset >= offset + x->size)
-        break;
-      if (near[p]->offset + near[p]->size > offset)
-        offset = near[p]->offset + near[p]->size;
-    }
-    x->offset = offset;
-    if (offset + x->size > out->arena_floats)
-      out->arena_floats = offset + x->size;
-  }
+  st = gr_place_slots(slots, ns, &out->arena_floats);
+  if (st != APS_OK)
+    goto done;
   for (uint32_t t = 1; t < nt; t++)
     if (out->where[t] == GR_CPU_ARENA)
       out->offset[t] = slots[slot_of[root[t]]].offset;
@@ -139,8 +105,6 @@ done:
   free(last);
   free(slot_of);
   free(slots);
-  free(order);
-  free(near);
   if (st != APS_OK)
     gr_cpu_plan_free(out);
   return st;

@@ -262,14 +262,47 @@ aps_status gr_pass_fuse(gr_graph *g, int fold_norms, uint32_t *fused) {
 
 /* ---- memory plan */
 
-typedef struct slot {
-  uint64_t bytes, offset;
-  uint32_t first, last; /* node indices */
-} slot;
-
 static int by_size_desc(const void *x, const void *y) {
-  const slot *a = *(slot *const *)x, *b = *(slot *const *)y;
-  return (a->bytes < b->bytes) - (a->bytes > b->bytes);
+  const gr_slot *a = *(gr_slot *const *)x, *b = *(gr_slot *const *)y;
+  return (a->size < b->size) - (a->size > b->size);
+}
+
+static int by_offset(const void *x, const void *y) {
+  const gr_slot *a = *(gr_slot *const *)x, *b = *(gr_slot *const *)y;
+  return (a->offset > b->offset) - (a->offset < b->offset);
+}
+
+aps_status gr_place_slots(gr_slot *slots, uint32_t count, uint64_t *arena) {
+  *arena = 0;
+  gr_slot **order = malloc((count ? count : 1) * sizeof *order), **near = malloc((count ? count : 1) * sizeof *near);
+  if (!order || !near) {
+    free(order), free(near);
+    return aps_fail(APS_ERR_OUT_OF_MEMORY, "out of host memory planning memory");
+  }
+  for (uint32_t s = 0; s < count; s++)
+    order[s] = &slots[s];
+  qsort(order, count, sizeof *order, by_size_desc);
+  for (uint32_t s = 0; s < count; s++) {
+    gr_slot *x = order[s];
+    uint32_t m = 0;
+    for (uint32_t p = 0; p < s; p++)
+      if (order[p]->first <= x->last && x->first <= order[p]->last)
+        near[m++] = order[p];
+    qsort(near, m, sizeof *near, by_offset); /* the first gap below them that fits */
+    uint64_t offset = 0;
+    for (uint32_t p = 0; p < m; p++) {
+      if (near[p]->offset >= offset + x->size)
+        break;
+      if (near[p]->offset + near[p]->size > offset)
+        offset = near[p]->offset + near[p]->size;
+    }
+    x->offset = offset;
+    if (offset + x->size > *arena)
+      *arena = offset + x->size;
+  }
+  free(order);
+  free(near);
+  return APS_OK;
 }
 
 static uint64_t align256(uint64_t x) { return (x + 255) & ~(uint64_t)255; }
@@ -279,10 +312,9 @@ aps_status gr_pass_memory_plan(const gr_graph *g, const uint8_t *flags, gr_memor
   uint32_t nt = g->nt;
   out->offset = malloc(nt * sizeof *out->offset);
   uint32_t *slot_of = malloc(nt * sizeof *slot_of), *last = calloc(nt, sizeof *last);
-  slot *slots = calloc(nt, sizeof *slots);
-  slot **order = calloc(nt, sizeof *order);
-  if (!out->offset || !slot_of || !last || !slots || !order) {
-    free(slot_of), free(last), free(slots), free(order), free(out->offset);
+  gr_slot *slots = calloc(nt, sizeof *slots);
+  if (!out->offset || !slot_of || !last || !slots) {
+    free(slot_of), free(last), free(slots), free(out->offset);
     out->offset = NULL;
     return aps_fail(APS_ERR_OUT_OF_MEMORY, "out of host memory planning memory");
   }
@@ -309,7 +341,7 @@ aps_status gr_pass_memory_plan(const gr_graph *g, const uint8_t *flags, gr_memor
         continue;
       uint64_t sb = align256((uint64_t)gr_shape_count(g->t[so].shape) * gr_elem_bytes(flags[so]));
       out->unplanned_bytes += sb;
-      slots[ns] = (slot){sb, 0, i, last[so] > i ? last[so] : i};
+      slots[ns] = (gr_slot){sb, 0, i, last[so] > i ? last[so] : i};
       slot_of[so] = ns++;
     }
     uint32_t t = n->output;
@@ -330,47 +362,25 @@ aps_status gr_pass_memory_plan(const gr_graph *g, const uint8_t *flags, gr_memor
         int once = 0; /* read at exactly one place, so each invocation reads only its own index */
         for (int k = 0; k < nr; k++)
           once += root_of(g, reads[k]) == u;
-        if (once == 1 && slot_of[u] != UINT32_MAX && last[u] == i && slots[slot_of[u]].bytes == bytes &&
+        if (once == 1 && slot_of[u] != UINT32_MAX && last[u] == i && slots[slot_of[u]].size == bytes &&
             !memcmp(&g->t[n->inputs[j]].shape, &g->t[t].shape, sizeof(gr_shape)) &&
             gr_elem_bytes(flags[u]) == gr_elem_bytes(flags[t])) /* element i over element i only */
           share = slot_of[u];
       }
     if (share == UINT32_MAX) {
       share = ns++;
-      slots[share] = (slot){bytes, 0, i, end};
+      slots[share] = (gr_slot){bytes, 0, i, end};
     } else if (end > slots[share].last) {
       slots[share].last = end;
     }
     slot_of[t] = share;
   }
-  /* Greedy by size: each slot goes at the lowest offset clear of every placed slot whose
-   * lifetime overlaps its own. */
-  for (uint32_t s = 0; s < ns; s++)
-    order[s] = &slots[s];
-  qsort(order, ns, sizeof *order, by_size_desc);
-  for (uint32_t s = 0; s < ns; s++) {
-    slot *x = order[s];
-    uint64_t offset = 0;
-    for (int moved = 1; moved;) {
-      moved = 0;
-      for (uint32_t p = 0; p < s; p++) {
-        const slot *y = order[p];
-        if (y->first <= x->last && x->first <= y->last && y->offset < offset + x->bytes && offset < y->offset + y->bytes) {
-          offset = y->offset + y->bytes;
-          moved = 1;
-        }
-      }
-    }
-    x->offset = offset;
-    if (offset + x->bytes > out->arena_bytes)
-      out->arena_bytes = offset + x->bytes;
-  }
+  aps_status st = gr_place_slots(slots, ns, &out->arena_bytes);
   for (uint32_t t = 1; t < nt; t++)
     if (slot_of[t] != UINT32_MAX)
       out->offset[t] = slots[slot_of[t]].offset;
   free(slot_of);
   free(last);
   free(slots);
-  free(order);
-  return APS_OK;
+  return st;
 }

@@ -37,6 +37,16 @@ aps_status gr_pass_fuse_concats(gr_graph *g, uint32_t *fused);
 int gr_node_reads(const gr_node *n, uint32_t *out);
 uint32_t *gr_count_uses(const gr_graph *g);
 
+/* A range of an arena in use from node `first` to node `last` (inclusive), in any unit. */
+typedef struct gr_slot {
+  uint64_t size, offset;
+  uint32_t first, last;
+} gr_slot;
+/* Sets each slot's offset, largest first, to the lowest offset clear of every slot already
+ * placed whose lifetime overlaps its own; *arena gets the end of the highest one. Shared by
+ * the Vulkan plan (bytes) and the CPU device's plan (cpu_plan.c, floats). */
+aps_status gr_place_slots(gr_slot *slots, uint32_t count, uint64_t *arena);
+
 typedef struct gr_memory_plan {
   uint64_t *offset;         /* per tensor: offset in the arena, or UINT64_MAX if not in it */
   uint64_t arena_bytes;     /* the planned peak */

@@ -10,7 +10,6 @@
 
 #include "passes.h"
 
-static uint32_t root_of(const gr_graph *g, uint32_t t) { return g->t[t].alias ? g->t[t].alias : t; }
 
 /* Keep in step with the shaders: each shader these ops lower to includes storage.glsl
  * (else gr_plan_compile fails naming the shader without an fp16 variant; tests/graph/
@@ -51,18 +50,18 @@ aps_status gr_pass_f16_storage(const gr_graph *g, uint8_t *flags, uint32_t *coun
       continue;
     for (int k = 0; k < n->n_inputs; k++)
       if (!reads_f16(n->op))
-        ok[root_of(g, n->inputs[k])] = 0;
+        ok[gr_root_of(g, n->inputs[k])] = 0;
     for (int k = 0; k < n->ep.count; k++)
       if (n->ep.step[k].is_binary && !reads_f16(n->op))
-        ok[root_of(g, n->ep.step[k].operand)] = 0;
+        ok[gr_root_of(g, n->ep.step[k].operand)] = 0;
     /* A folded GroupNorm's statistics (sums of squares) and its gamma, beta stay fp32. */
     const uint32_t fp32[4] = {n->stats_out, n->norm_in.stats, n->norm_in.gamma, n->norm_in.beta};
     for (int k = 0; k < 4; k++)
       if (fp32[k])
-        ok[root_of(g, fp32[k])] = 0;
+        ok[gr_root_of(g, fp32[k])] = 0;
   }
   for (uint32_t t = 1; t < g->nt; t++)
-    if (ok[root_of(g, t)] && (flags[t] & GR_TENSOR_LIVE)) {
+    if (ok[gr_root_of(g, t)] && (flags[t] & GR_TENSOR_LIVE)) {
       flags[t] |= GR_TENSOR_F16;
       *count += !g->t[t].alias;
     }

@@ -100,6 +100,9 @@ struct gr_graph {
   char error[1024];
 };
 
+/* The tensor whose memory t uses: t itself, or the tensor a view (reshape) aliases. */
+static inline uint32_t gr_root_of(const gr_graph *g, uint32_t t) { return g->t[t].alias ? g->t[t].alias : t; }
+
 /* ---- building (ir.c) */
 gr_tensor_info *gr_t(const gr_graph *g, gr_tensor t);
 /* Checks handles, returns 0 if the graph already failed or a handle is bad. */

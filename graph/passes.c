@@ -4,7 +4,6 @@
 
 #include "passes.h"
 
-static uint32_t root_of(const gr_graph *g, uint32_t t) { return g->t[t].alias ? g->t[t].alias : t; }
 
 static const gr_node *producer(const gr_graph *g, uint32_t t) {
   return g->t[t].node ? &g->n[g->t[t].node - 1] : NULL;
@@ -71,7 +70,7 @@ void gr_pass_tensor_flags(const gr_graph *g, uint8_t *flags) {
     uint32_t reads[GR_MAX_READS];
     int k = gr_node_reads(&g->n[i], reads);
     for (int j = 0; j < k; j++)
-      flags[reads[j]] |= GR_TENSOR_LIVE, flags[root_of(g, reads[j])] |= GR_TENSOR_LIVE;
+      flags[reads[j]] |= GR_TENSOR_LIVE, flags[gr_root_of(g, reads[j])] |= GR_TENSOR_LIVE;
     const uint32_t writes[3] = {g->n[i].output, g->n[i].stats_out, g->n[i].cf.out2};
     for (int j = 0; j < 3; j++)
       if (writes[j])
@@ -103,11 +102,11 @@ static int classify(gr_shape operand, gr_shape out, int channel_last) {
  * through a reshape) is read from that matrix directly, so the slice need not run:
  * a network's time-embedding projections can then be one matmul for all blocks. */
 static void window(const gr_graph *g, gr_epilogue_step *s, int64_t channels, uint32_t anchor) {
-  const gr_node *sl = producer(g, root_of(g, s->operand));
+  const gr_node *sl = producer(g, gr_root_of(g, s->operand));
   if (!sl || sl->op != GR_OP_SLICE || sl->ia[0] != 1)
     return;
   gr_shape src = g->t[sl->inputs[0]].shape;
-  const gr_node *pm = producer(g, root_of(g, sl->inputs[0]));
+  const gr_node *pm = producer(g, gr_root_of(g, sl->inputs[0]));
   if (src.rank != 2 || (pm && pm - g->n >= (ptrdiff_t)anchor) || src.d[1] >= (1 << 24))
     return;
   s->operand = sl->inputs[0];
@@ -229,7 +228,7 @@ aps_status gr_pass_fuse(gr_graph *g, int fold_norms, uint32_t *fused) {
         int bc = classify(g->t[operand].shape, so, channel_last);
         /* The anchor runs at position i: the operand's data must exist by then (a reshape
          * is only a view, so what counts is the node that produced its root). */
-        const gr_node *pr = producer(g, root_of(g, operand));
+        const gr_node *pr = producer(g, gr_root_of(g, operand));
         if (bc < 0 || (pr && pr - g->n >= (ptrdiff_t)i))
           break;
         s.is_binary = 1;
@@ -328,7 +327,7 @@ aps_status gr_pass_memory_plan(const gr_graph *g, const uint8_t *flags, gr_memor
     uint32_t reads[GR_MAX_READS];
     int k = gr_node_reads(&g->n[i], reads);
     for (int j = 0; j < k; j++)
-      last[root_of(g, reads[j])] = i;
+      last[gr_root_of(g, reads[j])] = i;
   }
   uint32_t ns = 0;
   for (uint32_t i = 0; i < g->nn; i++) {
@@ -358,10 +357,10 @@ aps_status gr_pass_memory_plan(const gr_graph *g, const uint8_t *flags, gr_memor
     int nr = gr_node_reads(n, reads);
     if (n->op == GR_OP_UNARY || n->op == GR_OP_BINARY || n->op == GR_OP_WHERE)
       for (int j = 0; j < n->n_inputs && share == UINT32_MAX; j++) {
-        uint32_t u = root_of(g, n->inputs[j]);
+        uint32_t u = gr_root_of(g, n->inputs[j]);
         int once = 0; /* read at exactly one place, so each invocation reads only its own index */
         for (int k = 0; k < nr; k++)
-          once += root_of(g, reads[k]) == u;
+          once += gr_root_of(g, reads[k]) == u;
         if (once == 1 && slot_of[u] != UINT32_MAX && last[u] == i && slots[slot_of[u]].size == bytes &&
             !memcmp(&g->t[n->inputs[j]].shape, &g->t[t].shape, sizeof(gr_shape)) &&
             gr_elem_bytes(flags[u]) == gr_elem_bytes(flags[t])) /* element i over element i only */

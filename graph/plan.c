@@ -31,12 +31,11 @@ struct gr_plan {
 
 static uint64_t align_up(uint64_t x) { return (x + ALIGN - 1) & ~(uint64_t)(ALIGN - 1); }
 
-static uint32_t root_of(const gr_graph *g, uint32_t t) { return g->t[t].alias ? g->t[t].alias : t; }
 
 /* ---- lowering helpers for op files */
 
 rt_binding gr_lower_binding(gr_lower *L, uint32_t tensor) {
-  const storage *s = &L->plan->st[root_of(L->g, tensor)];
+  const storage *s = &L->plan->st[gr_root_of(L->g, tensor)];
   return (rt_binding){s->buffer, s->offset, (uint64_t)gr_shape_count(L->g->t[tensor].shape) * (s->f16 ? 2 : 4), s->f16};
 }
 
@@ -279,7 +278,7 @@ aps_status gr_plan_run(gr_plan *p) {
 aps_status gr_plan_get(gr_plan *p, const char *name, float *data, int64_t count) {
   uint32_t t = 0;
   APS_TRY(find_named(p, name, count, 0, &t));
-  uint32_t r = root_of(p->g, t);
+  uint32_t r = gr_root_of(p->g, t);
   if (!p->st[r].buffer)
     return aps_fail(APS_ERR_INVALID_ARG, "'%s' has no storage in this plan", name);
   return rt_buffer_read(p->st[r].buffer, p->st[r].offset, data, (uint64_t)count * sizeof(float));

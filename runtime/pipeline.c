@@ -95,9 +95,9 @@ static aps_status create_pipeline(rt_device *dev, rt_kernel *k, const aps_shader
       .layout = k->layout,
   };
   (void)refl;
-  double t0 = rt_now_ms();
+  double t0 = aps_now_ms();
   VkResult r = vkCreateComputePipelines(dev->device, dev->pipeline_cache, 1, &ci, NULL, &k->pipeline);
-  dev->pipeline_stats.create_ms += rt_now_ms() - t0;
+  dev->pipeline_stats.create_ms += aps_now_ms() - t0;
   vkDestroyShaderModule(dev->device, module, NULL);
   if (r != VK_SUCCESS)
     return aps_fail_context(rt_vk_fail(r, "vkCreateComputePipelines"), "shader %s: ", e->name);

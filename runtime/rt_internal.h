@@ -5,6 +5,7 @@
 
 #include <volk.h>
 
+#include "aps_clock.h"
 #include "rt.h"
 #include "suballoc.h"
 
@@ -18,7 +19,6 @@ aps_status rt_vk_fail(VkResult r, const char *call);
   } while (0)
 
 const char *rt_vk_result_name(VkResult r);
-double rt_now_ms(void);
 int rt_env_flag(const char *name, int fallback); /* "0"/"1" environment flags */
 
 /* ---- instance (instance.c) */

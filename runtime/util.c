@@ -1,6 +1,5 @@
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "rt_internal.h"
 
@@ -43,12 +42,6 @@ aps_status rt_vk_fail(VkResult r, const char *call) {
   else if (r == VK_TIMEOUT)
     s = APS_ERR_TIMEOUT;
   return aps_fail(s, "%s failed: %s (%d)", call, rt_vk_result_name(r), (int)r);
-}
-
-double rt_now_ms(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (double)t.tv_sec * 1e3 + (double)t.tv_nsec * 1e-6;
 }
 
 int rt_env_flag(const char *name, int fallback) {

@@ -503,24 +503,6 @@ aps_status aps_dataset_load(const char *spec, int size, int channels, aps_datase
 
 /* ------------------------------------------------------------------ batches */
 
-uint64_t aps_rng_next(uint64_t *state) {
-  uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
-
-uint64_t aps_rng_below(uint64_t *state, uint64_t n) {
-  if (n <= 1)
-    return 0;
-  uint64_t limit = UINT64_MAX - UINT64_MAX % n; /* accept r < limit: an exact multiple of n */
-  uint64_t r;
-  do
-    r = aps_rng_next(state);
-  while (r >= limit);
-  return r % n;
-}
-
 aps_status aps_dataset_batch(const aps_dataset *d, uint64_t *rng_state, int batch, int hflip, float *out) {
   if (!d || !rng_state || !out || batch < 1)
     return aps_fail(APS_ERR_INVALID_ARG, "aps_dataset_batch: %s",

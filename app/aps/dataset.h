@@ -24,6 +24,7 @@
 #include <stdint.h>
 
 #include "aps_status.h"
+#include "rng.h"
 
 typedef struct aps_dataset aps_dataset;
 
@@ -60,12 +61,6 @@ int aps_dataset_width(const aps_dataset *d);
 const float *aps_dataset_data(const aps_dataset *d);
 /* Where the images came from (the file or folder), for logs. */
 const char *aps_dataset_source(const aps_dataset *d);
-
-/* The PRNG behind batching: splitmix64. Returns the next 64 random bits and advances
- * *state. aps_rng_below returns a uniform integer in [0, n) (n ≥ 1; rejection sampling,
- * no modulo bias). */
-uint64_t aps_rng_next(uint64_t *state);
-uint64_t aps_rng_below(uint64_t *state, uint64_t n);
 
 /* Fills out[batch, C, H, W] with images drawn uniformly (with replacement). For each image
  * in order: one draw picks the index; if hflip, one more draw's top bit says whether to

@@ -252,3 +252,25 @@ aps_status aps_prior_elbo_graph(const aps_prior_config *c, int batch, gr_graph *
   *out = g;
   return APS_OK;
 }
+
+aps_status aps_prior_open(const char *path, const aps_runner_desc *device, int batch, aps_prior_graph_fn build,
+                          aps_prior_config *cfg, gr_graph **g, aps_runner **r) {
+  gr_st *st = NULL;
+  *g = NULL, *r = NULL;
+  aps_status s = gr_st_open(path, &st);
+  if (s == APS_OK)
+    s = aps_prior_config_from_file(st, cfg);
+  if (s == APS_OK && (s = build(cfg, batch, g)) != APS_OK)
+    aps_fail_context(s, "%s: ", path);
+  if (s == APS_OK)
+    s = aps_runner_create(*g, device, r);
+  if (s == APS_OK)
+    s = aps_runner_load(*r, st);
+  gr_st_close(st);
+  if (s != APS_OK) {
+    aps_runner_destroy(*r);
+    gr_graph_destroy(*g);
+    *g = NULL, *r = NULL;
+  }
+  return s;
+}

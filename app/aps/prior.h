@@ -61,9 +61,18 @@ gr_tensor aps_prior_neg_elbo(gr_graph *g, const aps_sde *s, aps_eps_builder eps,
  * output "nelbo" [batch] (nats). */
 aps_status aps_prior_elbo_graph(const aps_prior_config *c, int batch, gr_graph **out);
 
-/* ------------------------------------------------------------ training (prior_train.c) */
 #include "dataset.h"
 #include "runner.h"
+
+/* A prior file opened for use: its config from the metadata, a graph built by `build`
+ * (aps_prior_eps_graph, aps_prior_elbo_graph, ...) at the batch given, and a runner on
+ * `device` (runner.h) holding the file's weights. On failure nothing is left allocated
+ * and the message names the file. */
+typedef aps_status (*aps_prior_graph_fn)(const aps_prior_config *c, int batch, gr_graph **out);
+aps_status aps_prior_open(const char *path, const aps_runner_desc *device, int batch, aps_prior_graph_fn build,
+                          aps_prior_config *cfg, gr_graph **g, aps_runner **r);
+
+/* ------------------------------------------------------------ training (prior_train.c) */
 
 /* Every trainable parameter of g drawn like PyTorch's defaults (weights uniform in
  * ±1/sqrt(fan_in)), biases and GroupNorm shifts 0, GroupNorm scales 1; from *rng. */

@@ -6,25 +6,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "aps_log.h"
+
 struct aps_runner {
   const gr_graph *g;
-  rt_device *dev; /* NULL on the CPU device */
-  gr_plan *plan;
-  gr_cpu *cpu;
-  char name[300];
+  gr_device *dev;
+  gr_plan *plan; /* on a Vulkan device */
+  gr_cpu *cpu;   /* on the CPU device */
 };
-
-/* "auto": is there a Vulkan GPU (not a CPU driver)? Quietly false when Vulkan is absent. */
-static int vulkan_has_gpu(void) {
-  rt_device_list list;
-  if (rt_enumerate(&list) != APS_OK)
-    return aps_clear_error(), 0;
-  for (uint32_t i = 0; i < list.count; i++)
-    if (list.caps[i].type == RT_DEVICE_DISCRETE_GPU || list.caps[i].type == RT_DEVICE_INTEGRATED_GPU ||
-        list.caps[i].type == RT_DEVICE_VIRTUAL_GPU)
-      return 1;
-  return 0;
-}
 
 aps_status aps_runner_create(const gr_graph *g, const aps_runner_desc *desc, aps_runner **out) {
   aps_runner_desc d = desc ? *desc : (aps_runner_desc){0};
@@ -34,30 +23,21 @@ aps_status aps_runner_create(const gr_graph *g, const aps_runner_desc *desc, aps
   if (!r)
     return aps_fail(APS_ERR_OUT_OF_MEMORY, "out of host memory");
   r->g = g;
-  int automatic = !d.device || !strcmp(d.device, "auto");
-  int cpu = d.device && !strcmp(d.device, "cpu");
-  if (automatic && !d.vulkan && !getenv("APS_DEVICE"))
-    cpu = !vulkan_has_gpu();
-  aps_status s;
-  if (cpu && d.f16_storage) {
+  aps_status s = gr_device_open(&(gr_device_desc){.request = d.device, .vulkan = d.vulkan, .quiet = 1}, &r->dev);
+  rt_device *vk = s == APS_OK ? gr_device_vulkan(r->dev) : NULL;
+  if (s == APS_OK && !vk && d.f16_storage)
     s = aps_fail(APS_ERR_UNSUPPORTED, "fp16 storage is an option of Vulkan plans; the CPU device%s stores fp32 "
-                 "(choose a Vulkan device with --device)", automatic ? ", chosen as no GPU was found," : "");
-  } else if (cpu) {
+                 "(choose a Vulkan device with --device)", gr_device_automatic(r->dev) ? ", chosen as no GPU was found," : "");
+  else if (s == APS_OK && !vk)
     s = gr_cpu_create_ex(g, &(gr_cpu_desc){.fast = 1}, &r->cpu);
-    snprintf(r->name, sizeof r->name, "CPU device (oneDNN + OpenMP)");
-  } else {
-    s = rt_device_create(&(rt_device_desc){.device = automatic ? NULL : d.device, .quiet = 1}, &r->dev);
-    if (s == APS_OK) {
-      snprintf(r->name, sizeof r->name, "%s (Vulkan)", rt_device_caps(r->dev)->name);
-      s = gr_plan_compile(g, r->dev, &(gr_plan_desc){.f16_storage = d.f16_storage}, &r->plan);
-    }
-  }
+  else if (s == APS_OK)
+    s = gr_plan_compile(g, vk, &(gr_plan_desc){.f16_storage = d.f16_storage}, &r->plan);
   if (s != APS_OK) {
     aps_runner_destroy(r);
     return s;
   }
   if (!d.quiet)
-    fprintf(stderr, "aps: running on %s\n", r->name);
+    aps_info("running on %s", gr_device_name(r->dev));
   *out = r;
   return APS_OK;
 }
@@ -67,11 +47,11 @@ void aps_runner_destroy(aps_runner *r) {
     return;
   gr_plan_destroy(r->plan);
   gr_cpu_destroy(r->cpu);
-  rt_device_destroy(r->dev);
+  gr_device_close(r->dev);
   free(r);
 }
 
-const char *aps_runner_device_name(const aps_runner *r) { return r->name; }
+const char *aps_runner_device_name(const aps_runner *r) { return gr_device_name(r->dev); }
 int aps_runner_is_cpu(const aps_runner *r) { return r->cpu != NULL; }
 
 aps_status aps_runner_set(aps_runner *r, const char *name, const float *data, int64_t count) {

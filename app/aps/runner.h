@@ -2,13 +2,13 @@
  * The method's commands build a graph, make a runner, and then only set, run and get by
  * name, so every trainer and sampler works on both.
  *
- * Device choice (DESIGN.md): `device` NULL or "auto" takes a GPU when Vulkan has one, and
- * otherwise the CPU device (oneDNN), which is faster than a CPU Vulkan driver such as
- * lavapipe on the same cores; "cpu" forces the CPU device; anything else (an index or
- * part of a name, as APS_DEVICE) picks that Vulkan device, lavapipe included. The choice
- * is printed unless quiet. */
+ * Device choice is graph/'s policy (graph/device.h): `device` NULL or "auto" takes a GPU
+ * when Vulkan has one and otherwise the CPU device; "cpu" forces the CPU device; anything
+ * else (an index or part of a name, as APS_DEVICE) picks that Vulkan device. The choice is
+ * printed unless quiet. */
 #ifndef APS_RUNNER_H
 #define APS_RUNNER_H
+#include "device.h"
 #include "graph.h"
 #include "safetensors.h"
 

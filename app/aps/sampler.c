@@ -4,7 +4,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dataset.h"
 
 static const char *const names[APS_SAMPLER_COUNT] = {"em", "ddim", "ode"};
 const char *aps_sampler_name(aps_sampler s) { return (unsigned)s < APS_SAMPLER_COUNT ? names[s] : "?"; }
@@ -13,12 +12,6 @@ int aps_sampler_parse(const char *name) {
     if (!strcmp(name, names[i]))
       return i;
   return -1;
-}
-
-float aps_rng_normal(uint64_t *state) {
-  double u1 = ((double)(aps_rng_next(state) >> 11) + 1.0) * 0x1p-53; /* (0, 1] */
-  double u2 = (double)(aps_rng_next(state) >> 11) * 0x1p-53;
-  return (float)(sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2));
 }
 
 /* eps = ε_θ(x, t) for the whole batch at one time. */

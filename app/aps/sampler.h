@@ -8,15 +8,13 @@
 #include <stdint.h>
 
 #include "prior.h"
+#include "rng.h"
 #include "runner.h"
 
 typedef enum aps_sampler { APS_SAMPLER_EM = 0, APS_SAMPLER_DDIM, APS_SAMPLER_ODE, APS_SAMPLER_COUNT } aps_sampler;
 const char *aps_sampler_name(aps_sampler s);
 /* "em", "ddim", "ode" -> the sampler; -1 if none. */
 int aps_sampler_parse(const char *name);
-
-/* A standard normal from the host generator (Box-Muller; aps_rng_next). */
-float aps_rng_normal(uint64_t *state);
 
 /* out [batch, C, S, S]; network evaluations: steps (+1 for the final denoising; Heun
  * doubles them but for the last step). */

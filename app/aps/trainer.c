@@ -1,5 +1,7 @@
 #include "trainer.h"
 
+#include "aps_clock.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -9,19 +11,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 static volatile sig_atomic_t interrupted;
 static void on_sigint(int sig) {
   (void)sig;
   interrupted = 1;
-}
-
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 /* Removes "<path>.tmp.*" left by a run that was killed while writing. */
@@ -134,7 +129,7 @@ aps_status aps_train(aps_runner *r, const aps_train_desc *d, aps_train_result *o
   interrupted = 0;
   sigaction(SIGINT, &sa, &old);
   int tty = !d->quiet && isatty(STDERR_FILENO);
-  double t0 = now_s(), last_print = 0;
+  double t0 = aps_now_s(), last_print = 0;
   out->first_step = step + 1;
   aps_status s = APS_OK;
   int has_norm = aps_runner_has(r, "grad_norm");
@@ -152,7 +147,7 @@ aps_status aps_train(aps_runner *r, const aps_train_desc *d, aps_train_result *o
                    "any, is intact)", step, isnan(loss) ? "NaN" : "Inf");
       break;
     }
-    double elapsed = now_s() - t0;
+    double elapsed = aps_now_s() - t0;
     out->last_step = step;
     out->last_loss = loss;
     if (csv)
@@ -173,7 +168,7 @@ aps_status aps_train(aps_runner *r, const aps_train_desc *d, aps_train_result *o
     fputc('\n', stderr);
   sigaction(SIGINT, &old, NULL);
   out->interrupted = interrupted && s == APS_OK;
-  out->seconds = now_s() - t0;
+  out->seconds = aps_now_s() - t0;
   if (csv && fclose(csv) != 0 && s == APS_OK)
     s = aps_fail(APS_ERR_IO, "%s: writing the loss log: %s", d->csv, strerror(errno));
   if (out->interrupted && d->checkpoint)

@@ -21,10 +21,10 @@ static aps_status time_graph(gr_graph *g, double *ms) {
   aps_status st = bench_fill(g, c, bench_set_cpu);
   double t[REPS];
   for (int r = -1; r < REPS && st == APS_OK; r++) {
-    double t0 = bench_now_ms();
+    double t0 = aps_now_ms();
     st = gr_cpu_run(c);
     if (r >= 0)
-      t[r] = bench_now_ms() - t0;
+      t[r] = aps_now_ms() - t0;
   }
   gr_cpu_destroy(c);
   if (st == APS_OK)

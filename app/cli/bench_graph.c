@@ -26,9 +26,9 @@ static int time_plan(gr_plan *p, double *ms) {
   double t[REPS];
   CHECK(gr_plan_run(p));
   for (int i = 0; i < REPS; i++) {
-    double t0 = bench_now_ms();
+    double t0 = aps_now_ms();
     CHECK(gr_plan_run(p));
-    t[i] = bench_now_ms() - t0;
+    t[i] = aps_now_ms() - t0;
   }
   *ms = bench_median(t, REPS);
   return 0;
@@ -122,9 +122,9 @@ static int time_pair(gr_plan *a, gr_plan *b, double *ms_a, double *ms_b) {
   CHECK(gr_plan_run(b));
   for (int i = 0; i < REPS; i++)
     for (int k = 0; k < 2; k++) {
-      double t0 = bench_now_ms();
+      double t0 = aps_now_ms();
       CHECK(gr_plan_run(k ? b : a));
-      t[k][i] = bench_now_ms() - t0;
+      t[k][i] = aps_now_ms() - t0;
     }
   *ms_a = bench_median(t[0], REPS);
   *ms_b = bench_median(t[1], REPS);

@@ -47,10 +47,10 @@ static aps_status measure(const cli_options *o, const aps_prior_config *c, int b
   }
   double t[16];
   for (int i = -1; s == APS_OK && i < reps; i++) { /* one warm-up run */
-    double t0 = bench_now_ms();
+    double t0 = aps_now_ms();
     s = aps_runner_run(r);
     if (i >= 0)
-      t[i] = bench_now_ms() - t0;
+      t[i] = aps_now_ms() - t0;
   }
   if (s == APS_OK)
     *ms = bench_median(t, reps);

@@ -76,9 +76,9 @@ static aps_status time_steps(void *runner, step_fn step, double *ms) {
   double t[REPS];
   APS_TRY(step(runner, 1));
   for (int i = 0; i < REPS; i++) {
-    double t0 = bench_now_ms();
+    double t0 = aps_now_ms();
     APS_TRY(step(runner, i + 2));
-    t[i] = bench_now_ms() - t0;
+    t[i] = aps_now_ms() - t0;
   }
   *ms = bench_median(t, REPS);
   return APS_OK;

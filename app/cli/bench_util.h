@@ -2,7 +2,7 @@
 #ifndef APS_BENCH_UTIL_H
 #define APS_BENCH_UTIL_H
 
-double bench_now_ms(void);
+#include "aps_clock.h" /* aps_now_ms for timings */
 double bench_median(double *v, int n); /* sorts v */
 
 /* Theoretical fp32 peak of this CPU as lavapipe uses it (256-bit vectors), derived from

@@ -3,7 +3,7 @@
 #include <stdlib.h>
 
 #include "cli.h"
-#include "rt.h"
+#include "graph.h" /* and through it rt.h: the devices and kernels measured here */
 
 static void print_caps_text(const rt_caps *c, unsigned index, int chosen) {
   printf("%s device %u: %s\n", chosen ? "*" : " ", index, c->name);

@@ -7,29 +7,9 @@
 #include "cli.h"
 #include "cli_args.h"
 #include "dataset.h"
+#include "elbo.h"
 #include "image_io.h"
 #include "sampler.h"
-
-/* The model's config from its file, a graph built by `build` at the batch, and a runner
- * holding the file's weights. */
-static aps_status open_model(const char *path, const char *device, int f16_storage, int batch,
-                             aps_status (*build)(const aps_prior_config *, int, gr_graph **),
-                             aps_prior_config *cfg, gr_graph **g, aps_runner **r) {
-  gr_st *st = NULL;
-  *g = NULL, *r = NULL;
-  aps_status s = gr_st_open(path, &st);
-  if (s == APS_OK)
-    s = aps_prior_config_from_file(st, cfg);
-  if (s == APS_OK)
-    s = build(cfg, batch, g);
-  if (s == APS_OK)
-    s = aps_runner_create(*g, &(aps_runner_desc){.device = device, .f16_storage = f16_storage}, r);
-  if (s == APS_OK)
-    s = aps_runner_load(*r, st);
-  gr_st_close(st);
-  return s;
-}
-
 
 int cmd_prior_sample(const cli_options *o, int argc, char **argv) {
   const char *model = NULL, *out = NULL, *sampler = "em";
@@ -58,7 +38,8 @@ int cmd_prior_sample(const cli_options *o, int argc, char **argv) {
   aps_prior_config cfg;
   gr_graph *g = NULL;
   aps_runner *r = NULL;
-  aps_status s = open_model(model, o->device, f16, batch, aps_prior_eps_graph, &cfg, &g, &r);
+  aps_status s = aps_prior_open(model, &(aps_runner_desc){.device = o->device, .f16_storage = f16}, batch,
+                                aps_prior_eps_graph, &cfg, &g, &r);
   int c = cfg.unet.image_channels, sz = cfg.unet.image_size;
   int64_t per = (int64_t)c * sz * sz;
   float *all = s == APS_OK ? malloc((size_t)((count + batch) * per) * sizeof *all) : NULL;
@@ -108,58 +89,24 @@ int cmd_elbo(const cli_options *o, int argc, char **argv) {
   gr_graph *g = NULL;
   aps_runner *r = NULL;
   aps_dataset *ds = NULL;
-  aps_status s = open_model(model, o->device, f16, batch, aps_prior_elbo_graph, &cfg, &g, &r);
-  int c = cfg.unet.image_channels, sz = cfg.unet.image_size;
+  aps_elbo_result res = {0};
+  aps_status s = aps_prior_open(model, &(aps_runner_desc){.device = o->device, .f16_storage = f16}, batch,
+                                aps_prior_elbo_graph, &cfg, &g, &r);
   if (s == APS_OK)
-    s = !strcmp(data, "fashion-mnist") ? aps_dataset_load_fashion_mnist(NULL, !strcmp(split, "train"), &ds)
-                                       : aps_dataset_load(data, sz, c, &ds);
-  if (s == APS_OK && (aps_dataset_channels(ds) != c || aps_dataset_height(ds) != sz || aps_dataset_width(ds) != sz))
-    s = aps_fail(APS_ERR_INVALID_ARG, "%s: images are %dx%dx%d, the model wants %dx%dx%d", aps_dataset_source(ds),
-                 aps_dataset_channels(ds), aps_dataset_height(ds), aps_dataset_width(ds), c, sz, sz);
-  int64_t n = s == APS_OK ? aps_dataset_count(ds) : 0, per = (int64_t)c * sz * sz;
-  if (limit > 0 && limit < n)
-    n = limit;
-  float *buf[4] = {0}, *nb = malloc((size_t)batch * sizeof *nb), *tb = malloc((size_t)batch * sizeof *tb);
-  for (int k = 0; k < 4; k++)
-    buf[k] = malloc((size_t)(batch * per) * sizeof(float));
-  if (s == APS_OK && (!buf[0] || !buf[1] || !buf[2] || !buf[3] || !nb || !tb))
-    s = aps_fail(APS_ERR_OUT_OF_MEMORY, "out of host memory");
-  uint64_t rng = 0xda942042e4dd58b5ull ^ (uint64_t)seed;
-  double sum = 0, sumsq = 0, count = 0, dim = (double)per;
-  const char *names[4] = {"x", "e_t", "e_1", "e_0"};
-  for (int64_t start = 0; s == APS_OK && start < n * draws; start += batch) {
-    int64_t m = n * draws - start < batch ? n * draws - start : batch;
-    const float *src = aps_dataset_data(ds);
-    for (int64_t i = 0; i < batch; i++) { /* a short last batch repeats its first image; only m count */
-      int64_t img = (start + (i < m ? i : 0)) % n;
-      for (int64_t k = 0; k < per; k++) /* uniform dequantisation over one 8-bit level */
-        buf[0][i * per + k] = src[img * per + k] + (float)((aps_rng_next(&rng) >> 40) * 0x1p-24 / 127.5);
-      tb[i] = (float)aps_sde_importance_inv(&cfg.sde, (double)(aps_rng_next(&rng) >> 11) * 0x1p-53);
-    }
-    for (int k = 1; k < 4; k++)
-      for (int64_t i = 0; i < batch * per; i++)
-        buf[k][i] = aps_rng_normal(&rng);
-    for (int k = 0; s == APS_OK && k < 4; k++)
-      s = aps_runner_set(r, names[k], buf[k], batch * per);
-    if (s == APS_OK && (s = aps_runner_set(r, "t", tb, batch)) == APS_OK && (s = aps_runner_run(r)) == APS_OK)
-      s = aps_runner_get(r, "nelbo", nb, batch);
-    for (int64_t i = 0; s == APS_OK && i < m; i++) {
-      double bpd = (nb[i] / dim + log(127.5)) / log(2.0);
-      sum += bpd, sumsq += bpd * bpd, count++;
-    }
-  }
+    s = !strcmp(data, "fashion-mnist")
+            ? aps_dataset_load_fashion_mnist(NULL, !strcmp(split, "train"), &ds)
+            : aps_dataset_load(data, cfg.unet.image_size, cfg.unet.image_channels, &ds);
+  if (s == APS_OK)
+    s = aps_elbo_estimate(r, &cfg, batch, ds, limit, draws, (uint64_t)seed, &res);
   if (s == APS_OK) {
-    double mean = sum / count, sd = sqrt(fmax(sumsq / count - mean * mean, 0.0));
+    long long images = (long long)(res.samples / draws);
     if (o->json)
       printf("{\"model\": \"%s\", \"data\": \"%s\", \"images\": %lld, \"draws\": %d, \"bits_per_dim\": %.4f, "
-             "\"stderr\": %.4f}\n", model, aps_dataset_source(ds), (long long)n, draws, mean, sd / sqrt(count));
+             "\"stderr\": %.4f}\n", model, aps_dataset_source(ds), images, draws, res.bits_per_dim, res.stderr_bpd);
     else
       printf("%s on %s: %.4f ± %.4f bits/dim (−ELBO, %lld images × %d draws, uniform dequantisation, ± one "
-             "standard error)\n", model, aps_dataset_source(ds), mean, sd / sqrt(count), (long long)n, draws);
+             "standard error)\n", model, aps_dataset_source(ds), res.bits_per_dim, res.stderr_bpd, images, draws);
   }
-  for (int k = 0; k < 4; k++)
-    free(buf[k]);
-  free(nb), free(tb);
   aps_dataset_free(ds);
   aps_runner_destroy(r);
   gr_graph_destroy(g);

@@ -6,6 +6,7 @@
 
 #include "../test.h"
 #include "dataset.h"
+#include "elbo.h"
 #include "prior.h"
 #include "runner.h"
 #include "sampler.h"
@@ -113,7 +114,7 @@ void test_elbo_gaussian(void) {
     REQUIRE_OK(gr_cpu_set(c, names[k], buf, N * D));
   }
   for (int i = 0; i < N; i++)
-    tb[i] = (float)aps_sde_importance_inv(&s, (double)(aps_rng_next(&rng) >> 11) * 0x1p-53);
+    tb[i] = (float)aps_elbo_draw_t(&s, &rng);
   REQUIRE_OK(gr_cpu_set(c, "t", tb, N));
   REQUIRE_OK(gr_cpu_run(c));
   const float *v = gr_cpu_values(c, gr_find(g, "nelbo"));

@@ -96,7 +96,7 @@ void test_pipeline_cache_child(void) {
   rt_stream *s;
   REQUIRE_OK(rt_stream_create(dev, NULL, &s));
   static const uint8_t zeros[128]; /* sizes of 0 in every push block: the kernels do no work */
-  double t0 = rt_now_ms();
+  double t0 = aps_now_ms();
   for (size_t i = 0; i < sizeof cache_kernels / sizeof *cache_kernels; i++) {
     rt_kernel *k;
     REQUIRE_OK(rt_kernel_get(dev, &(rt_kernel_desc){.shader = cache_kernels[i]}, &k));
@@ -108,7 +108,7 @@ void test_pipeline_cache_child(void) {
     REQUIRE_OK(rt_stream_end(s));
     REQUIRE_OK(rt_stream_run(s));
   }
-  double ms = rt_now_ms() - t0;
+  double ms = aps_now_ms() - t0;
   rt_pipeline_stats st;
   rt_pipeline_get_stats(dev, &st);
   printf("created=%u hits=%u loaded=%d bytes=%llu ms=%.3f warnings=%u\n", st.pipelines_created, st.cache_hits,

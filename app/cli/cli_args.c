@@ -17,6 +17,8 @@ static int number(const char *command, const cli_arg *a, const char *text) {
   char *end;
   errno = 0;
   double v = strtod(text, &end);
+  if (a->kind == CLI_INT && strpbrk(text, "xXpP")) /* strtod reads hexadecimal: not an integer here */
+    end = (char *)text;
   if (end == text || *end || errno || !isfinite(v) || (a->kind == CLI_INT && v != floor(v)) || v < a->min ||
       v > a->max) {
     fprintf(stderr, "aps %s: %s '%s': expected %s from %g to %g\n", command, a->name, text,
@@ -30,8 +32,14 @@ static int number(const char *command, const cli_arg *a, const char *text) {
   return 0;
 }
 
-int cli_args_parse(const char *command, int argc, char **argv, const cli_arg *args, int n) {
+/* Parses options from argv[0..argc); with stop_at_word, stops at the first argument that is
+ * not an option (the command word) and stores its index in *stop. */
+static int parse(const char *command, int argc, char **argv, const cli_arg *args, int n, int stop_at_word, int *stop) {
   for (int i = 0; i < argc; i++) {
+    if (stop_at_word && argv[i][0] != '-') {
+      *stop = i;
+      return 0;
+    }
     if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { /* the command line only: exit is fine */
       usage_to(stdout, command, args, n);
       exit(0);
@@ -41,7 +49,7 @@ int cli_args_parse(const char *command, int argc, char **argv, const cli_arg *ar
       if (!strcmp(argv[i], args[k].name))
         a = &args[k];
     if (!a) {
-      fprintf(stderr, "aps %s: unknown option '%s'\n", command, argv[i]);
+      fprintf(stderr, "aps%s%s: unknown option '%s'\n", *command ? " " : "", command, argv[i]);
       cli_args_usage(command, args, n);
       return 2;
     }
@@ -50,7 +58,11 @@ int cli_args_parse(const char *command, int argc, char **argv, const cli_arg *ar
       continue;
     }
     if (++i == argc) {
-      fprintf(stderr, "aps %s: %s needs a value\n", command, a->name);
+      fprintf(stderr, "aps%s%s: %s needs a value\n", *command ? " " : "", command, a->name);
+      return 2;
+    }
+    if (a->kind == CLI_STRING && !*argv[i]) {
+      fprintf(stderr, "aps%s%s: %s needs a value, not an empty string\n", *command ? " " : "", command, a->name);
       return 2;
     }
     if (a->kind == CLI_STRING)
@@ -58,7 +70,17 @@ int cli_args_parse(const char *command, int argc, char **argv, const cli_arg *ar
     else if (number(command, a, argv[i]))
       return 2;
   }
+  if (stop_at_word)
+    *stop = argc;
   return 0;
+}
+
+int cli_args_parse(const char *command, int argc, char **argv, const cli_arg *args, int n) {
+  return parse(command, argc, argv, args, n, 0, NULL);
+}
+
+int cli_args_parse_head(int argc, char **argv, const cli_arg *args, int n, int *word) {
+  return parse("", argc, argv, args, n, 1, word);
 }
 
 int cli_parse_ints(const char *list, int *out, int max) {

@@ -1,4 +1,4 @@
-/* Option parsing for the method's commands: "--name value" and "--flag", every value
+/* Option parsing for every command and for the options before a command: "--name value" and "--flag", every value
  * checked, every error naming the option and what it expected. */
 #ifndef APS_CLI_ARGS_H
 #define APS_CLI_ARGS_H
@@ -15,6 +15,9 @@ typedef struct cli_arg {
 
 /* Parses argv[0..argc) against args; returns 0, or prints the problem and returns 2. */
 int cli_args_parse(const char *command, int argc, char **argv, const cli_arg *args, int n);
+/* The options before a command word (argv[0..) up to the first argument that does not
+ * start with '-'): *word is that argument's index (argc if none). 0, or 2 after printing. */
+int cli_args_parse_head(int argc, char **argv, const cli_arg *args, int n, int *word);
 void cli_args_usage(const char *command, const cli_arg *args, int n);
 /* "32,64,64" -> up to max positive ints; returns the count, 0 on a malformed list. */
 int cli_parse_ints(const char *list, int *out, int max);

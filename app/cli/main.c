@@ -1,29 +1,63 @@
-/* aps — amortized posterior sampling. Entry point and argument parsing. */
+/* aps — amortized posterior sampling. The entry point: the options before a command, and
+ * the one table of commands. Commands parse their own options with cli_args and print;
+ * the method itself lives in app/aps. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "cli.h"
+#include "cli_args.h"
+
+/* A command either takes its own options (run) or only --json and --quick (report). */
+typedef struct cli_command {
+  const char *name; /* one or two words: "devices", "bench graph" */
+  int (*run)(const cli_options *o, int argc, char **argv);
+  int (*report)(const cli_options *o);
+  const char *usage;
+} cli_command;
+
+static int bench_graph(const cli_options *o) {
+  return o->device && !strcmp(o->device, "cpu") ? bench_cpu_device(o->json) : cmd_bench_graph(o);
+}
+
+static const cli_command commands[] = {
+    {"devices", NULL, cmd_devices, "[--json]  Vulkan devices, their capabilities, the one chosen"},
+    {"bench runtime", NULL, cmd_bench_runtime, "[--json] [--quick]  dispatch overhead, copy bandwidth, GEMM GFLOP/s"},
+    {"bench graph", NULL, bench_graph,
+     "[--json] [--quick]  per-op throughput, U-Net latency/throughput, fusion (--device cpu: the CPU device)"},
+    {"bench profile", NULL, cmd_bench_profile, "[--json] [--quick]  U-Net forward time per dispatch and kind"},
+    {"bench train", NULL, cmd_bench_train, "[--json] [--quick]  one U-Net training step (forward, backward, Adam)"},
+    {"bench prior", NULL, cmd_bench_prior, "[--json] [--quick]  the prior's ε-network, with the input gradient"},
+    {"train-prior", cmd_train_prior, NULL, "--data D --out F [...]  train the diffusion prior"},
+    {"prior-sample", cmd_prior_sample, NULL, "--model F --out P.png [--sampler em|ddim|ode --steps N --n K]"},
+    {"elbo", cmd_elbo, NULL, "--model F [--data D --split test]  the prior's -ELBO in bits/dim"},
+};
+enum { N_COMMANDS = sizeof commands / sizeof commands[0] };
 
 static void usage(FILE *f) {
-  fputs("usage: aps [--device <index|name>] <command> [options]\n"
-        "commands:\n"
-        "  devices [--json]             list Vulkan devices, their capabilities, the one chosen\n"
-        "  bench runtime [--json] [--quick]\n"
-        "                               dispatch overhead, copy bandwidth, GEMM GFLOP/s\n"
-        "  bench graph [--json] [--quick]  per-op throughput, U-Net latency/throughput, fusion\n"
-        "                               (--device cpu: the same on the CPU device, oneDNN)\n"
-        "  bench profile [--json] [--quick]  U-Net forward time per dispatch and per kernel kind\n"
-        "  bench train [--json] [--quick]  one U-Net training step (forward, backward, Adam)\n"
-        "  bench prior [--json] [--quick]  the prior's ε-network: forward, and with the input gradient\n"
-        "  train-prior --data D --out F [...]   train the diffusion prior (--help for options)\n"
-        "  prior-sample --model F --out P.png [--sampler em|ddim|ode --steps N --n K]\n"
-        "  elbo --model F [--data D --split test]  the prior's -ELBO in bits/dim\n"
+  fputs("usage: aps [--device cpu|<index|name>] [--json] [--quick] <command> [options]\ncommands:\n", f);
+  for (int i = 0; i < N_COMMANDS; i++)
+    fprintf(f, "  %-14s %s\n", commands[i].name, commands[i].usage);
+  fputs("  <command> --help lists a command's options\n"
         "device: the method's commands take a GPU if Vulkan has one, else the CPU device;\n"
         "  --device cpu | <index|name> chooses (benchmarks default to Vulkan)\n"
-        "environment: APS_DEVICE, APS_VALIDATE=1, APS_VALIDATE_SYNC=1, APS_QUIRK_<NAME>=0|1\n",
+        "environment: APS_DEVICE, APS_LOG=quiet|info|debug, APS_VALIDATE=1, APS_VALIDATE_SYNC=1,\n"
+        "  APS_QUIRK_<NAME>=0|1\n",
         f);
+}
+
+/* The command whose words start argv (one word, or two), and how many words it took. */
+static const cli_command *find(int argc, char **argv, int *words) {
+  for (int i = 0; i < N_COMMANDS; i++) {
+    const char *name = commands[i].name, *space = strchr(name, ' ');
+    if (!space && !strcmp(argv[0], name))
+      return *words = 1, &commands[i];
+    if (space && argc > 1 && !strncmp(argv[0], name, (size_t)(space - name)) && !argv[0][space - name] &&
+        !strcmp(argv[1], space + 1))
+      return *words = 2, &commands[i];
+  }
+  return NULL;
 }
 
 int main(int argc, char **argv) {
@@ -35,55 +69,32 @@ int main(int argc, char **argv) {
     execv("/proc/self/exe", argv);
   }
   cli_options o = {0};
-  const char *words[4] = {0};
-  int nwords = 0;
-  for (int i = 1; i < argc; i++) {
-    const char *a = argv[i];
-    if (!strcmp(a, "--device")) {
-      if (++i == argc) {
-        fprintf(stderr, "aps: --device needs a value (an index or part of a device name)\n");
-        return 2;
-      }
-      o.device = argv[i];
-    } else if (!strcmp(a, "--json")) {
-      o.json = 1;
-    } else if (!strcmp(a, "--quick")) {
-      o.quick = 1;
-    } else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-      usage(stdout);
-      return 0;
-    } else if (nwords == 0 && (!strcmp(a, "train-prior") || !strcmp(a, "prior-sample") || !strcmp(a, "elbo"))) {
-      int (*cmd)(const cli_options *, int, char **) =
-          a[0] == 't' ? cmd_train_prior : a[0] == 'p' ? cmd_prior_sample : cmd_elbo;
-      return cmd(&o, argc - i - 1, argv + i + 1);
-    } else if (a[0] == '-') {
-      fprintf(stderr, "aps: unknown option '%s'\n", a);
-      usage(stderr);
-      return 2;
-    } else if (nwords < 4) {
-      words[nwords++] = a;
-    } else {
-      fprintf(stderr, "aps: unexpected argument '%s'\n", a);
-      return 2;
-    }
-  }
-  if (nwords == 1 && !strcmp(words[0], "devices"))
-    return cmd_devices(&o);
-  if (nwords == 2 && !strcmp(words[0], "bench") && !strcmp(words[1], "runtime"))
-    return cmd_bench_runtime(&o);
-  if (nwords == 2 && !strcmp(words[0], "bench") && !strcmp(words[1], "prior"))
-    return cmd_bench_prior(&o);
-  if (nwords == 2 && !strcmp(words[0], "bench") && !strcmp(words[1], "profile"))
-    return cmd_bench_profile(&o);
-  if (nwords == 2 && !strcmp(words[0], "bench") && !strcmp(words[1], "train"))
-    return cmd_bench_train(&o);
-  if (nwords == 2 && !strcmp(words[0], "bench") && !strcmp(words[1], "graph"))
-    return o.device && !strcmp(o.device, "cpu") ? bench_cpu_device(o.json) : cmd_bench_graph(&o);
-  if (nwords == 0) {
+  const cli_arg head[] = {
+      {"--device", CLI_STRING, &o.device, 0, 0, "cpu, or a Vulkan device's index or part of its name"},
+      {"--json", CLI_FLAG, &o.json, 0, 0, "results as JSON on stdout"},
+      {"--quick", CLI_FLAG, &o.quick, 0, 0, "benchmarks: small sizes (smoke tests)"},
+  };
+  int word = 0;
+  if (cli_args_parse_head(argc - 1, argv + 1, head, 3, &word))
+    return 2;
+  word += 1;
+  if (word == argc) {
     usage(stderr);
     return 2;
   }
-  fprintf(stderr, "aps: unknown command '%s%s%s'\n", words[0], nwords > 1 ? " " : "", nwords > 1 ? words[1] : "");
-  usage(stderr);
-  return 2;
+  int words = 0;
+  const cli_command *c = find(argc - word, argv + word, &words);
+  if (!c) {
+    fprintf(stderr, "aps: unknown command '%s%s%s'\n", argv[word], word + 1 < argc ? " " : "",
+            word + 1 < argc && argv[word + 1][0] != '-' ? argv[word + 1] : "");
+    usage(stderr);
+    return 2;
+  }
+  int rest = word + words;
+  if (c->run)
+    return c->run(&o, argc - rest, argv + rest);
+  /* The report commands take --json and --quick after their name too. */
+  if (cli_args_parse(c->name, argc - rest, argv + rest, head + 1, 2))
+    return 2;
+  return c->report(&o);
 }

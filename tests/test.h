@@ -33,13 +33,22 @@ extern int test_failures;
     }                                                                                      \
   } while (0)
 
-typedef struct test_case {
-  const char *name;
-  void (*fn)(void);
-} test_case;
-
-/* Runs the case named argv[1] (or all), returns the process exit code. */
-int test_main(int argc, char **argv, const test_case *cases, int count);
+/* A test case: `TEST_CASE(name) { ... }` defines it and registers it before main runs.
+ * tests/CMakeLists.txt reads the same lines from the sources to make one ctest test per
+ * case (<suite>.<name>), so a case is named once, where it is written. TEST_HELPER
+ * registers a case that ctest does not run by itself (a child process of another case). */
+void test_register(const char *name, void (*fn)(void));
+#define TEST_REGISTERED_(name)                                                          \
+  static void test_##name(void);                                                        \
+  __attribute__((constructor)) static void test_register_##name(void) { test_register(#name, test_##name); } \
+  static void test_##name(void)
+#define TEST_CASE(name) TEST_REGISTERED_(name)
+/* A suite's set-up and tear-down around whatever cases run (a shared device, say); at
+ * most one per test executable. */
+void test_set_hooks(void (*open)(void), void (*close)(void));
+#define TEST_SUITE_HOOKS(open, close) \
+  __attribute__((constructor)) static void test_hooks_(void) { test_set_hooks(open, close); }
+#define TEST_HELPER(name) TEST_REGISTERED_(name)
 
 /* A device for a test (quiet; fails the case if none). */
 rt_device *test_device_open(const rt_device_desc *desc);

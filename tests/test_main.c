@@ -4,8 +4,31 @@
 
 int test_failures;
 
-int test_main(int argc, char **argv, const test_case *cases, int count) {
+typedef struct test_case {
+  const char *name;
+  void (*fn)(void);
+} test_case;
+static test_case *cases;
+static int count, cap;
+
+void test_register(const char *name, void (*fn)(void)) {
+  if (count == cap) {
+    cap = cap ? 2 * cap : 64;
+    cases = realloc(cases, (size_t)cap * sizeof *cases);
+    if (!cases)
+      abort(); /* before main: nothing to report to */
+  }
+  cases[count++] = (test_case){name, fn};
+}
+
+static void (*hook_open)(void), (*hook_close)(void);
+void test_set_hooks(void (*open)(void), void (*close)(void)) { hook_open = open, hook_close = close; }
+
+/* Runs the case named argv[1], or every case; the process exit code. */
+int main(int argc, char **argv) {
   int ran = 0;
+  if (hook_open)
+    hook_open();
   for (int i = 0; i < count; i++) {
     if (argc > 1 && strcmp(argv[1], cases[i].name))
       continue;
@@ -15,6 +38,8 @@ int test_main(int argc, char **argv, const test_case *cases, int count) {
     fprintf(stderr, "== %s: %s\n", cases[i].name, test_failures == before ? "ok" : "FAILED");
     ran++;
   }
+  if (hook_close)
+    hook_close();
   if (!ran) {
     fprintf(stderr, "no test case named '%s'\n", argc > 1 ? argv[1] : "");
     return 2;

@@ -111,7 +111,7 @@ static float unit(int v) { return (float)v / 127.5f - 1.0f; }
 
 /* ------------------------------------------------------------------ Fashion-MNIST */
 
-void test_dataset_fashion_mnist(void) {
+TEST_CASE(dataset_fashion_mnist) {
   aps_dataset *d = NULL;
   REQUIRE_OK(aps_dataset_load_fashion_mnist(NULL, 0, &d));
   CHECK(aps_dataset_count(d) == 10000, "count %lld", (long long)aps_dataset_count(d));
@@ -159,7 +159,7 @@ void test_dataset_fashion_mnist(void) {
 
 /* ------------------------------------------------------------------ IDX */
 
-void test_dataset_idx(void) {
+TEST_CASE(dataset_idx) {
   const char *dir = tmp_dir();
   if (!dir)
     return;
@@ -224,7 +224,7 @@ void test_dataset_idx(void) {
     }                                                                                              \
   } while (0)
 
-void test_dataset_idx_errors(void) {
+TEST_CASE(dataset_idx_errors) {
   const char *dir = tmp_dir();
   if (!dir)
     return;
@@ -316,7 +316,7 @@ static void write_png(const char *path, int w, int h, int comp, int seed) {
 
 static int png_value(int p, int k, int seed) { return (p * 13 + k * 70 + seed) % 256; }
 
-void test_dataset_png_dir(void) {
+TEST_CASE(dataset_png_dir) {
   const char *dir = tmp_dir();
   if (!dir)
     return;
@@ -369,7 +369,7 @@ void test_dataset_png_dir(void) {
   tmp_done();
 }
 
-void test_dataset_png_errors(void) {
+TEST_CASE(dataset_png_errors) {
   const char *dir = tmp_dir();
   if (!dir)
     return;
@@ -431,7 +431,7 @@ void test_dataset_png_errors(void) {
 
 /* ------------------------------------------------------------------ batches */
 
-void test_dataset_batch(void) {
+TEST_CASE(dataset_batch) {
   /* splitmix64 pinned: a checkpoint's saved state must mean the same batches forever. */
   uint64_t st = 0;
   CHECK(aps_rng_next(&st) == 0xE220A8397B1DCDAFull, "splitmix64 from 0 gave a different first value");
@@ -510,7 +510,7 @@ static int grid_byte(float v) {
   return (int)((v + 1.0f) * 127.5f + 0.5f);
 }
 
-void test_image_grid(void) {
+TEST_CASE(image_grid) {
   const char *dir = tmp_dir();
   if (!dir)
     return;
@@ -583,7 +583,7 @@ void test_image_grid(void) {
   tmp_done();
 }
 
-void test_image_grid_errors(void) {
+TEST_CASE(image_grid_errors) {
   const char *dir = tmp_dir();
   if (!dir)
     return;

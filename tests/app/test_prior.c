@@ -12,7 +12,7 @@
 #include "sampler.h"
 #include "trainer.h"
 
-void test_sde_schedule(void) {
+TEST_CASE(sde_schedule) {
   aps_sde s = aps_sde_default();
   CHECK(s.beta0 == 0.1 && s.beta1 == 20.0 && s.eps == 1e-3, "the defaults of METHOD.md");
   const double ts[] = {1e-3, 0.01, 0.1, 0.37, 0.5, 0.9, 1.0};
@@ -46,7 +46,7 @@ void test_sde_schedule(void) {
   gr_graph_destroy(g);
 }
 
-void test_importance_density(void) {
+TEST_CASE(importance_density) {
   aps_sde s = aps_sde_default();
   /* Z = ∫ g²/σ² dt by the midpoint rule on a log-spaced grid, against the closed form. */
   double z = 0;
@@ -90,7 +90,7 @@ static gr_tensor exact_eps(gr_graph *g, void *user, gr_tensor x, gr_tensor t) {
   return gr_mul(g, x, gr_reshape(g, k, GR_SHAPE(gr_tensor_shape(g, k).d[0], 1, 1, 1)));
 }
 
-void test_elbo_gaussian(void) {
+TEST_CASE(elbo_gaussian) {
   aps_sde s = aps_sde_default();
   enum { N = 65536, C = 1, S = 4, D = C * S * S };
   gr_graph *g = gr_graph_create();
@@ -201,7 +201,7 @@ static aps_status train(const aps_dataset *d, const char *ckpt, int steps, int r
   return s;
 }
 
-void test_prior_train(void) {
+TEST_CASE(prior_train) {
   const char *dir = make_tmpdir();
   aps_dataset *d = bars(dir);
   CHECK(d != NULL, "data set");
@@ -248,7 +248,7 @@ void test_prior_train(void) {
 }
 
 /* Stopping at a checkpoint and resuming gives exactly the uninterrupted run. */
-void test_prior_resume(void) {
+TEST_CASE(prior_resume) {
   const char *dir = make_tmpdir();
   aps_dataset *d = bars(dir);
   CHECK(d != NULL, "data set");
@@ -332,7 +332,7 @@ static void reload_on(const char *device) {
   aps_runner_destroy(r), aps_runner_destroy(r2);
   gr_graph_destroy(g), gr_graph_destroy(g2);
 }
-void test_prior_reload(void) {
+TEST_CASE(prior_reload) {
   reload_on("cpu");
   reload_on("0"); /* the first Vulkan device */
   unsigned msgs = rt_validation_messages_total();
@@ -340,7 +340,7 @@ void test_prior_reload(void) {
 }
 
 /* Metadata faults name the key. */
-void test_prior_config_errors(void) {
+TEST_CASE(prior_config_errors) {
   const char *dir = make_tmpdir();
   char path[512];
   snprintf(path, sizeof path, "%s/m.safetensors", dir);
@@ -375,7 +375,7 @@ void test_prior_config_errors(void) {
 
 /* d(−b)/dx through the network (here the closed-form ε of the Gaussian case) by autodiff,
  * against central differences of the same graph, with every noise draw held fixed. */
-void test_elbo_input_grad(void) {
+TEST_CASE(elbo_input_grad) {
   aps_sde s = aps_sde_default();
   enum { N = 2, D = 16 };
   gr_graph *g = gr_graph_create();
@@ -433,7 +433,7 @@ static aps_status nan_feed(void *user, aps_runner *r, int step) {
     f->buf[i] = NAN;
   return aps_runner_set(r, "x", f->buf, f->batch * 64);
 }
-void test_prior_nan_loss(void) {
+TEST_CASE(prior_nan_loss) {
   const char *dir = make_tmpdir();
   aps_dataset *d = bars(dir);
   CHECK(d != NULL, "data set");

@@ -62,7 +62,7 @@ static void check_ops(gr_graph *g, const char *what, float lo, float hi) {
   check_fast(g, what, lo, hi, 0, 1e-4f, 1e-4f, 0);
 }
 
-void test_cpu_device_ops(void) {
+TEST_CASE(cpu_device_ops) {
   for (int f = 0; f < GR_UNARY_COUNT; f++) {
     gr_graph *g = gr_graph_create();
     gr_tensor x = gr_input(g, "x", GR_SHAPE(3, 7, 33)), big = gr_input(g, "big", GR_SHAPE(2, 64, 16, 16));
@@ -94,7 +94,7 @@ void test_cpu_device_ops(void) {
   check_ops(g, "where", -1.0f, 1.0f);
 }
 
-void test_cpu_device_reduce(void) {
+TEST_CASE(cpu_device_reduce) {
   static const unsigned masks[] = {1, 2, 8, 5, 15, 6};
   for (int f = 0; f < GR_REDUCE_COUNT; f++) {
     gr_graph *g = gr_graph_create();
@@ -115,7 +115,7 @@ void test_cpu_device_reduce(void) {
   check_ops(g, "variance, mean 1000", 999.0f, 1001.0f);
 }
 
-void test_cpu_device_matmul(void) {
+TEST_CASE(cpu_device_matmul) {
   static const int64_t s[][3] = {{1, 1, 1}, {7, 33, 7}, {33, 7, 257}, {64, 64, 64}, {3, 5, 1}, {130, 300, 70}};
   for (int i = 0; i < 6; i++) {
     gr_graph *g = gr_graph_create();
@@ -135,7 +135,7 @@ void test_cpu_device_matmul(void) {
   check_ops(g, "batched matmul with transposes", -1.0f, 1.0f);
 }
 
-void test_cpu_device_norms(void) { /* and attention: the ops with a softmax or statistics */
+TEST_CASE(cpu_device_norms) { /* and attention: the ops with a softmax or statistics */
   gr_graph *g = gr_graph_create();
   gr_tensor x = gr_input(g, "x", GR_SHAPE(3, 6, 7, 5));
   gr_tensor ga = gr_param(g, "gamma", GR_SHAPE(6)), be = gr_param(g, "beta", GR_SHAPE(6));
@@ -154,7 +154,7 @@ void test_cpu_device_norms(void) { /* and attention: the ops with a softmax or s
   check_ops(g, "group_norm, softmax and attention", -1.0f, 1.0f);
 }
 
-void test_cpu_device_layout(void) {
+TEST_CASE(cpu_device_layout) {
   gr_graph *g = gr_graph_create();
   gr_tensor x = gr_input(g, "x", GR_SHAPE(2, 3, 7, 5)), z = gr_input(g, "z", GR_SHAPE(2, 4, 7, 5));
   const int p[4] = {0, 2, 3, 1}, q[3] = {2, 0, 1}, r[3] = {0, 2, 1};
@@ -181,7 +181,7 @@ void test_cpu_device_layout(void) {
   check_fast(g, "time_embed", 0.0f, 1000.0f, 0, 2e-4f, 1e-4f, 0);
 }
 
-void test_cpu_device_conv2d(void) {
+TEST_CASE(cpu_device_conv2d) {
   char what[96];
   gr_graph *g;
   /* Fan-in scaled weights keep sums near 1, as in a network (and the 1e-4 tolerance fair). */
@@ -189,7 +189,7 @@ void test_cpu_device_conv2d(void) {
     check_fast(g, what, -1.0f, 1.0f, 1, 1e-4f, 1e-4f, i % 2 ? 1 : 0);
 }
 
-void test_cpu_device_unet(void) {
+TEST_CASE(cpu_device_unet) {
   gr_unet_config cfg = {.image_channels = 1, .image_size = 32, .widths = {32, 64, 64}, .levels = 3,
                         .blocks_per_level = 2, .attention_level_mask = 4, .groups = 8, .time_dim = 32};
   gr_graph *g = gr_graph_create();
@@ -199,7 +199,7 @@ void test_cpu_device_unet(void) {
 }
 
 /* Bad descriptors and failed graphs give statuses, not crashes. */
-void test_cpu_device_errors(void) {
+TEST_CASE(cpu_device_errors) {
   gr_graph *g = gr_graph_create();
   gr_tensor a = gr_input(g, "a", GR_SHAPE(3, 4));
   gr_output(g, gr_silu(g, a), "y");

@@ -16,7 +16,7 @@ static aps_status set_both(gr_cpu *a, gr_cpu *b, const char *name, const float *
   return s == APS_OK ? gr_cpu_set(b, name, v, n) : s;
 }
 
-void test_cpu_device_train_plan(void) {
+TEST_CASE(cpu_device_train_plan) {
   gr_unet_config cfg = {.image_channels = 1, .image_size = 16, .widths = {16, 32, 32}, .levels = 3,
                         .blocks_per_level = 1, .attention_level_mask = 4, .groups = 4, .time_dim = 16};
   enum { N = 4 };

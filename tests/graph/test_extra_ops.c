@@ -29,7 +29,7 @@ static float *plan_output(gr_plan *p, const char *in, const float *v, int64_t nv
   return out;
 }
 
-void test_pad(void) {
+TEST_CASE(pad) {
   gr_graph *g = gr_graph_create();
   gr_tensor x = gr_input(g, "x", GR_SHAPE(2, 3, 7, 5)), one = gr_input(g, "one", GR_SHAPE(1, 1, 1, 1));
   gr_tensor big = gr_input(g, "big", GR_SHAPE(1, 3, 33, 33));
@@ -53,7 +53,7 @@ void test_pad(void) {
   gr_graph_destroy(g);
 }
 
-void test_pixel_shuffle(void) {
+TEST_CASE(pixel_shuffle) {
   gr_graph *g = gr_graph_create();
   gr_tensor a = gr_input(g, "a", GR_SHAPE(2, 3, 6, 9)), b = gr_input(g, "b", GR_SHAPE(1, 28, 3, 33));
   gr_tensor c = gr_input(g, "c", GR_SHAPE(1, 1, 1, 1)), d = gr_input(g, "d", GR_SHAPE(3, 7, 14, 66));
@@ -105,7 +105,7 @@ void test_pixel_shuffle(void) {
   }
 }
 
-void test_gather(void) {
+TEST_CASE(gather) {
   gr_graph *g = gr_graph_create();
   gr_tensor x = gr_input(g, "x", GR_SHAPE(3, 7, 33)), one = gr_input(g, "one", GR_SHAPE(1));
   gr_tensor img = gr_input(g, "img", GR_SHAPE(2, 33, 3, 5));
@@ -179,7 +179,7 @@ static void random_case(gr_shape shape, gr_distribution dist, const float *seed,
   gr_graph_destroy(g);
 }
 
-void test_random(void) {
+TEST_CASE(random) {
   /* Random123's known answers for Philox4x32-10. */
   static const uint32_t kat[3][10] = {
       {0, 0, 0, 0, 0, 0, 0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8},
@@ -345,7 +345,7 @@ static void linalg_case(int kind, int C) {
   gr_graph_destroy(g);
 }
 
-void test_linalg(void) {
+TEST_CASE(linalg) {
   static const int sizes[] = {1, 3, 7, 33, 64};
   for (int kind = 0; kind < 2; kind++)
     for (int i = 0; i < 5; i++)
@@ -359,7 +359,7 @@ void test_linalg(void) {
 }
 
 /* Every builder names the op and the shapes at fault. */
-void test_extra_errors(void) {
+TEST_CASE(extra_errors) {
   static const struct {
     const char *want[3];
   } expect[] = {

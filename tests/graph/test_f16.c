@@ -34,7 +34,7 @@ static void run(gr_graph *g, const char *what, check_opts o) {
   gr_graph_destroy(g);
 }
 
-void test_f16_elementwise(void) {
+TEST_CASE(f16_elementwise) {
   for (int f = 0; f < GR_UNARY_COUNT; f++) {
     gr_graph *g = gr_graph_create();
     gr_tensor x = in16(g, "x", GR_SHAPE(3, 7, 33));
@@ -62,7 +62,7 @@ void test_f16_elementwise(void) {
   run(g, "where", one_op(-1, 1));
 }
 
-void test_f16_reduce(void) {
+TEST_CASE(f16_reduce) {
   static const unsigned masks[] = {1, 2, 8, 5, 15, 6};
   for (int f = 0; f < GR_REDUCE_COUNT; f++)
     for (int m = 0; m < 6; m++) {
@@ -78,7 +78,7 @@ void test_f16_reduce(void) {
   run(g, "sum of 4096 values near 30", one_op(29, 31));
 }
 
-void test_f16_matmul(void) {
+TEST_CASE(f16_matmul) {
   static const int64_t s[][3] = {{1, 1, 1}, {7, 33, 7}, {33, 7, 257}, {64, 64, 64}, {3, 5, 1}};
   for (int i = 0; i < 5; i++) {
     gr_graph *g = gr_graph_create();
@@ -94,7 +94,7 @@ void test_f16_matmul(void) {
   run(g, "batched matmul with transposes", one_op(-1, 1));
 }
 
-void test_f16_conv2d(void) {
+TEST_CASE(f16_conv2d) {
   char what[96];
   gr_graph *g;
   for (size_t i = 0; (g = conv_case_f16(i, what, sizeof what)); i++) {
@@ -104,7 +104,7 @@ void test_f16_conv2d(void) {
   }
 }
 
-void test_f16_norms(void) {
+TEST_CASE(f16_norms) {
   gr_graph *g = gr_graph_create();
   gr_tensor x = in16(g, "x", GR_SHAPE(3, 6, 7, 5));
   gr_tensor ga = gr_scale_shift(g, gr_param(g, "gamma", GR_SHAPE(6)), 1, 0), be = gr_param(g, "beta", GR_SHAPE(6));
@@ -121,7 +121,7 @@ void test_f16_norms(void) {
   run(g, "softmax", one_op(-1, 1));
 }
 
-void test_f16_layout(void) {
+TEST_CASE(f16_layout) {
   gr_graph *g = gr_graph_create();
   gr_tensor x = in16(g, "x", GR_SHAPE(2, 3, 7, 5)), z = in16(g, "z", GR_SHAPE(2, 4, 7, 5));
   const int p[4] = {0, 2, 3, 1}, q[3] = {2, 0, 1};
@@ -142,7 +142,7 @@ void test_f16_layout(void) {
   run(g, "resampling", one_op(-1, 1));
 }
 
-void test_f16_attention(void) {
+TEST_CASE(f16_attention) {
   static const int64_t shapes[][3] = {{1, 1, 1}, {2, 3, 7}, {3, 8, 64}, {1, 33, 70}, {2, 64, 64}};
   for (int i = 0; i < 5; i++) {
     gr_graph *g = gr_graph_create();
@@ -160,7 +160,7 @@ void test_f16_attention(void) {
 }
 
 /* conv -> + per-(n,c) operand -> silu -> + residual, with every operand a half. */
-void test_f16_fusion(void) {
+TEST_CASE(f16_fusion) {
   gr_graph *g = gr_graph_create();
   gr_tensor x = in16(g, "x", GR_SHAPE(2, 8, 9, 7)), temb = in16(g, "temb", GR_SHAPE(2, 8, 1, 1));
   gr_tensor w = gr_param(g, "w", GR_SHAPE(8, 8, 3, 3)), b = gr_param(g, "b", GR_SHAPE(8));
@@ -180,7 +180,7 @@ void test_f16_fusion(void) {
 }
 
 /* Intermediates really are halves: values round, the arena halves, other ops stay fp32. */
-void test_f16_storage(void) {
+TEST_CASE(f16_storage) {
   rt_device *dev = graph_tests_device();
   gr_graph *g = gr_graph_create();
   gr_tensor x = gr_input(g, "x", GR_SHAPE(5));
@@ -243,7 +243,7 @@ void test_f16_storage(void) {
 /* The U-Net forward with fp16 storage, fused, unfused and with norms folded, against the
  * CPU reference. About 60 stored tensors deep, so the tolerance is a chain's: |error| <=
  * 2e-3 + 5e-3 |value| (fp32 plans: 2e-4 + 2e-3 |value|). */
-void test_f16_unet(void) {
+TEST_CASE(f16_unet) {
   gr_unet_config cfg = {.image_channels = 1, .image_size = 32, .widths = {32, 64, 64}, .levels = 3,
                         .blocks_per_level = 2, .attention_level_mask = 4, .groups = 8, .time_dim = 32};
   gr_graph *g = gr_graph_create();
@@ -274,7 +274,7 @@ void test_f16_unet(void) {
  * few weights) with fp16 storage: the backward pass mixes ops with and without fp16
  * kernels (the conv weight gradient stays fp32); against the CPU reference. Gradients are
  * not loss-scaled, so this is a check that nothing breaks, with a chain's tolerance. */
-void test_f16_grad_unet(void) {
+TEST_CASE(f16_grad_unet) {
   gr_unet_config cfg = {.image_channels = 1, .image_size = 8, .widths = {8, 16}, .levels = 2,
                         .blocks_per_level = 1, .attention_level_mask = 2, .groups = 4, .time_dim = 8};
   gr_graph *g = gr_graph_create();
@@ -301,7 +301,7 @@ void test_f16_grad_unet(void) {
 
 /* Without storageBuffer16BitAccess (run with APS_QUIRK_NO_FP16_STORAGE=1) a plan asking for
  * fp16 storage is refused with a message that says why; fp32 plans still compile. */
-void test_f16_unsupported(void) {
+TEST_CASE(f16_unsupported) {
   rt_device *dev = graph_tests_device();
   gr_graph *g = gr_graph_create();
   gr_output(g, gr_silu(g, gr_silu(g, gr_input(g, "x", GR_SHAPE(3)))), "y");

@@ -44,7 +44,7 @@ static gr_graph *chains(void) {
   return g;
 }
 
-void test_fusion_chains(void) {
+TEST_CASE(fusion_chains) {
   gr_graph *g = chains();
   check_opts o = {.atol = 1e-4f};
   check_fusion(g, "fusion chains", &o);
@@ -54,7 +54,7 @@ void test_fusion_chains(void) {
 
 /* What must not fuse: a tensor used twice, an output, a broadcast the epilogue cannot
  * express, and an operand computed after the anchor. */
-void test_fusion_counts(void) {
+TEST_CASE(fusion_counts) {
   gr_graph *g = gr_graph_create();
   gr_tensor a = gr_input(g, "a", GR_SHAPE(2, 3, 4, 5)), b = gr_input(g, "b", GR_SHAPE(2, 3, 4, 5));
   gr_tensor s = gr_add(g, a, b);
@@ -76,7 +76,7 @@ void test_fusion_counts(void) {
 }
 
 /* A long chain of same-sized intermediates needs two slots, not one per tensor. */
-void test_memory_plan(void) {
+TEST_CASE(memory_plan) {
   gr_graph *g = gr_graph_create();
   gr_tensor x = gr_input(g, "x", GR_SHAPE(4, 16, 16, 16));
   gr_tensor w = gr_param(g, "w", GR_SHAPE(16, 16, 3, 3));
@@ -102,7 +102,7 @@ void test_memory_plan(void) {
  * reflect padding, a strided consumer, a mean far from zero, with and without gamma, beta
  * and SiLU, and a producer output that other nodes also read. A norm with SiLU on a large
  * tensor (32x16x16 per sample) stays a dispatch of its own (see passes.c). */
-void test_fusion_group_norm(void) {
+TEST_CASE(fusion_group_norm) {
   gr_graph *g = gr_graph_create();
   /* 1: conv -> + per-(n,c) shift -> GN(4 groups of 4) -> SiLU -> conv, + the first conv's output */
   gr_tensor x = gr_input(g, "x", GR_SHAPE(2, 16, 9, 7)), shift = gr_input(g, "shift", GR_SHAPE(2, 16, 1, 1));
@@ -145,7 +145,7 @@ void test_fusion_group_norm(void) {
  * with convs in between that reuse memory, the up-path block (GroupNorm and a 1x1 conv both
  * read the concatenation), a concatenation that is itself an output; and concatenations that
  * stay dispatches (an input that no conv produced, another axis). */
-void test_fusion_concat(void) {
+TEST_CASE(fusion_concat) {
   gr_graph *g = gr_graph_create();
   /* 1: batch 3; a (7 channels) is also read by a chain ending in b (33 channels) */
   gr_tensor x = gr_input(g, "x", GR_SHAPE(3, 5, 9, 7));
@@ -177,7 +177,7 @@ void test_fusion_concat(void) {
  * channel counts, output rows that are (the kernel's row windows, odd and even padding) and
  * are not multiples of 4, zero and reflect padding, a strided conv; not folded: bilinear,
  * and an upsampled tensor that is also an output. */
-void test_fusion_upsample(void) {
+TEST_CASE(fusion_upsample) {
   gr_graph *g = gr_graph_create();
   gr_tensor x = gr_input(g, "x", GR_SHAPE(3, 7, 5, 8)), x1 = gr_input(g, "x1", GR_SHAPE(1, 3, 4, 4));
   gr_output(g, gr_layer_conv(g, "u1", gr_upsample2x(g, x, GR_NEAREST), 3, 3, 1), "u1");
@@ -201,7 +201,7 @@ void test_fusion_upsample(void) {
 /* A residual block's 1x1 skip conv merges into the conv whose output it adds: batch 3 and 1,
  * odd channel counts, with and without biases, an epilogue step after the add, a residual
  * block (also with its GroupNorms folded); not merged: a strided skip conv. */
-void test_fusion_skip_conv(void) {
+TEST_CASE(fusion_skip_conv) {
   gr_graph *g = gr_graph_create();
   gr_tensor x = gr_input(g, "x", GR_SHAPE(3, 33, 6, 5));
   gr_tensor h = gr_layer_conv(g, "h1", x, 7, 3, 1), s = gr_layer_conv(g, "s1", x, 7, 1, 1);

@@ -5,7 +5,7 @@
 #include "graph_check.h"
 #include "layers.h"
 
-void test_grad_elementwise(void) {
+TEST_CASE(grad_elementwise) {
   gr_graph *g = gr_graph_create();
   gr_tensor x = gr_input(g, "x", GR_SHAPE(3, 7)), y = gr_param(g, "y", GR_SHAPE(7)), r = gr_input(g, "r", GR_SHAPE(3, 7));
   gr_tensor sq = gr_scale_shift(g, gr_unary_op(g, GR_SQUARE, x), 1.0f, 1.0f);
@@ -21,7 +21,7 @@ void test_grad_elementwise(void) {
   fd_check(g, loss, 2, wrt, "elementwise", (fd_opts){.lo = -1.5f, .hi = 1.5f});
 }
 
-void test_grad_reductions(void) {
+TEST_CASE(grad_reductions) {
   gr_graph *g = gr_graph_create();
   gr_tensor x = gr_input(g, "x", GR_SHAPE(2, 3, 5)), r = gr_input(g, "r", GR_SHAPE(2, 3, 5));
   gr_tensor l = gr_reduce_op(g, GR_MEAN, gr_mul(g, gr_softmax(g, x), r), 6u);
@@ -34,7 +34,7 @@ void test_grad_reductions(void) {
   fd_check(g, l, 1, &x, "reductions and softmax", (fd_opts){.h = 0.05});
 }
 
-void test_grad_layout(void) {
+TEST_CASE(grad_layout) {
   gr_graph *g = gr_graph_create();
   gr_tensor x = gr_input(g, "x", GR_SHAPE(2, 3, 4, 6)), t = gr_input(g, "t", GR_SHAPE(2));
   gr_tensor r = gr_input(g, "r", GR_SHAPE(2, 6, 8, 12));
@@ -51,7 +51,7 @@ void test_grad_layout(void) {
 }
 
 /* A small MLP with a mean squared error: gradients w.r.t. every weight and the input. */
-void test_grad_mlp(void) {
+TEST_CASE(grad_mlp) {
   gr_graph *g = gr_graph_create();
   gr_tensor x = gr_input(g, "x", GR_SHAPE(5, 12)), target = gr_input(g, "target", GR_SHAPE(5, 3));
   gr_tensor h = gr_silu(g, gr_layer_linear(g, "l1", x, 16));
@@ -63,7 +63,7 @@ void test_grad_mlp(void) {
 }
 
 /* Batched matmuls with broadcasting, as attention uses them. */
-void test_grad_matmul(void) {
+TEST_CASE(grad_matmul) {
   gr_graph *g = gr_graph_create();
   gr_tensor a = gr_input(g, "a", GR_SHAPE(2, 3, 4)), b = gr_param(g, "b", GR_SHAPE(4, 5));
   gr_tensor c = gr_input(g, "c", GR_SHAPE(2, 6, 4)), r = gr_input(g, "r", GR_SHAPE(2, 3, 6));
@@ -74,7 +74,7 @@ void test_grad_matmul(void) {
 }
 
 /* Reflect-padded convolutions: the conv of the reflect-padded input, back through the pad. */
-void test_grad_conv2d_reflect(void) {
+TEST_CASE(grad_conv2d_reflect) {
   static const int cases[][4] = {/* k, stride, dilation, groups */ {3, 1, 1, 1}, {3, 2, 1, 1}, {3, 1, 2, 2}, {5, 1, 1, 1}};
   for (int i = 0; i < 4; i++) {
     const int *c = cases[i];
@@ -92,7 +92,7 @@ void test_grad_conv2d_reflect(void) {
 }
 
 /* Convolutions of every stride and padding the U-Net uses, and odd sizes. */
-void test_grad_conv2d(void) {
+TEST_CASE(grad_conv2d) {
   static const int cases[][7] = {/* n, c, o, h, w, k, stride, (pad = k / 2) */
                                  {2, 3, 4, 7, 6, 3, 1}, {1, 2, 3, 8, 8, 3, 2}, {2, 3, 2, 7, 9, 3, 2},
                                  {1, 4, 5, 5, 5, 1, 1}, {1, 2, 2, 6, 5, 5, 1}};
@@ -110,7 +110,7 @@ void test_grad_conv2d(void) {
   }
 }
 
-void test_grad_group_norm(void) {
+TEST_CASE(grad_group_norm) {
   gr_graph *g = gr_graph_create();
   gr_tensor x = gr_input(g, "x", GR_SHAPE(2, 6, 3, 5)), r = gr_input(g, "r", GR_SHAPE(2, 6, 3, 5));
   gr_tensor ga = gr_param(g, "gamma", GR_SHAPE(6)), be = gr_param(g, "beta", GR_SHAPE(6));
@@ -119,7 +119,7 @@ void test_grad_group_norm(void) {
   fd_check(g, gr_mul(g, y, r), 3, wrt, "group norm + SiLU", (fd_opts){0});
 }
 
-void test_grad_attention(void) {
+TEST_CASE(grad_attention) {
   gr_graph *g = gr_graph_create();
   gr_tensor qkv = gr_input(g, "qkv", GR_SHAPE(2, 3 * 4, 5)), r = gr_input(g, "r", GR_SHAPE(2, 4, 5));
   fd_check(g, gr_mul(g, gr_attention(g, qkv), r), 1, &qkv, "attention", (fd_opts){0});
@@ -127,7 +127,7 @@ void test_grad_attention(void) {
 
 /* A small U-Net end to end: the gradient of a denoising loss w.r.t. a few weights and the
  * input image (the ELBO will need that one). */
-void test_grad_unet(void) {
+TEST_CASE(grad_unet) {
   gr_unet_config cfg = {.image_channels = 1, .image_size = 8, .widths = {8, 16}, .levels = 2,
                         .blocks_per_level = 1, .attention_level_mask = 2, .groups = 4, .time_dim = 8};
   gr_graph *g = gr_graph_create();

@@ -74,7 +74,7 @@ static gr_tensor join(gr_graph *g, gr_tensor loss, gr_tensor term) {
   return loss ? gr_concat(g, loss, flat, 0) : flat;
 }
 
-void test_grad_piecewise_unary(void) {
+TEST_CASE(grad_piecewise_unary) {
   gr_graph *g = gr_graph_create();
   gr_tensor x = gr_input(g, "x", GR_SHAPE(3, 7)), p = gr_param(g, "p", GR_SHAPE(2, 3, 5));
   gr_tensor l = join(g, 0, weighted(g, gr_unary_op(g, GR_RELU, x), "r1"));
@@ -89,7 +89,7 @@ void test_grad_piecewise_unary(void) {
   fd_check(g, l, 2, wrt, "relu, leaky_relu, abs, clamp", (fd_opts){.fill = fill_away});
 }
 
-void test_grad_max_min(void) {
+TEST_CASE(grad_max_min) {
   gr_graph *g = gr_graph_create();
   gr_tensor a = gr_input(g, "a", GR_SHAPE(3, 7)), b = gr_input(g, "b", GR_SHAPE(7));
   gr_tensor a2 = gr_param(g, "a2", GR_SHAPE(2, 1, 4)), b2 = gr_param(g, "b2", GR_SHAPE(2, 3, 1));
@@ -103,7 +103,7 @@ void test_grad_max_min(void) {
   fd_check(g, l, 4, wrt, "max, min", (fd_opts){.fill = fill_away});
 }
 
-void test_grad_where(void) {
+TEST_CASE(grad_where) {
   gr_graph *g = gr_graph_create();
   gr_tensor mask = gr_input(g, "mask", GR_SHAPE(3, 1)), a = gr_input(g, "a", GR_SHAPE(3, 6));
   gr_tensor b = gr_param(g, "b", GR_SHAPE(6)), mask2 = gr_input(g, "mask2", GR_SHAPE(3, 6));
@@ -119,7 +119,7 @@ void test_grad_where(void) {
   fd_check(g, l, 2, wrt, "where", (fd_opts){.fill = fill_away});
 }
 
-void test_grad_reduce_max(void) {
+TEST_CASE(grad_reduce_max) {
   gr_graph *g = gr_graph_create();
   gr_tensor x = gr_input(g, "x", GR_SHAPE(2, 3, 5));
   gr_tensor l = join(g, 0, weighted(g, gr_reduce_op(g, GR_RMAX, x, 4u), "r1"));
@@ -154,7 +154,7 @@ void test_grad_reduce_max(void) {
   gr_graph_destroy(g);
 }
 
-void test_grad_bilinear(void) {
+TEST_CASE(grad_bilinear) {
   gr_graph *g = gr_graph_create();
   gr_tensor x = gr_input(g, "x", GR_SHAPE(2, 3, 4, 5)), one = gr_param(g, "one", GR_SHAPE(1, 1, 1, 1));
   gr_tensor row = gr_input(g, "row", GR_SHAPE(1, 2, 1, 3));
@@ -165,7 +165,7 @@ void test_grad_bilinear(void) {
   fd_check(g, l, 3, wrt, "bilinear upsample", (fd_opts){0});
 }
 
-void test_grad_pad(void) {
+TEST_CASE(grad_pad) {
   gr_graph *g = gr_graph_create();
   gr_tensor x = gr_input(g, "x", GR_SHAPE(2, 3, 5, 4)), small = gr_param(g, "small", GR_SHAPE(1, 2, 2, 3));
   gr_tensor l = join(g, 0, weighted(g, gr_pad(g, x, (int[]){2, 1, 3, 1}, GR_PAD_REFLECT), "r1"));
@@ -177,7 +177,7 @@ void test_grad_pad(void) {
   fd_check(g, l, 2, wrt, "pad (zero, reflect)", (fd_opts){0});
 }
 
-void test_grad_pixel_shuffle(void) {
+TEST_CASE(grad_pixel_shuffle) {
   gr_graph *g = gr_graph_create();
   gr_tensor x = gr_input(g, "x", GR_SHAPE(2, 3, 4, 6)), q = gr_param(g, "q", GR_SHAPE(1, 18, 2, 3));
   gr_tensor y = weighted(g, gr_space_to_depth(g, x, 2), "r1");                          /* [2, 12, 2, 3] */
@@ -187,7 +187,7 @@ void test_grad_pixel_shuffle(void) {
   fd_check(g, l, 2, wrt, "space_to_depth, depth_to_space", (fd_opts){0});
 }
 
-void test_grad_gather(void) {
+TEST_CASE(grad_gather) {
   gr_graph *g = gr_graph_create();
   gr_tensor x = gr_input(g, "x", GR_SHAPE(3, 5, 4));
   static const int32_t perm[5] = {3, 0, 4, 1, 2}, rep[6] = {0, 3, 3, 1, 0, 3};
@@ -199,7 +199,7 @@ void test_grad_gather(void) {
   fd_check(g, l, 1, &x, "gather (permutation, repeats, one-hot)", (fd_opts){0});
 }
 
-void test_grad_random(void) {
+TEST_CASE(grad_random) {
   gr_graph *g = gr_graph_create();
   gr_tensor seed = gr_input(g, "seed", GR_SHAPE(1)), x = gr_input(g, "x", GR_SHAPE(4, 6));
   gr_tensor z = gr_random(g, GR_SHAPE(4, 6), seed, 0, GR_NORMAL), u = gr_random(g, GR_SHAPE(6), seed, 1, GR_UNIFORM);
@@ -213,7 +213,7 @@ void test_grad_random(void) {
 
 /* inverse and logabsdet; the flow's 1×1 convolution y = W x at every pixel (a batched
  * matmul here) with its log-determinant H·W·log|det W|. */
-void test_grad_linalg(void) {
+TEST_CASE(grad_linalg) {
   gr_graph *g = gr_graph_create();
   gr_tensor w = gr_param(g, "w", GR_SHAPE(5, 5)), x = gr_input(g, "x", GR_SHAPE(2, 5, 12));
   gr_tensor l = join(g, 0, weighted(g, gr_inverse(g, w), "r1"));
@@ -226,7 +226,7 @@ void test_grad_linalg(void) {
 
 /* An assignment is an effect, not a function: differentiating through its result stays an
  * error that names the op (gr_grad's "no vector-Jacobian product" path). */
-void test_grad_assign_unsupported(void) {
+TEST_CASE(grad_assign_unsupported) {
   gr_graph *g = gr_graph_create();
   gr_tensor x = gr_input(g, "x", GR_SHAPE(4)), p = gr_param(g, "p", GR_SHAPE(4));
   gr_tensor y = gr_assign(g, p, gr_mul(g, x, x));

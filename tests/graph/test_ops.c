@@ -17,7 +17,7 @@ static gr_graph *one_input(gr_shape s, gr_tensor *x) {
   return g;
 }
 
-void test_unary(void) {
+TEST_CASE(unary) {
   for (int f = 0; f < GR_UNARY_COUNT; f++) {
     gr_tensor x;
     gr_graph *g = one_input(GR_SHAPE(3, 7, 33), &x);
@@ -31,7 +31,7 @@ void test_unary(void) {
   }
 }
 
-void test_binary(void) {
+TEST_CASE(binary) {
   for (int f = 0; f < GR_BINARY_COUNT; f++) {
     gr_graph *g = gr_graph_create();
     gr_tensor a = gr_input(g, "a", GR_SHAPE(2, 3, 7, 33)), b = gr_input(g, "b", GR_SHAPE(3, 1, 33));
@@ -45,7 +45,7 @@ void test_binary(void) {
   run(g, "scalar * vector", (check_opts){0});
 }
 
-void test_where(void) {
+TEST_CASE(where) {
   gr_graph *g = gr_graph_create();
   gr_tensor m = gr_input(g, "mask", GR_SHAPE(1, 7, 1)), a = gr_input(g, "a", GR_SHAPE(3, 7, 33));
   gr_tensor b = gr_input(g, "b", GR_SHAPE(33));
@@ -53,7 +53,7 @@ void test_where(void) {
   run(g, "where", (check_opts){0});
 }
 
-void test_reduce(void) {
+TEST_CASE(reduce) {
   static const unsigned masks[] = {1, 2, 8, 5, 15, 6};
   for (int f = 0; f < GR_REDUCE_COUNT; f++)
     for (int m = 0; m < 6; m++) {
@@ -66,7 +66,7 @@ void test_reduce(void) {
     }
 }
 
-void test_matmul(void) {
+TEST_CASE(matmul) {
   static const int64_t s[][3] = {{1, 1, 1}, {7, 33, 7}, {33, 7, 257}, {64, 64, 64}, {3, 5, 1}};
   for (int i = 0; i < 5; i++) {
     gr_graph *g = gr_graph_create();
@@ -84,7 +84,7 @@ void test_matmul(void) {
   run(g, "batched matmul with transposes", (check_opts){.atol = 1e-4f});
 }
 
-void test_group_norm(void) {
+TEST_CASE(group_norm) {
   gr_graph *g = gr_graph_create();
   gr_tensor x = gr_input(g, "x", GR_SHAPE(3, 6, 7, 5));
   gr_tensor ga = gr_param(g, "gamma", GR_SHAPE(6)), be = gr_param(g, "beta", GR_SHAPE(6));
@@ -101,7 +101,7 @@ void test_group_norm(void) {
   run(g, "group_norm", (check_opts){.atol = 1e-4f});
 }
 
-void test_softmax(void) {
+TEST_CASE(softmax) {
   gr_graph *g = gr_graph_create();
   gr_tensor a = gr_input(g, "a", GR_SHAPE(7, 33)), b = gr_input(g, "b", GR_SHAPE(3, 1)), c = gr_input(g, "c", GR_SHAPE(2, 300));
   gr_output(g, gr_softmax(g, a), "a_out");
@@ -110,7 +110,7 @@ void test_softmax(void) {
   run(g, "softmax", (check_opts){.atol = 1e-6f});
 }
 
-void test_layout_ops(void) {
+TEST_CASE(layout_ops) {
   gr_graph *g = gr_graph_create();
   gr_tensor x = gr_input(g, "x", GR_SHAPE(2, 3, 7, 5)), z = gr_input(g, "z", GR_SHAPE(2, 4, 7, 5));
   const int p[4] = {0, 2, 3, 1}, q[3] = {2, 0, 1};
@@ -124,7 +124,7 @@ void test_layout_ops(void) {
   run(g, "layout ops", (check_opts){0});
 }
 
-void test_resample(void) {
+TEST_CASE(resample) {
   gr_graph *g = gr_graph_create();
   gr_tensor x = gr_input(g, "x", GR_SHAPE(2, 3, 7, 5)), e = gr_input(g, "e", GR_SHAPE(1, 2, 6, 8));
   gr_output(g, gr_upsample2x(g, x, GR_NEAREST), "nearest");
@@ -135,7 +135,7 @@ void test_resample(void) {
   run(g, "resampling", (check_opts){0});
 }
 
-void test_time_embed(void) {
+TEST_CASE(time_embed) {
   gr_graph *g = gr_graph_create();
   gr_tensor t = gr_input(g, "t", GR_SHAPE(7));
   gr_output(g, gr_time_embed(g, t, 64, 10000.0f), "emb");
@@ -143,7 +143,7 @@ void test_time_embed(void) {
   run(g, "time_embed", (check_opts){.lo = 0.0f, .hi = 1000.0f, .atol = 2e-4f});
 }
 
-void test_conv2d(void) {
+TEST_CASE(conv2d) {
   char what[96];
   gr_graph *g;
   for (size_t i = 0; (g = conv_case(i, what, sizeof what)); i++)
@@ -157,7 +157,7 @@ void test_conv2d(void) {
   run(g, "depthwise conv + SiLU + residual", (check_opts){.atol = 1e-4f, .fan_in_scale = 1});
 }
 
-void test_attention(void) {
+TEST_CASE(attention) {
   static const int64_t shapes[][3] = {{1, 1, 1}, {2, 3, 7}, {3, 8, 64}, {1, 33, 70}, {2, 64, 64}};
   for (int i = 0; i < 5; i++) {
     gr_graph *g = gr_graph_create();
@@ -189,7 +189,7 @@ void test_attention(void) {
 }
 
 /* The graph builder reports the scope, the op and the shapes at fault. */
-void test_shape_errors(void) {
+TEST_CASE(shape_errors) {
   gr_graph *g = gr_graph_create();
   gr_tensor x = gr_input(g, "x", GR_SHAPE(1, 32, 16, 16));
   gr_scope_push(g, "down1");
@@ -229,4 +229,5 @@ void test_shape_errors(void) {
 
 void graph_tests_open(void) { dev = test_device_open(NULL); }
 void graph_tests_close(void) { test_device_close(dev); }
+TEST_SUITE_HOOKS(graph_tests_open, graph_tests_close)
 rt_device *graph_tests_device(void) { return dev; }

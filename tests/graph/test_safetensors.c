@@ -144,7 +144,7 @@ static size_t sample_file(uint8_t *buf, size_t cap) {
 
 /* ---- cases */
 
-static void test_roundtrip(void) {
+TEST_CASE(roundtrip) {
   if (!scratch_open())
     return;
   float a[24], b[5], s = 42;
@@ -203,7 +203,7 @@ static void test_roundtrip(void) {
 
 /* F16, BF16 converted; unaligned F32 copied; other dtypes kept but not readable as floats;
  * unknown fields skipped; header padded with spaces. */
-static void test_dtypes(void) {
+TEST_CASE(dtypes) {
   if (!scratch_open())
     return;
   uint8_t data[64] = {0}, buf[1024];
@@ -235,7 +235,7 @@ static void test_dtypes(void) {
   scratch_close();
 }
 
-static void test_truncated(void) {
+TEST_CASE(truncated) {
   if (!scratch_open())
     return;
   uint8_t buf[4096];
@@ -249,7 +249,7 @@ static void test_truncated(void) {
   scratch_close();
 }
 
-static void test_header_length(void) {
+TEST_CASE(header_length) {
   if (!scratch_open())
     return;
   uint8_t buf[4096];
@@ -272,7 +272,7 @@ static void test_header_length(void) {
 
 #define T(name, dt, shape, b, e) "\"" name "\":{\"dtype\":\"" dt "\",\"shape\":" shape ",\"data_offsets\":[" #b "," #e "]}"
 
-static void test_offsets(void) {
+TEST_CASE(offsets) {
   if (!scratch_open())
     return;
   bad_header("{" T("a", "F32", "[4]", 0, 16) "," T("b", "F32", "[4]", 8, 24) "}", 32, "overlap");
@@ -297,7 +297,7 @@ static void test_offsets(void) {
   scratch_close();
 }
 
-static void test_dtype_shape(void) {
+TEST_CASE(dtype_shape) {
   if (!scratch_open())
     return;
   bad_header("{" T("a", "F33", "[1]", 0, 4) "}", 4, "unknown dtype 'F33'");
@@ -315,7 +315,7 @@ static void test_dtype_shape(void) {
   scratch_close();
 }
 
-static void test_names(void) {
+TEST_CASE(names) {
   if (!scratch_open())
     return;
   bad_header("{" T("\xff", "F32", "[1]", 0, 4) "}", 4, "UTF-8");
@@ -342,7 +342,7 @@ static void test_names(void) {
   scratch_close();
 }
 
-static void test_bad_json(void) {
+TEST_CASE(bad_json) {
   if (!scratch_open())
     return;
   bad_header("{", 0, "ends early");
@@ -383,7 +383,7 @@ static uint64_t rng_next(uint64_t *s) { /* xorshift64* */
 }
 
 /* Random mutations of a valid file: never a crash; what opens must be wholly readable. */
-static void test_byte_flips(void) {
+TEST_CASE(byte_flips) {
   if (!scratch_open())
     return;
   uint8_t good[4096], buf[4096];
@@ -450,7 +450,7 @@ static int count_entries(const char *path) {
 }
 
 /* A failed write leaves the old file as it was and no temporary behind. */
-static void test_write_errors(void) {
+TEST_CASE(write_errors) {
   if (!scratch_open())
     return;
   uint8_t old[4096];
@@ -538,7 +538,7 @@ static void load_fails_(gr_cpu *c, gr_st *st, const char *w1, const char *w2, in
 }
 #define load_fails(c, st, w1, w2) load_fails_(c, st, w1, w2, __LINE__)
 
-static void test_cpu_load(void) {
+TEST_CASE(cpu_load) {
   if (!scratch_open())
     return;
   gr_graph *g = tiny_graph();
@@ -582,7 +582,7 @@ static void test_cpu_load(void) {
   scratch_close();
 }
 
-static void test_plan_load(void) {
+TEST_CASE(plan_load) {
   if (!scratch_open())
     return;
   rt_device *dev = test_device_open(NULL);
@@ -608,11 +608,3 @@ static void test_plan_load(void) {
   test_device_close(dev);
   scratch_close();
 }
-
-#define CASES(X)                                                                                                  \
-  X(roundtrip) X(dtypes) X(truncated) X(header_length) X(offsets) X(dtype_shape) X(names) X(bad_json)            \
-      X(byte_flips) X(write_errors) X(cpu_load) X(plan_load)
-#define ENTRY(name) {#name, test_##name},
-static const test_case cases[] = {CASES(ENTRY)};
-
-int main(int argc, char **argv) { return test_main(argc, argv, cases, sizeof cases / sizeof *cases); }

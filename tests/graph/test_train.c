@@ -10,7 +10,7 @@ rt_device *graph_tests_device(void);
 
 /* loss = Σ (p ∘ x - y)²; three steps of AdamW with clipping and EMA, on the CPU reference
  * and on the device, against the update computed here. */
-void test_adam_formula(void) {
+TEST_CASE(adam_formula) {
   enum { N = 5, STEPS = 3 };
   gr_graph *g = gr_graph_create();
   gr_tensor p = gr_param(g, "p", GR_SHAPE(N)), x = gr_input(g, "x", GR_SHAPE(N)), y = gr_input(g, "y", GR_SHAPE(N));
@@ -79,7 +79,7 @@ void test_adam_formula(void) {
   gr_graph_destroy(g);
 }
 
-void test_schedule(void) {
+TEST_CASE(schedule) {
   gr_schedule s = {.lr = 1e-3f, .warmup = 10, .total = 110};
   CHECK(fabsf(gr_schedule_lr(&s, 1) - 1e-4f) < 1e-9f && fabsf(gr_schedule_lr(&s, 10) - 1e-3f) < 1e-9f, "warm-up");
   CHECK(fabsf(gr_schedule_lr(&s, 60) - 5e-4f) < 1e-8f, "half way down the cosine (%g)", gr_schedule_lr(&s, 60));
@@ -90,7 +90,7 @@ void test_schedule(void) {
 
 /* A student conv net learns a fixed teacher's mapping: 1000 Adam steps, each one plan run
  * (one submit), on the device. */
-void test_train_convnet(void) {
+TEST_CASE(train_convnet) {
   enum { N = 8, STEPS = 1000 };
   gr_graph *g = gr_graph_create();
   gr_tensor x = gr_input(g, "x", GR_SHAPE(N, 2, 8, 8)), y = gr_input(g, "y", GR_SHAPE(N, 2, 8, 8));

@@ -6,7 +6,7 @@
 
 rt_device *graph_tests_device(void);
 
-void test_unet(void) {
+TEST_CASE(unet) {
   gr_unet_config cfg = {.image_channels = 1, .image_size = 32, .widths = {32, 64, 64}, .levels = 3,
                         .blocks_per_level = 2, .attention_level_mask = 4, .groups = 8, .time_dim = 32};
   gr_graph *g = gr_graph_create();

@@ -48,7 +48,7 @@ static float sum_atol(const wcase *c) {
   return 2e-6f * sqrtf((float)c->n * (float)out_size(c->h, c->kh, c) * (float)out_size(c->w, c->kw, c)) + 1e-5f;
 }
 
-void test_wgrad(void) {
+TEST_CASE(wgrad) {
   for (int i = 0; i < NCASES; i++) {
     char what[160];
     gr_graph *g = wgrad_graph(&cases[i], what, sizeof what);
@@ -59,7 +59,7 @@ void test_wgrad(void) {
 }
 
 /* The reference against a direct triple loop (independent of the split into partial sums). */
-void test_wgrad_reference(void) {
+TEST_CASE(wgrad_reference) {
   for (int i = 0; i < NCASES; i++) {
     const wcase *c = &cases[i];
     char what[160];
@@ -102,7 +102,7 @@ void test_wgrad_reference(void) {
 }
 
 /* The CPU device (parallel im2col + sgemm) against the reference. */
-void test_cpu_device_wgrad(void) {
+TEST_CASE(cpu_device_wgrad) {
   for (int i = 0; i < NCASES; i++) {
     const wcase *c = &cases[i];
     char what[160];
@@ -135,7 +135,7 @@ void test_cpu_device_wgrad(void) {
   }
 }
 
-void test_wgrad_errors(void) {
+TEST_CASE(wgrad_errors) {
   struct {
     int64_t x[4], gy[4];
     int kh, kw;
@@ -176,7 +176,7 @@ static double loss_sum(const gr_cpu *c, gr_tensor t, int64_t n) {
 
 /* d sum(conv2d(x, w, b) · r) / d {x, w, b}: autodiff (through gr_conv2d_wgrad for w) against
  * central differences on the CPU reference, then the whole graph on the device. */
-void test_grad_conv2d_wgrad(void) {
+TEST_CASE(grad_conv2d_wgrad) {
   static const wcase gcases[] = {
       {2, 3, 4, 7, 6, 3, 3, 1, 1, 1, 1}, {1, 2, 3, 8, 8, 3, 3, 2, 1, 1, 1}, {2, 4, 6, 9, 8, 3, 3, 1, 2, 2, 1},
       {2, 6, 4, 7, 7, 3, 3, 2, 1, 1, 2}, {1, 4, 4, 6, 5, 3, 3, 1, 1, 1, 4}, {1, 3, 2, 9, 9, 3, 3, 2, 3, 2, 1},

@@ -3,7 +3,7 @@
 
 #include "../test.h"
 
-void test_select_policy(void) {
+TEST_CASE(select_policy) {
   rt_caps c[3] = {0};
   const char *names[3] = {"llvmpipe (LLVM 19.1.7, 256 bits)", "Intel(R) Iris Xe", "NVIDIA H100"};
   const rt_device_type types[3] = {RT_DEVICE_CPU, RT_DEVICE_INTEGRATED_GPU, RT_DEVICE_DISCRETE_GPU};
@@ -24,7 +24,7 @@ void test_select_policy(void) {
   CHECK(rt_select_device(c, 3, NULL) == 1, "a Vulkan 1.1 device is never chosen by the policy");
 }
 
-void test_bad_device_env(void) {
+TEST_CASE(bad_device_env) {
   setenv("APS_DEVICE", "99", 1);
   rt_device *dev = NULL;
   aps_status s = rt_device_create(&(rt_device_desc){.quiet = 1}, &dev);
@@ -40,7 +40,7 @@ void test_bad_device_env(void) {
   CHECK(strstr(msg, list.caps[0].name) != NULL, "the message names device 0 (%s)", list.caps[0].name);
 }
 
-void test_device_by_name(void) {
+TEST_CASE(device_by_name) {
   rt_device_list list;
   REQUIRE_OK(rt_enumerate(&list));
   char want[32];
@@ -53,7 +53,7 @@ void test_device_by_name(void) {
   test_device_close(dev);
 }
 
-void test_no_loader(void) {
+TEST_CASE(no_loader) {
   setenv("APS_VULKAN_LIBRARY", "/nonexistent/libvulkan.so.1", 1);
   rt_device *dev = NULL;
   aps_status s = rt_device_create(&(rt_device_desc){.quiet = 1}, &dev);
@@ -63,7 +63,7 @@ void test_no_loader(void) {
   CHECK(strstr(aps_last_error(), "apt-get install") != NULL, "says how to fix it");
 }
 
-void test_caps(void) {
+TEST_CASE(caps) {
   rt_device *dev = test_device_open(NULL);
   if (!dev)
     return;
@@ -89,7 +89,7 @@ void test_caps(void) {
 }
 
 /* APS_QUIRK_LVP_SINGLE_THREAD=1 makes lavapipe run without worker threads. */
-void test_quirk_single_thread(void) {
+TEST_CASE(quirk_single_thread) {
   setenv("APS_QUIRK_LVP_SINGLE_THREAD", "1", 1);
   unsetenv("LP_NUM_THREADS");
   rt_device *dev = test_device_open(NULL);

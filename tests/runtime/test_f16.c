@@ -22,7 +22,7 @@ static aps_status copy(rt_device *dev, rt_stream *s, uint32_t mask, rt_buffer *s
   return rt_stream_run(s);
 }
 
-void test_f16_variant(void) {
+TEST_CASE(f16_variant) {
   rt_device *dev = test_device_open(NULL);
   if (!dev)
     return;

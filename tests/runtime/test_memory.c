@@ -5,7 +5,7 @@
 #include "../test.h"
 #include "suballoc.h"
 
-void test_suballoc(void) {
+TEST_CASE(suballoc) {
   rt_suballoc a;
   CHECK(rt_suballoc_init(&a, 1 << 20) == 0, "init");
   enum { N = 200 };
@@ -99,14 +99,14 @@ static void roundtrip(int forced) {
   test_device_close(dev);
 }
 
-void test_buffer_roundtrip(void) { roundtrip(0); }
+TEST_CASE(buffer_roundtrip) { roundtrip(0); }
 
-void test_buffer_roundtrip_staging(void) {
+TEST_CASE(buffer_roundtrip_staging) {
   setenv("APS_QUIRK_FORCE_STAGING", "1", 1);
   roundtrip(1);
 }
 
-void test_alloc_too_large(void) {
+TEST_CASE(alloc_too_large) {
   rt_device *dev = test_device_open(NULL);
   if (!dev)
     return;

@@ -17,7 +17,7 @@ static const aps_shader_entry *shader(const char *name) {
   return NULL;
 }
 
-void test_reflect(void) {
+TEST_CASE(reflect) {
   rt_reflection r;
   const aps_shader_entry *e = shader("rt_axpb");
   REQUIRE_OK(e ? rt_reflect(e->words, *e->size, e->name, &r) : APS_ERR_INVALID_ARG);
@@ -43,7 +43,7 @@ void test_reflect(void) {
   CHECK(rt_reflect(junk + 1, 16, "junk", &r) == APS_ERR_FORMAT, "bad magic refused");
 }
 
-void test_spec_constants(void) {
+TEST_CASE(spec_constants) {
   rt_device *dev = test_device_open(NULL);
   if (!dev)
     return;
@@ -87,7 +87,7 @@ static const char *const cache_kernels[] = {"rt_axpb", "rt_add_inplace", "rt_noo
 
 /* The child: create the kernels and run each once (lavapipe compiles a pipeline at its
  * first dispatch), report the pipeline statistics and the time on stdout. */
-void test_pipeline_cache_child(void) {
+TEST_HELPER(pipeline_cache_child) {
   rt_device *dev = test_device_open(NULL);
   if (!dev)
     return;
@@ -165,7 +165,7 @@ static void use_fresh_cache_dir(char *dir, size_t size) {
   self_path[n > 0 ? n : 0] = 0;
 }
 
-void test_pipeline_cache_hit(void) {
+TEST_CASE(pipeline_cache_hit) {
   char dir[256];
   use_fresh_cache_dir(dir, sizeof dir);
   child_report first = {0}, second = {0};
@@ -187,7 +187,7 @@ void test_pipeline_cache_hit(void) {
   CHECK(first.warnings == 0 && second.warnings == 0, "no warnings");
 }
 
-void test_pipeline_cache_corrupt(void) {
+TEST_CASE(pipeline_cache_corrupt) {
   char dir[256];
   use_fresh_cache_dir(dir, sizeof dir);
   child_report r = {0};
@@ -286,7 +286,7 @@ static int gemm_case(rt_device *dev, rt_stream *s, rt_kernel *kern, int m, int n
   return 0;
 }
 
-void test_gemm(void) {
+TEST_CASE(gemm) {
   rt_device *dev = test_device_open(NULL);
   if (!dev)
     return;

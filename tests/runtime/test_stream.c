@@ -83,10 +83,10 @@ static void chain(void) {
   test_device_close(dev);
 }
 
-void test_chain_200(void) { chain(); }
+TEST_CASE(chain_200) { chain(); }
 
 /* The other descriptor path than the driver's default, forced by its quirk flag. */
-void test_push_descriptors(void) {
+TEST_CASE(push_descriptors) {
   setenv("APS_QUIRK_NO_PUSH_DESCRIPTOR", "0", 1);
   rt_device *dev = test_device_open(NULL);
   if (!dev)
@@ -100,7 +100,7 @@ void test_push_descriptors(void) {
   chain();
 }
 
-void test_descriptor_sets(void) {
+TEST_CASE(descriptor_sets) {
   setenv("APS_QUIRK_NO_PUSH_DESCRIPTOR", "1", 1);
   rt_device *dev = test_device_open(NULL);
   if (!dev)
@@ -112,7 +112,7 @@ void test_descriptor_sets(void) {
 
 /* Dispatches on disjoint ranges of shared buffers need no barrier; the first true hazard
  * gets exactly one. */
-void test_independent_no_barrier(void) {
+TEST_CASE(independent_no_barrier) {
   rt_device *dev = test_device_open(NULL);
   if (!dev)
     return;
@@ -176,7 +176,7 @@ void test_independent_no_barrier(void) {
 }
 
 /* A copy then a dispatch reading its destination: one barrier, right result. */
-void test_copy_hazard(void) {
+TEST_CASE(copy_hazard) {
   rt_device *dev = test_device_open(NULL);
   if (!dev)
     return;
@@ -218,7 +218,7 @@ void test_copy_hazard(void) {
 }
 
 /* Record once, replay with new inputs. */
-void test_replay(void) {
+TEST_CASE(replay) {
   rt_device *dev = test_device_open(NULL);
   if (!dev)
     return;
@@ -254,7 +254,7 @@ void test_replay(void) {
   test_device_close(dev);
 }
 
-void test_timestamps(void) {
+TEST_CASE(timestamps) {
   rt_device *dev = test_device_open(NULL);
   if (!dev)
     return;
@@ -300,7 +300,7 @@ void test_timestamps(void) {
   test_device_close(dev);
 }
 
-void test_bad_dispatch(void) {
+TEST_CASE(bad_dispatch) {
   rt_device *dev = test_device_open(NULL);
   if (!dev)
     return;

@@ -183,7 +183,7 @@ void rt_caps_probe(VkPhysicalDevice pd, rt_caps *c) {
 
 /* Defaults per driver, then APS_QUIRK_<NAME> overrides. */
 void rt_caps_apply_quirks(rt_caps *c) {
-  /* lavapipe: measured default (README, "Dispatch overhead"): worker threads are kept,
+  /* lavapipe: measured default (docs/LAVAPIPE.md, the quirks): worker threads are kept,
    * since the big kernels that dominate training lose 15-40% without them. */
   c->quirks[RT_QUIRK_LVP_SINGLE_THREAD] = 0;
   /* lavapipe (Mesa 25.0): replaying a vkCmdPushDescriptorSetKHR costs ~40-50 us per dispatch

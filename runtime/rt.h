@@ -59,7 +59,7 @@ typedef enum rt_device_type {
  * by APS_QUIRK_<NAME>=0|1 (NAME as in rt_quirk_name, upper case). */
 typedef enum rt_quirk {
   /* lavapipe: run without worker threads (LP_NUM_THREADS=0) — cheaper dispatches, less
-   * throughput on big kernels. See README for the measurement behind the default. */
+   * throughput on big kernels. See docs/LAVAPIPE.md for the measurement behind the default. */
   RT_QUIRK_LVP_SINGLE_THREAD = 0,
   /* Do not use VK_KHR_push_descriptor even if present (descriptor sets from a pool). */
   RT_QUIRK_NO_PUSH_DESCRIPTOR,

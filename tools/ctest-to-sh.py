@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Turns `ctest --show-only=json-v1` into a plain bash script that runs the same tests
 with the same environment, working directories and pass conditions, for a machine that
-has the build folder but no CMake (the lent GPU machine). Paths under the source root
+has the build folder but no CMake (a GPU machine without a toolchain). Paths under the source root
 become relative to it, so the script runs from the repository root there.
 
 usage: ctest --test-dir BUILD --show-only=json-v1 | tools/ctest-to-sh.py SRC_ROOT > tests.sh

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# One prepared run on a lent GPU machine (no package registry there): the test suite, the
+# One prepared run on a GPU machine that has no package registry: the test suite, the
 # benchmarks, the PyTorch twin where PyTorch has CUDA, then training the prior until
 # TRAIN_UNTIL seconds after the start (SIGINT: a checkpoint), with everything under $OUT.
-# Needs, carried: build/ (built here), .gl/ with the Vulkan loader .debs (device README),
+# Needs, carried: build/ (built here), .gl/ with the Vulkan loader .debs (fetched here with apt-get download),
 # .gl/libs.tar.xz (libdnnl, libgomp, libstb, libOpenCL, zlib and the validation layer),
 # .gl/tests.sh (tools/ctest-to-sh.py) and .gl/fashion-mnist/*.gz.
 set -u

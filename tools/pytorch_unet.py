@@ -6,7 +6,7 @@ Not a dependency of aps: install Debian's python3-torch to run it. Prints the pa
 (which must equal aps's), forward medians at batch 1 and 64, and with --train the median of
 a training step (forward, MSE loss, backward, Adam) at batch 64, as JSON.
     /usr/bin/python3 tools/pytorch_unet.py [--quick] [--train] [--cuda]
---cuda runs it on the GPU (where PyTorch has CUDA), for the side-by-side on a lent GPU.
+--cuda runs it on the GPU (where PyTorch has CUDA), for the side-by-side on a GPU machine.
 """
 import json, math, sys, time
 import torch

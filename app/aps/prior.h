@@ -1,4 +1,4 @@
-/* The diffusion prior (METHOD.md §2-3): a VP-SDE ε-prediction U-Net.
+/* The diffusion prior (docs/METHOD.md §2-3): a VP-SDE ε-prediction U-Net.
  *
  * A model file is a safetensors file whose metadata alone rebuilds the network:
  *   "aps.kind" = "prior/vp-eps", "aps.unet" = "channels=1 size=32 widths=32,64,64 blocks=2
@@ -50,7 +50,7 @@ aps_status aps_prior_eps_graph(const aps_prior_config *c, int batch, gr_graph **
 /* Builds ε_θ for the ELBO; the prior's network, or (in tests) a closed form. */
 typedef gr_tensor (*aps_eps_builder)(gr_graph *g, void *user, gr_tensor x, gr_tensor t);
 
-/* −b_θ(x) of METHOD.md §3 per sample, in nats, [N]: inputs x [N, C, S, S], t [N] (drawn
+/* −b_θ(x) of docs/METHOD.md §3 per sample, in nats, [N]: inputs x [N, C, S, S], t [N] (drawn
  * from the importance density on the host), and three independent N(0, I) draws e_t, e_1,
  * e_0 shaped like x. Differentiable w.r.t. x through the network, which is built once and
  * evaluated once, on [x_t; x̃] (batch 2N). */

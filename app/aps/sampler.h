@@ -1,4 +1,4 @@
-/* Unconditional samples from the prior (METHOD.md §2), to see that it is good: the reverse
+/* Unconditional samples from the prior (docs/METHOD.md §2), to see that it is good: the reverse
  * SDE by Euler-Maruyama, DDIM's deterministic steps, and the probability-flow ODE by Heun's
  * method. Each runs `steps` steps on the uniform grid from t = 1 down to eps, then returns
  * the denoised mean (x − σ ε_θ) / a at t = eps. The runner holds aps_prior_eps_graph's

@@ -1,4 +1,4 @@
-/* The VP-SDE of METHOD.md §2 and the importance density of §3, in closed form.
+/* The VP-SDE of docs/METHOD.md §2 and the importance density of §3, in closed form.
  * t ∈ [eps, 1]; β(t) = β0 + t (β1 − β0); a(t) = exp(−¼ t² (β1 − β0) − ½ t β0);
  * σ(t) = sqrt(1 − a²); g² = β. Everything in double: these feed the ELBO's constants. */
 #ifndef APS_SDE_H

@@ -1,4 +1,4 @@
-/* aps train-prior: trains the diffusion prior (METHOD.md §2) on Fashion-MNIST or a folder
+/* aps train-prior: trains the diffusion prior (docs/METHOD.md §2) on Fashion-MNIST or a folder
  * of PNGs, with checkpoints and --resume; saves the EMA weights with their config. */
 #include <stdio.h>
 #include <stdlib.h>

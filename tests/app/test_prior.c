@@ -14,7 +14,7 @@
 
 TEST_CASE(sde_schedule) {
   aps_sde s = aps_sde_default();
-  CHECK(s.beta0 == 0.1 && s.beta1 == 20.0 && s.eps == 1e-3, "the defaults of METHOD.md");
+  CHECK(s.beta0 == 0.1 && s.beta1 == 20.0 && s.eps == 1e-3, "the defaults of docs/METHOD.md §2");
   const double ts[] = {1e-3, 0.01, 0.1, 0.37, 0.5, 0.9, 1.0};
   for (int i = 0; i < 7; i++) {
     double t = ts[i], a = exp(-0.25 * t * t * (20.0 - 0.1) - 0.5 * t * 0.1);

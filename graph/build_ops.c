@@ -249,6 +249,19 @@ gr_tensor gr_slice(gr_graph *g, gr_tensor x, int axis, int64_t start, int64_t le
   return y;
 }
 
+gr_tensor gr_flip(gr_graph *g, gr_tensor x, unsigned axes) {
+  if (!gr_ok(g, 1, &x))
+    return 0;
+  gr_shape s = SHAPE(x);
+  if (axes >> s.rank)
+    return gr_error(g, "flip", "axes mask 0x%x does not fit rank-%d shape %s", axes, s.rank, SHAPE_STR(s));
+  gr_node *n;
+  gr_tensor y = gr_node_add(g, GR_OP_FLIP, "flip", 1, &x, s, &n);
+  if (y)
+    n->ia[0] = axes;
+  return y;
+}
+
 static gr_tensor spatial(gr_graph *g, gr_op op, gr_tensor x, int up, int mode) {
   if (!gr_ok(g, 1, &x))
     return 0;

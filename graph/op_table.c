@@ -49,4 +49,5 @@ const gr_op_impl gr_op_impls[GR_OP_COUNT] = {
     [GR_OP_ASSIGN] = {gr_cpu_assign, 0, gr_lower_assign, 0},
     /* No second derivatives. */
     [GR_OP_CONV2D_WGRAD] = {gr_cpu_conv2d_wgrad, gr_fast_conv2d_wgrad, gr_lower_conv2d_wgrad, 0},
+    [GR_OP_FLIP] = {gr_cpu_flip, gr_fast_flip, gr_lower_flip, gr_vjp_flip, .f16 = GR_F16_RW},
 };

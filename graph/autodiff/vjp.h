@@ -32,6 +32,7 @@ GR_VJP_FN(reshape);
 GR_VJP_FN(permute);
 GR_VJP_FN(concat);
 GR_VJP_FN(slice);
+GR_VJP_FN(flip);
 GR_VJP_FN(upsample);
 GR_VJP_FN(avg_pool);
 GR_VJP_FN(time_embed);

@@ -61,6 +61,12 @@ int gr_vjp_slice(gr_graph *g, const gr_node *n, gr_tensor gy, gr_tensor *d) {
   return 1;
 }
 
+/* Its own adjoint: the gradient flipped back. */
+int gr_vjp_flip(gr_graph *g, const gr_node *n, gr_tensor gy, gr_tensor *d) {
+  d[0] = gr_flip(g, gy, (unsigned)n->ia[0]);
+  return 1;
+}
+
 int gr_vjp_avg_pool(gr_graph *g, const gr_node *n, gr_tensor gy, gr_tensor *d) {
   (void)n;
   d[0] = gr_scale_shift(g, gr_upsample2x(g, gy, GR_NEAREST), 0.25f, 0.0f);

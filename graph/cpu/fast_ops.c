@@ -404,6 +404,29 @@ void gr_fast_slice(const gr_graph *g, const gr_node *n, const float *const *in, 
     memcpy(out + o * len * inner, in[0] + (o * full + start) * inner, (size_t)(len * inner) * sizeof(float));
 }
 
+/* ---- flip: one output row (the last dimension) per iteration, read forwards or backwards */
+void gr_fast_flip(const gr_graph *g, const gr_node *n, const float *const *in, float *out) {
+  gr_shape s = SHAPE(n->output);
+  int64_t d[4];
+  gr_shape4(s, d);
+  unsigned axes = (unsigned)n->ia[0] << (4 - s.rank);
+  int64_t rows = d[0] * d[1] * d[2], W = d[3];
+#pragma omp parallel for schedule(static) if (rows * W >= PAR_MIN)
+  for (int64_t r = 0; r < rows; r++) {
+    int64_t a = r / (d[1] * d[2]), b = r / d[2] % d[1], c = r % d[2];
+    a = axes & 1u ? d[0] - 1 - a : a;
+    b = axes & 2u ? d[1] - 1 - b : b;
+    c = axes & 4u ? d[2] - 1 - c : c;
+    const float *x = in[0] + ((a * d[1] + b) * d[2] + c) * W;
+    float *y = out + r * W;
+    if (axes & 8u)
+      for (int64_t i = 0; i < W; i++)
+        y[i] = x[W - 1 - i];
+    else
+      memcpy(y, x, (size_t)W * sizeof *y);
+  }
+}
+
 /* ---- resampling, one plane per iteration */
 CLONES static void upsample_plane(const float *src, float *dst, int64_t H, int64_t W, int bilinear) {
   for (int64_t y = 0; y < 2 * H; y++) {

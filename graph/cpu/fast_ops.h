@@ -15,6 +15,7 @@ GR_FAST_FN(reshape);
 GR_FAST_FN(permute);
 GR_FAST_FN(concat);
 GR_FAST_FN(slice);
+GR_FAST_FN(flip);
 GR_FAST_FN(upsample);
 GR_FAST_FN(avg_pool);
 GR_FAST_FN(conv2d);       /* the convs oneDNN does not take (reflect padding) */

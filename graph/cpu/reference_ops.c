@@ -208,6 +208,22 @@ void gr_cpu_slice(const gr_graph *g, const gr_node *n, const float *const *in, f
     memcpy(out + o * len * inner, in[0] + (o * full + start) * inner, (size_t)(len * inner) * sizeof(float));
 }
 
+/* Each output index reads the input index mirrored along the flipped axes (ia[0]). */
+void gr_cpu_flip(const gr_graph *g, const gr_node *n, const float *const *in, float *out) {
+  gr_shape s = SHAPE(n->output);
+  int64_t count = gr_shape_count(s), idx[GR_MAX_DIMS];
+  for (int64_t o = 0; o < count; o++) {
+    int64_t rem = o, src = 0;
+    for (int i = s.rank - 1; i >= 0; i--) {
+      idx[i] = rem % s.d[i];
+      rem /= s.d[i];
+    }
+    for (int i = 0; i < s.rank; i++)
+      src = src * s.d[i] + (n->ia[0] >> i & 1 ? s.d[i] - 1 - idx[i] : idx[i]);
+    out[o] = in[0][src];
+  }
+}
+
 void gr_cpu_upsample(const gr_graph *g, const gr_node *n, const float *const *in, float *out) {
   gr_shape sx = SHAPE(n->inputs[0]);
   int64_t planes = sx.d[0] * sx.d[1], H = sx.d[2], W = sx.d[3];

@@ -17,6 +17,7 @@ GR_CPU_FN(reshape);
 GR_CPU_FN(permute);
 GR_CPU_FN(concat);
 GR_CPU_FN(slice);
+GR_CPU_FN(flip);
 GR_CPU_FN(upsample);
 GR_CPU_FN(avg_pool);
 GR_CPU_FN(time_embed);

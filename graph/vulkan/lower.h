@@ -58,6 +58,7 @@ GR_LOWER_FN(reshape);
 GR_LOWER_FN(permute);
 GR_LOWER_FN(concat);
 GR_LOWER_FN(slice);
+GR_LOWER_FN(flip);
 GR_LOWER_FN(upsample);
 GR_LOWER_FN(avg_pool);
 GR_LOWER_FN(time_embed);

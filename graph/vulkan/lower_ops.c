@@ -183,6 +183,23 @@ aps_status gr_lower_slice(gr_lower *L, const gr_node *n) {
   return strided_copy(L, n, n->inputs[0], n->output, od, xs, os, n->ia[1] * xs[axis4], 0);
 }
 
+/* copy_strided.comp reading backwards along the flipped axes: the source offset at their last
+ * element and negative strides (uint arithmetic wraps modulo 2^32, so the sums are exact). */
+aps_status gr_lower_flip(gr_lower *L, const gr_node *n) {
+  const gr_graph *g = L->g;
+  gr_shape so = SHAPE(n->output);
+  int64_t od[4], os[4], src[4], offset = 0;
+  gr_shape4(so, od);
+  contiguous_strides(od, os);
+  unsigned axes = (unsigned)n->ia[0] << (4 - so.rank);
+  for (int i = 0; i < 4; i++) {
+    int back = axes >> i & 1;
+    src[i] = back ? -os[i] : os[i];
+    offset += back ? (od[i] - 1) * os[i] : 0;
+  }
+  return strided_copy(L, n, n->inputs[0], n->output, od, src, os, offset, 0);
+}
+
 /* concat.comp */
 aps_status gr_lower_concat(gr_lower *L, const gr_node *n) {
   const gr_graph *g = L->g;

@@ -145,6 +145,18 @@ void test_grad_unet(void) {
   fd_check(g, loss, 5, wrt, "U-Net", (fd_opts){.lo = -0.5f, .hi = 0.5f, .points = 12});
 }
 
+/* flip's VJP is flip: along W and H of an image, along the batch and H of x times its
+ * mirror image (each element feeding two outputs), and along a vector. */
+void test_grad_flip(void) {
+  gr_graph *g = gr_graph_create();
+  gr_tensor x = gr_input(g, "x", GR_SHAPE(2, 3, 5, 4)), v = gr_param(g, "v", GR_SHAPE(7));
+  gr_tensor l = fd_join(g, 0, fd_weighted(g, gr_flip(g, gr_unary_op(g, GR_TANH, x), 12u), "r1"));
+  l = fd_join(g, l, fd_weighted(g, gr_mul(g, gr_flip(g, x, 5u), x), "r2"));
+  l = fd_join(g, l, fd_weighted(g, gr_flip(g, gr_unary_op(g, GR_SQUARE, v), 1u), "r3"));
+  gr_tensor wrt[2] = {x, v};
+  fd_check(g, l, 2, wrt, "flip", (fd_opts){0});
+}
+
 void test_grad_bilinear(void) {
   gr_graph *g = gr_graph_create();
   gr_tensor x = gr_input(g, "x", GR_SHAPE(2, 3, 4, 5)), one = gr_param(g, "one", GR_SHAPE(1, 1, 1, 1));

@@ -1,21 +1,7 @@
 /* The vector-Jacobian product of conv2d: the weight gradient is its own op (gr_conv2d_wgrad),
- * the input gradient a convolution again; reflect padding goes through pad's VJP. */
-#include <stdlib.h>
-
+ * the input gradient a convolution again, with the flipped kernel (gr_flip); reflect padding
+ * goes through pad's VJP. */
 #include "vjp.h"
-
-/* Reverses a dimension (a gather with descending indices). */
-static gr_tensor flip(gr_graph *g, gr_tensor x, int axis) {
-  int64_t n = SHAPE(x).d[axis];
-  int32_t *idx = malloc((size_t)n * sizeof *idx);
-  if (!idx)
-    return gr_error(g, "grad", "out of host memory");
-  for (int64_t i = 0; i < n; i++)
-    idx[i] = (int32_t)(n - 1 - i);
-  gr_tensor y = gr_gather(g, x, axis, idx, n);
-  free(idx);
-  return y;
-}
 
 /* [N, C, H, W] -> [N, C, sH, sW] with x at the multiples of s and zeros between. */
 static gr_tensor zero_insert(gr_graph *g, gr_tensor x, int s) {
@@ -81,7 +67,7 @@ int gr_vjp_conv2d(gr_graph *g, const gr_node *n, gr_tensor gy, gr_tensor *d) {
   int64_t og = sw.d[0] / groups, ig = sw.d[1];
   gr_tensor wt = gr_reshape(g, w, GR_SHAPE(groups, og, ig, sw.d[2] * sw.d[3]));
   wt = gr_reshape(g, gr_permute(g, wt, (const int[4]){0, 2, 1, 3}), GR_SHAPE(groups * ig, og, sw.d[2], sw.d[3]));
-  gr_tensor wf = flip(g, flip(g, wt, 2), 3);
+  gr_tensor wf = gr_flip(g, wt, 12u); /* KH and KW */
   d[0] = gr_conv2d(g, up, wf, 0, &(gr_conv2d_desc){.dilation = dil, .groups = groups});
   if (n->n_inputs > 2)
     d[2] = gr_reshape(g, gr_reduce_op(g, GR_SUM, gy, 13u), SHAPE(n->inputs[2]));

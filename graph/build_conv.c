@@ -1,7 +1,8 @@
 /* Builders of conv2d (ia[0..4] = stride, padding, dilation, groups, pad mode) and of its
  * weight gradient (gr_conv2d_wgrad), which is a GEMM per group: dW[o, j] = Σ_k gy[o, k] ·
- * X_col[k, j] with the reduction k = (n, oy, ox) over N·OH·OW and j = (c, ky, kx). The reduction is split into `splits` slices of `chunk`
- * products (a multiple of 8) so that big GPUs get parallelism beyond the O × Ig·KH·KW tiles:
+ * X_col[k, j] with the reduction k = (n, oy, ox) over N·OH·OW and j = (c, ky, kx). The
+ * reduction is split into `splits` slices of `chunk` products (a multiple of 8) so that big
+ * GPUs get parallelism beyond the O × Ig·KH·KW tiles:
  * - stage 0 node, inputs {x, gy}: partial sums [splits, O, Ig, KH·KW], one per slice;
  * - stage 1 node, input {partials}: their sum [O, Ig, KH, KW] (left out when splits == 1).
  * The split depends on shapes alone. Only the sum over the slots is defined: the reference

@@ -139,6 +139,9 @@ const gr_graph *gr_cpu_graph(const gr_cpu *c);
 typedef struct gr_lower gr_lower; /* vulkan/lower.h */
 /* A CPU kernel: in[i] = values of the node's inputs, out = its output (already sized). */
 typedef void (*gr_cpu_fn)(const gr_graph *g, const gr_node *n, const float *const *in, float *out);
+/* A vector-Jacobian product: builds the adjoint of each input from gy into d[0..n_inputs)
+ * (0 where an input gets none); returns 0 where the op (or its function) has none. */
+typedef int (*gr_vjp_fn)(gr_graph *g, const gr_node *n, gr_tensor gy, gr_tensor *d);
 /* Storage of halves (gr_plan_desc.f16_storage, passes/f16_storage.c): the op's shader reads
  * its inputs and epilogue operands, or writes its output, through shaders/storage.glsl. */
 enum { GR_F16_READ = 1, GR_F16_WRITE = 2, GR_F16_RW = 3 };
@@ -148,10 +151,7 @@ typedef struct gr_op_impl {
                      runs there. oneDNN takes its nodes first (cpu/fast_dnnl.c). */
   /* Vulkan (vulkan/): records the node's dispatch(es) into the plan's stream. */
   aps_status (*lower)(gr_lower *L, const gr_node *n);
-  /* The vector-Jacobian product (autodiff/): builds the adjoint of each input from gy into
-   * d[0..n_inputs) (0 where none), returns 0 where the op (or its function) has none.
-   * NULL: no VJP (gr_grad fails naming the node). */
-  int (*vjp)(gr_graph *g, const gr_node *n, gr_tensor gy, gr_tensor *d);
+  gr_vjp_fn vjp; /* the vector-Jacobian product (autodiff/); NULL: gr_grad fails naming the node */
   int fusable; /* may this node take an epilogue (fusion anchor)? */
   int f16;     /* GR_F16_READ | GR_F16_WRITE */
 } gr_op_impl;

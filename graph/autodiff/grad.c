@@ -32,7 +32,7 @@ aps_status gr_grad(gr_graph *g, gr_tensor loss, uint32_t n_wrt, const gr_tensor 
     if (!adj[n.output] || !dep[n.output])
       continue;
     gr_tensor d[GR_MAX_INPUTS] = {0};
-    int (*vjp)(gr_graph *, const gr_node *, gr_tensor, gr_tensor *) = gr_op_impls[n.op].vjp;
+    gr_vjp_fn vjp = gr_op_impls[n.op].vjp;
     if (!vjp || !vjp(g, &n, adj[n.output], d)) {
       status = aps_fail(APS_ERR_UNSUPPORTED, "gradient of node %s: op %s has no vector-Jacobian product yet",
                         n.name, n.op == GR_OP_UNARY   ? gr_unary_name((gr_unary)n.ia[0])

@@ -1,8 +1,7 @@
 /* conv2d and matmul of the CPU device through oneDNN (Debian's libdnnl-dev, C API).
  * Each zero-padded conv2d node, and each weight-gradient node (gr_conv2d_wgrad), gets its
- * primitive once, at gr_cpu_create_ex; reflect padding goes to fast_ops.c's loop. matmul calls
- * dnnl_sgemm per batch matrix, and
- * attention two sgemms around a softmax per image. */
+ * primitive once, at gr_cpu_create_ex; reflect padding goes to fast_ops.c's loop. matmul
+ * calls dnnl_sgemm per batch matrix, and attention two sgemms around a softmax per image. */
 #include "fast_dnnl.h"
 
 #include "fast_ops.h"

@@ -1,9 +1,9 @@
 /* The strict JSON reader of safetensors headers (safetensors.c): UTF-8 checked byte by byte,
  * escapes and surrogate pairs decoded, integers only (64-bit, no leading zeros, no fraction
- * or exponent), nesting at most MAX_DEPTH deep. Every fault names the file and the header
- * byte, in words the tests look for. Debian's JSON libraries were weighed and left: cJSON
- * neither checks UTF-8 nor keeps 64-bit integers (doubles) and takes duplicate keys;
- * jansson nests 2048 deep and takes fractions where this header allows none. */
+ * or exponent, in unknown fields too), nesting at most MAX_DEPTH deep; every fault names the
+ * file, the header byte and what was wrong. Debian's JSON libraries would need checks on
+ * top: cJSON checks no UTF-8, keeps numbers as doubles and takes duplicate keys; jansson
+ * nests 2048 deep, takes fractions, and names faults in its own words. */
 #include "json.h"
 
 #include <stdarg.h>

@@ -1,10 +1,15 @@
-/* Builders: each checks its arguments, infers the output shape, and adds one node. */
+/* Builders of the elementwise, reduction, matmul, normalisation, layout, resampling,
+ * attention, random and small linear algebra ops, states and assignments: each checks its
+ * arguments, infers the output shape, and adds one node. Each node keeps every attribute its
+ * VJP will need:
+ * - random: ia[0] = distribution, ia[1] = stream. No gradient (to the seed or otherwise).
+ * - inverse: VJP = -yᵀ · g · yᵀ from its own output y.
+ * - logabsdet: inputs {w, lu}; the kernel reads only lu (an internal LU node of w). VJP:
+ *   g · inverse(w)ᵀ to w, nothing to lu, so the LU node never needs a VJP. */
 #include <stdio.h>
 #include <string.h>
 
 #include "graph_internal.h"
-
-#define SHAPE_STR(s) gr_shape_str((s), (char[64]){0}, 64)
 
 static gr_tensor unary(gr_graph *g, gr_unary f, gr_tensor x, float a, float b) {
   if (!gr_ok(g, 1, &x))
@@ -133,48 +138,6 @@ gr_tensor gr_matmul(gr_graph *g, gr_tensor a, gr_tensor b, int ta, int tb) {
   return gr_node_add(g, GR_OP_MATMUL, "matmul", 2, in, out, &n);
 }
 
-gr_tensor gr_conv2d(gr_graph *g, gr_tensor x, gr_tensor w, gr_tensor bias, const gr_conv2d_desc *d) {
-  static const gr_conv2d_desc defaults = {0};
-  if (!d)
-    d = &defaults;
-  gr_tensor in[3] = {x, w, bias};
-  int n_in = bias ? 3 : 2;
-  if (!gr_ok(g, n_in, in))
-    return 0;
-  gr_shape sx = gr_t(g, x)->shape, sw = gr_t(g, w)->shape;
-  int stride = d->stride ? d->stride : 1, pad = d->padding, dil = d->dilation ? d->dilation : 1;
-  int groups = d->groups ? d->groups : 1;
-  if (sx.rank != 4 || sw.rank != 4)
-    return gr_error(g, "conv2d", "input %s and weight %s must be 4-D (NCHW, OCHW)", SHAPE_STR(sx), SHAPE_STR(sw));
-  if (stride < 1 || pad < 0 || dil < 1 || groups < 1 || sx.d[1] % groups || sw.d[0] % groups)
-    return gr_error(g, "conv2d", "stride %d, padding %d, dilation %d, groups %d do not fit input %s, weight %s", stride,
-                    pad, dil, groups, SHAPE_STR(sx), SHAPE_STR(sw));
-  if (sw.d[1] * groups != sx.d[1])
-    return gr_error(g, "conv2d", "input %s has %lld channels but weight %s expects %lld (groups %d)", SHAPE_STR(sx),
-                    (long long)sx.d[1], SHAPE_STR(sw), (long long)(sw.d[1] * groups), groups);
-  if (d->pad_mode == GR_PAD_REFLECT && (pad >= sx.d[2] || pad >= sx.d[3]))
-    return gr_error(g, "conv2d", "reflect padding %d needs an input larger than %s", pad, SHAPE_STR(sx));
-  if (bias) {
-    gr_shape sb = gr_t(g, bias)->shape;
-    if (sb.rank != 1 || sb.d[0] != sw.d[0])
-      return gr_error(g, "conv2d", "bias %s must be [%lld]", SHAPE_STR(sb), (long long)sw.d[0]);
-  }
-  int64_t oh = (sx.d[2] + 2 * pad - dil * (sw.d[2] - 1) - 1) / stride + 1;
-  int64_t ow = (sx.d[3] + 2 * pad - dil * (sw.d[3] - 1) - 1) / stride + 1;
-  if (oh < 1 || ow < 1)
-    return gr_error(g, "conv2d", "kernel %s does not fit input %s", SHAPE_STR(sw), SHAPE_STR(sx));
-  gr_node *n;
-  gr_tensor y = gr_node_add(g, GR_OP_CONV2D, "conv2d", n_in, in, GR_SHAPE(sx.d[0], sw.d[0], oh, ow), &n);
-  if (y) {
-    n->ia[0] = stride;
-    n->ia[1] = pad;
-    n->ia[2] = dil;
-    n->ia[3] = groups;
-    n->ia[4] = d->pad_mode;
-  }
-  return y;
-}
-
 gr_tensor gr_group_norm(gr_graph *g, gr_tensor x, int groups, gr_tensor gamma, gr_tensor beta, float eps) {
   if (!gr_ok(g, 1, &x) || (gamma && !gr_ok(g, 1, &gamma)) || (beta && !gr_ok(g, 1, &beta)))
     return 0;
@@ -286,6 +249,19 @@ gr_tensor gr_slice(gr_graph *g, gr_tensor x, int axis, int64_t start, int64_t le
   return y;
 }
 
+gr_tensor gr_flip(gr_graph *g, gr_tensor x, unsigned axes) {
+  if (!gr_ok(g, 1, &x))
+    return 0;
+  gr_shape s = SHAPE(x);
+  if (axes >> s.rank)
+    return gr_error(g, "flip", "axes mask 0x%x does not fit rank-%d shape %s", axes, s.rank, SHAPE_STR(s));
+  gr_node *n;
+  gr_tensor y = gr_node_add(g, GR_OP_FLIP, "flip", 1, &x, s, &n);
+  if (y)
+    n->ia[0] = axes;
+  return y;
+}
+
 static gr_tensor spatial(gr_graph *g, gr_op op, gr_tensor x, int up, int mode) {
   if (!gr_ok(g, 1, &x))
     return 0;
@@ -351,4 +327,49 @@ gr_tensor gr_assign(gr_graph *g, gr_tensor target, gr_tensor value) {
   if (y)
     gr_t(g, y)->alias = target; /* the node's result is the target's memory */
   return y;
+}
+
+gr_tensor gr_random(gr_graph *g, gr_shape shape, gr_tensor seed, uint32_t stream, gr_distribution dist) {
+  if (!gr_ok(g, 1, &seed))
+    return 0;
+  gr_shape ss = gr_t(g, seed)->shape;
+  if (gr_shape_count(ss) != 1 && gr_shape_count(ss) != 2)
+    return gr_error(g, "random", "seed %s must hold 1 or 2 values", SHAPE_STR(ss));
+  if ((unsigned)dist >= GR_DISTRIBUTION_COUNT)
+    return gr_error(g, "random", "unknown distribution %d", (int)dist);
+  if (shape.rank >= 1 && shape.rank <= GR_MAX_DIMS && gr_shape_count(shape) > (1ll << 31))
+    return gr_error(g, "random", "shape %s has more than 2^31 elements", SHAPE_STR(shape));
+  gr_node *n;
+  gr_tensor y = gr_node_add(g, GR_OP_RANDOM, dist == GR_NORMAL ? "randn" : "rand", 1, &seed, shape, &n);
+  if (y) {
+    n->ia[0] = dist;
+    n->ia[1] = stream;
+  }
+  return y;
+}
+
+static int square_ok(gr_graph *g, const char *op, gr_tensor w) {
+  if (!gr_ok(g, 1, &w))
+    return 0;
+  gr_shape s = gr_t(g, w)->shape;
+  if (s.rank != 2 || s.d[0] != s.d[1] || s.d[0] > 512) {
+    gr_error(g, op, "needs a square matrix [C, C] with C <= 512, got %s", SHAPE_STR(s));
+    return 0;
+  }
+  return 1;
+}
+
+gr_tensor gr_inverse(gr_graph *g, gr_tensor w) {
+  if (!square_ok(g, "inverse", w))
+    return 0;
+  return gr_node_add(g, GR_OP_INVERSE, "inverse", 1, &w, gr_t(g, w)->shape, NULL);
+}
+
+gr_tensor gr_logabsdet(gr_graph *g, gr_tensor w) {
+  if (!square_ok(g, "logabsdet", w))
+    return 0;
+  gr_tensor in[2] = {w, gr_node_add(g, GR_OP_LU, "lu", 1, &w, gr_t(g, w)->shape, NULL)};
+  if (!in[1])
+    return 0;
+  return gr_node_add(g, GR_OP_LOGABSDET, "logabsdet", 2, in, GR_SHAPE(1), NULL);
 }

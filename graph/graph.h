@@ -71,7 +71,8 @@ typedef struct gr_shape {
   X(LOGABSDET, "logabsdet", 2)   \
   X(ATTENTION, "attention", 1)   \
   X(ASSIGN, "assign", 2)         \
-  X(CONV2D_WGRAD, "conv2d_wgrad", -1) /* partial sums, then their sum (conv_wgrad.c) */
+  X(CONV2D_WGRAD, "conv2d_wgrad", -1) /* partial sums, then their sum (build_conv.c) */ \
+  X(FLIP, "flip", 1)
 
 typedef enum gr_op {
 #define GR_OP_ENUM(id, name, arity) GR_OP_##id,
@@ -179,6 +180,9 @@ gr_tensor gr_permute(gr_graph *g, gr_tensor x, const int *perm);
 gr_tensor gr_concat(gr_graph *g, gr_tensor a, gr_tensor b, int axis);
 /* x[..., start:start+length, ...] along axis. */
 gr_tensor gr_slice(gr_graph *g, gr_tensor x, int axis, int64_t start, int64_t length);
+/* x reversed along the axes whose bit is set in axes_mask (bit i = dimension i; 0 copies):
+ * out[..., i, ...] = x[..., d - 1 - i, ...]. Its own inverse. */
+gr_tensor gr_flip(gr_graph *g, gr_tensor x, unsigned axes_mask);
 
 typedef enum gr_upsample_mode { GR_NEAREST = 0, GR_BILINEAR } gr_upsample_mode;
 gr_tensor gr_upsample2x(gr_graph *g, gr_tensor x, gr_upsample_mode mode);
@@ -192,7 +196,8 @@ gr_tensor gr_attention(gr_graph *g, gr_tensor qkv);
 /* t [N] -> [N, dim]: sin(t·f_i) for i < dim/2, cos for the rest, f_i = max_period^(-i/(dim/2)). */
 gr_tensor gr_time_embed(gr_graph *g, gr_tensor t, int dim, float max_period);
 
-/* ---- padding, pixel (un)shuffle, gather, random numbers, small linear algebra (build_extra.c) */
+/* ---- padding, pixel (un)shuffle, gather (build_indexing.c), random numbers, small linear
+ * algebra (build_ops.c) */
 
 /* x [N, C, H, W] grown by pads = {top, bottom, left, right} (each >= 0) with zeros, or with
  * a mirror image that does not repeat the edge (PyTorch's "reflect": each pad < its side). */
@@ -232,7 +237,7 @@ gr_tensor gr_state(gr_graph *g, const char *name, gr_shape shape);
  * removal although nothing reads it. */
 gr_tensor gr_assign(gr_graph *g, gr_tensor target, gr_tensor value);
 
-/* --------------------------------------------------------------- gradients (autodiff.c) */
+/* --------------------------------------------------------------- gradients (autodiff/) */
 
 /* Reverse-mode differentiation: adds to g the nodes computing d loss / d wrt[i] for each i
  * (grads[i] has wrt[i]'s shape; 0 where loss does not depend on it). loss may have any

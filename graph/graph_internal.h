@@ -31,7 +31,7 @@ typedef struct gr_epilogue {
   gr_epilogue_step step[GR_MAX_EPILOGUE];
 } gr_epilogue;
 
-/* A GroupNorm folded away (passes.c): the conv that produces its input writes partial
+/* A GroupNorm folded away (passes/fusion.c): the conv that produces its input writes partial
  * statistics of that output (stats_out), and the conv that consumes its output reads the
  * un-normalised tensor and normalises each value on load (norm_in): then gamma, beta and,
  * if silu, SiLU, as the GroupNorm and its fused SiLU would have. */
@@ -42,7 +42,7 @@ typedef struct gr_norm_fold {
   float eps;
 } gr_norm_fold;
 
-/* What the fusions into convolutions (passes_conv.c) add to a conv2d node. */
+/* What the fusions into convolutions (passes/fusion_conv.c) add to a conv2d node. */
 typedef struct gr_conv_fusion {
   uint32_t x2, w2, b2; /* x2: 0, or + conv1x1(x2, w2) (+ b2 if not 0) summed with the main conv
                           (a residual block's skip conv, merged into the conv it adds to) */
@@ -119,64 +119,42 @@ int gr_broadcast_shape(gr_shape a, gr_shape b, gr_shape *out);
 /* Pads a shape on the left to 4 dims (for kernels). */
 void gr_shape4(gr_shape s, int64_t out[4]);
 
-/* ---- scalar functions shared by the CPU reference and the epilogue */
+/* ---- scalar functions shared by the CPU reference and the epilogue (scalar.c) */
 float gr_unary_eval(gr_unary f, float x, float a, float b); /* a, b: see gr_unary */
 float gr_binary_eval(gr_binary f, float a, float b);
 
-/* ---- vector-Jacobian products autodiff.c hands on (autodiff_extra.c): relu, leaky_relu,
- * abs, clamp; reduce max; and max/min, where, bilinear upsample, pad, the pixel shuffles,
- * gather, random, inverse, logabsdet (fills d[], returns 0 if the op has none). */
-gr_tensor gr_vjp_unary_extra(gr_graph *g, const gr_node *n, gr_tensor gy);
-/* Sums a gradient of a broadcast result down to an operand's shape `to` (autodiff.c). */
-gr_tensor gr_grad_unbroadcast(gr_graph *g, gr_tensor grad, gr_shape to);
-gr_tensor gr_vjp_reduce_extra(gr_graph *g, const gr_node *n, gr_tensor gy);
-int gr_vjp_extra(gr_graph *g, const gr_node *n, gr_tensor gy, gr_tensor *d /* [n->n_inputs] */);
+/* Strides (in elements) of `s` seen as a 4-D broadcast against `out`: 0 where s has 1 (ir.c). */
+void gr_bcast_strides(gr_shape s, gr_shape out, int64_t st[4]);
 
-/* The graph a plan or CPU interpreter runs (plan.c, cpu.c). */
+/* The shape of tensor x in the graph `g` of the function using it (op files), and a shape
+ * as text for a message. */
+#define SHAPE(x) (g->t[(x)].shape)
+#define SHAPE_STR(s) gr_shape_str((s), (char[64]){0}, 64)
+
+/* The graph a plan or CPU interpreter runs (vulkan/plan.c, cpu/reference.c). */
 const gr_graph *gr_plan_graph(const gr_plan *p);
 const gr_graph *gr_cpu_graph(const gr_cpu *c);
 
-/* ---- per-op implementations (op_table.c) */
-typedef struct gr_lower gr_lower;
+/* ---- the op table (op_table.c): one row per op, every implementation of it */
+typedef struct gr_lower gr_lower; /* vulkan/lower.h */
+/* A CPU kernel: in[i] = values of the node's inputs, out = its output (already sized). */
+typedef void (*gr_cpu_fn)(const gr_graph *g, const gr_node *n, const float *const *in, float *out);
+/* A vector-Jacobian product: builds the adjoint of each input from gy into d[0..n_inputs)
+ * (0 where an input gets none); returns 0 where the op (or its function) has none. */
+typedef int (*gr_vjp_fn)(gr_graph *g, const gr_node *n, gr_tensor gy, gr_tensor *d);
+/* Storage of halves (gr_plan_desc.f16_storage, passes/f16_storage.c): the op's shader reads
+ * its inputs and epilogue operands, or writes its output, through shaders/storage.glsl. */
+enum { GR_F16_READ = 1, GR_F16_WRITE = 2, GR_F16_RW = 3 };
 typedef struct gr_op_impl {
-  /* Reference: in[i] = values of node inputs, out = output values (already sized). */
-  void (*cpu)(const gr_graph *g, const gr_node *n, const float *const *in, float *out);
-  /* Vulkan: records the node's dispatch(es) into the plan's stream. */
+  gr_cpu_fn cpu;  /* the reference (cpu/): plain loops, the oracle of every test */
+  gr_cpu_fn fast; /* the CPU device's parallel kernel (cpu/fast_ops.c); NULL: the reference
+                     runs there. oneDNN takes its nodes first (cpu/fast_dnnl.c). */
+  /* Vulkan (vulkan/): records the node's dispatch(es) into the plan's stream. */
   aps_status (*lower)(gr_lower *L, const gr_node *n);
-  /* May this node take an epilogue (fusion anchor)? */
-  int fusable;
+  gr_vjp_fn vjp; /* the vector-Jacobian product (autodiff/); NULL: gr_grad fails naming the node */
+  int fusable; /* may this node take an epilogue (fusion anchor)? */
+  int f16;     /* GR_F16_READ | GR_F16_WRITE */
 } gr_op_impl;
 extern const gr_op_impl gr_op_impls[GR_OP_COUNT];
-
-/* ---- lowering helpers (plan.c), for op files */
-/* A float's bits, for specialisation constants. */
-static inline uint32_t gr_float_bits(float f) {
-  union {
-    float f;
-    uint32_t u;
-  } v = {f};
-  return v.u;
-}
-struct gr_lower {
-  const gr_graph *g;
-  rt_device *dev;
-  rt_stream *stream;
-  struct gr_plan *plan;
-};
-/* The buffer range of a tensor in the plan. */
-rt_binding gr_lower_binding(gr_lower *L, uint32_t tensor);
-/* A small zeroed buffer for bindings a kernel does not use. */
-rt_binding gr_lower_dummy(gr_lower *L);
-/* Appends the node's epilogue: spec constants at ids 8.. and operand bindings at
- * bindings[first..first+3] (unused ones bound to a dummy). */
-void gr_lower_epilogue(gr_lower *L, const gr_node *n, rt_kernel_desc *kd, rt_dispatch *d, int first_binding);
-/* Gets the kernel and records the dispatch (named after the node). */
-aps_status gr_lower_dispatch(gr_lower *L, const gr_node *n, const rt_kernel_desc *kd, rt_dispatch *d);
-/* The common case: one dispatch reading input 0 and writing the output, over
- * `workgroups` workgroups (split by gr_lower_groups). */
-aps_status gr_lower_one_to_one(gr_lower *L, const gr_node *n, const rt_kernel_desc *kd, const void *push,
-                               uint64_t workgroups);
-/* Splits a 1-D count of workgroups into x*y within device limits. */
-void gr_lower_groups(gr_lower *L, uint64_t groups, uint32_t out[3]);
 
 #endif

@@ -153,6 +153,17 @@ void gr_shape4(gr_shape s, int64_t out[4]) {
     out[4 - s.rank + i] = s.d[i];
 }
 
+void gr_bcast_strides(gr_shape s, gr_shape out, int64_t st[4]) {
+  int64_t d[4], o[4];
+  gr_shape4(s, d);
+  gr_shape4(out, o);
+  int64_t acc = 1;
+  for (int i = 3; i >= 0; i--) {
+    st[i] = d[i] == 1 && o[i] != 1 ? 0 : acc;
+    acc *= d[i];
+  }
+}
+
 int gr_broadcast_shape(gr_shape a, gr_shape b, gr_shape *out) {
   int r = a.rank > b.rank ? a.rank : b.rank;
   gr_shape o = {.rank = r};

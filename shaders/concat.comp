@@ -1,7 +1,7 @@
 #version 450
 // y = concat(a, b) along one axis, in one dispatch: the output seen as [outer, la + lb, inner].
 // Fused plans need it only where an input is not a conv's output or the axis is not channels:
-// convs store their slices of a channel concatenation themselves (graph/passes_conv.c).
+// convs store their slices of a channel concatenation themselves (graph/passes/fusion_conv.c).
 layout(local_size_x = 64) in;
 layout(set = 0, binding = 0) readonly buffer A { float a[]; };
 layout(set = 0, binding = 1) readonly buffer B { float b[]; };

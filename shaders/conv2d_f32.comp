@@ -21,7 +21,7 @@
 // Workgroups whose 8 channels span several groups (depthwise, O/GROUPS % 8 != 0) handle one
 // channel at a time with per-lane weight loads (a slow but compact path: rolled tap loops keep
 // the cold pipeline compile short).
-// Folded GroupNorm (graph/passes.c), both sides chosen by specialization constants 21-24:
+// Folded GroupNorm (graph/passes/fusion.c), both sides chosen by specialization constants 21-24:
 // STATS_GROUPS > 0: this conv also writes GroupNorm statistics of its output (after the epilogue)
 // for that many groups: per (sample, unit of min(O/groups, 8) channels, tile of TP pixels) the
 // pair (mean, M2 = sum of squared deviations from that mean); lanes' partials are merged in a
@@ -29,8 +29,8 @@
 // un-normalised tensor whose statistics a previous conv wrote; each workgroup merges them per
 // group (fixed order again), then every loaded value becomes silu?((x - mean) * rsqrt(var + eps)
 // * gamma + beta) before the zero padding applies.
-// Fusions into the conv (graph/passes_conv.c), chosen by specialization constants 25-30, each
-// saving a dispatch and a trip of a tensor through memory:
+// Fusions into the conv (graph/passes/fusion_conv.c), chosen by specialization constants 25-30,
+// each saving a dispatch and a trip of a tensor through memory:
 // UPSAMPLE: input 0 is read nearest-upsampled 2x: pc.H, pc.W are the upsampled size and each
 // load reads x at (iy/2, ix/2) (never combined with a folded GroupNorm on the input).
 // X2_FLAGS: the output also sums a 1x1 conv (stride 1, no padding) of a second input x2
@@ -258,7 +258,7 @@ vec3 store4(uint o, uint n, uint p, vec4 v, bool shm) {
 // no shared memory or barrier: per unit of uw channels, mean = sum k m / sum k, then
 // M2 = sum (q + k (m - mean)^2); lane j writes unit j. Every sum's order is fixed.
 void stats_sg(uint n, uint o0, uint tile, vec3 ls[TO]) {
-  // uw is 1, 2, 4 or 8 (passes.c): shifts instead of divisions, which lavapipe runs per lane
+  // uw is 1, 2, 4 or 8 (passes/fusion.c): shifts instead of divisions, which lavapipe runs per lane
   const uint O = pc.O, P = pc.OH * pc.OW, uw = min(O / STATS_GROUPS, 8u), sh = uint(findLSB(uw)), U = O >> sh;
   const uint nt = (P + TP - 1u) / TP, lane = gl_LocalInvocationID.x, u = (o0 >> sh) + lane;
   float sk[TO], sm[TO], mu[TO], q[TO];

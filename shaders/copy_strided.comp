@@ -1,6 +1,7 @@
 #version 450
 // y[dst_offset + i] = x[src_offset + Σ coord(i)·stride] over a 4-D index space: permutes,
-// slices, and each half of a concat (writing into a strided window of its output).
+// slices, flips (negative strides, as uints that wrap) and each half of a concat (writing
+// into a strided window of its output).
 layout(local_size_x = 64) in;
 layout(set = 0, binding = 0) readonly buffer X { float x[]; };
 layout(set = 0, binding = 1) buffer Y { float y[]; };

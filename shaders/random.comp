@@ -1,8 +1,8 @@
 #version 450
 // Counter-based random numbers (gr_random in graph/graph.h): block b of 4 elements is
 // Philox4x32-10(counter {b, 0, 0, 0}, key {seed, stream}); uniform (w >> 8)·2^-24 or
-// Box-Muller normals. Every float step mirrors gr_box_muller (graph/cpu_extra.c): fp32
-// polynomials instead of log/sin/cos, whose precision Vulkan leaves loose (2^-11 for sin).
+// Box-Muller normals. Every float step mirrors gr_box_muller (graph/cpu/reference_random.c):
+// fp32 polynomials instead of log/sin/cos, whose precision Vulkan leaves loose (2^-11 for sin).
 layout(local_size_x = 64) in;
 layout(constant_id = 0) const uint NORMAL = 0u;
 layout(set = 0, binding = 0) readonly buffer S { float seed[]; };

@@ -1,7 +1,7 @@
 #version 450
 // 2x spatial resampling of NCHW planes: nearest or bilinear upsampling (half-pixel centres,
 // edges clamped, as PyTorch with align_corners=False) and 2x2 average pooling. In fused plans a
-// conv reading nearest-upsampled values reads them from the small tensor (graph/passes_conv.c).
+// conv reading nearest-upsampled values reads them from the small tensor (graph/passes/fusion_conv.c).
 layout(local_size_x = 64) in;
 layout(constant_id = 0) const uint MODE = 0u; // 0 nearest up, 1 bilinear up, 2 average pool
 layout(set = 0, binding = 0) readonly buffer X { float x[]; };

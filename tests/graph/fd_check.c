@@ -193,3 +193,61 @@ void fd_check(gr_graph *g, gr_tensor loss, int n, const gr_tensor *wrt, const ch
   gr_graph_destroy(g);
 }
 
+/* ---- fills and losses for the gradient tests */
+
+static uint32_t lcg(uint32_t *s) { return *s = *s * 1664525u + 1013904223u; }
+static float unit(uint32_t *s) { return (float)(lcg(s) >> 8) / 16777216.0f; }
+
+/* In [-1, 1), at least 0.0375 from every multiple of 0.25 (the kinks the tests use: 0 and
+ * ±0.5), and tensors named "b..." in the other half of each cell, so that a - b is at least
+ * 0.075 from 0. "mask..." tensors get 0 or 1, "seed..." an integer. */
+void fd_fill_away(const char *name, float *v, int64_t n, uint32_t seed) {
+  float phase = name[0] == 'b' ? 0.75f : 0.25f;
+  for (int64_t i = 0; i < n; i++) {
+    if (!strncmp(name, "mask", 4)) {
+      v[i] = (float)(lcg(&seed) >> 31);
+      continue;
+    }
+    if (!strncmp(name, "seed", 4)) {
+      v[i] = (float)(1000 + (lcg(&seed) >> 20));
+      continue;
+    }
+    int cell = (int)(lcg(&seed) >> 29); /* 0..7 */
+    v[i] = -1.0f + 0.25f * ((float)cell + phase + 0.2f * (unit(&seed) - 0.5f));
+  }
+}
+
+/* A shuffle of n evenly spaced values in [-1, 1): every maximum unique, with a gap of 2/n. */
+void fd_fill_distinct(const char *name, float *v, int64_t n, uint32_t seed) {
+  (void)name;
+  for (int64_t i = 0; i < n; i++)
+    v[i] = -1.0f + 2.0f * ((float)i + 0.5f) / (float)n;
+  for (int64_t i = n - 1; i > 0; i--) {
+    int64_t j = (int64_t)(lcg(&seed) % (uint32_t)(i + 1));
+    float t = v[i];
+    v[i] = v[j];
+    v[j] = t;
+  }
+}
+
+/* Square "w" [c, c]: 0.4·U(-1, 1) ± 2·P with P the cyclic shift (pivoting needed; the sign
+ * chosen so that det < 0; condition number a few); anything else 0.4·U(-1, 1). */
+void fd_fill_matrix(const char *name, float *v, int64_t n, uint32_t seed) {
+  fill_uniform(v, n, -0.4f, 0.4f, seed);
+  if (name[0] != 'w')
+    return;
+  int c = (int)lround(sqrt((double)n));
+  for (int i = 0; i < c; i++)
+    v[i * c + (i + 1) % c] += c % 2 ? -2.0f : 2.0f; /* det ≈ (±2)^c · (-1)^(c-1) < 0 */
+}
+
+gr_tensor fd_weighted(gr_graph *g, gr_tensor y, const char *rname) {
+  return gr_mul(g, y, gr_input(g, rname, gr_tensor_shape(g, y)));
+}
+
+/* The loss: every term flattened and concatenated (no sum in fp32 inside the graph; the
+ * checker sums in double). */
+gr_tensor fd_join(gr_graph *g, gr_tensor loss, gr_tensor term) {
+  gr_tensor flat = gr_reshape(g, term, GR_SHAPE(gr_shape_count(gr_tensor_shape(g, term))));
+  return loss ? gr_concat(g, loss, flat, 0) : flat;
+}

@@ -163,3 +163,23 @@ static gr_graph *conv_graph(size_t i, int f16, char *what, size_t what_size) {
 
 gr_graph *conv_case(size_t i, char *what, size_t what_size) { return conv_graph(i, 0, what, what_size); }
 gr_graph *conv_case_f16(size_t i, char *what, size_t what_size) { return conv_graph(i, 1, what, what_size); }
+
+void check_graph_free(rt_device *dev, gr_graph *g, const char *what, check_opts o) {
+  check_graph(dev, g, what, &o);
+  gr_graph_destroy(g);
+}
+
+float *plan_output(gr_plan *p, const char *in, const float *v, int64_t nv, const char *name, int64_t n) {
+  float *out = malloc((size_t)n * sizeof *out);
+  aps_status s = in ? gr_plan_set(p, in, v, nv) : APS_OK;
+  if (s == APS_OK)
+    s = gr_plan_run(p);
+  if (s == APS_OK)
+    s = gr_plan_get(p, name, out, n);
+  CHECK(s == APS_OK, "plan run: %s", aps_last_error());
+  if (s != APS_OK) {
+    free(out);
+    return NULL;
+  }
+  return out;
+}

@@ -20,6 +20,11 @@ typedef struct check_opts {
 
 /* Returns 0 when every output of every plan matched the reference (failures are CHECKed). */
 int check_graph(rt_device *dev, gr_graph *g, const char *what, check_opts *o);
+/* check_graph, then destroys g. */
+void check_graph_free(rt_device *dev, gr_graph *g, const char *what, check_opts o);
+/* Output `name` of a plan run with input `in` set (in NULL: none); malloc'd, or NULL after a
+ * failed CHECK. */
+float *plan_output(gr_plan *p, const char *in, const float *v, int64_t nv, const char *name, int64_t n);
 void fill_uniform(float *v, int64_t n, float lo, float hi, uint32_t seed);
 /* x rounded to the nearest IEEE half (ties to even), as a float; past the range, inf. */
 float half_round(float x);

@@ -1,4 +1,4 @@
-/* The CPU device's memory plan (graph/cpu_plan.c): a U-Net training step (forward, backward,
+/* The CPU device's memory plan (graph/cpu/fast_memory_plan.c): a U-Net training step (forward, backward,
  * Adam) with its intermediate tensors sharing one arena must match the reference, which keeps
  * every tensor, over two steps (the second starts from the arena's leftovers). */
 #include <math.h>

@@ -131,6 +131,7 @@ TEST_CASE(f16_layout) {
   out16(g, gr_concat(g, x, x, 3), "concat_w");
   out16(g, gr_slice(g, z, 1, 1, 2), "slice_c");
   out16(g, gr_slice(g, x, 3, 4, 1), "slice_w");
+  out16(g, gr_flip(g, x, 10u), "flip_cw");
   out16(g, gr_reshape(g, gr_silu(g, x), GR_SHAPE(-1, 35)), "reshaped");
   run(g, "layout ops", one_op(-1, 1));
   g = gr_graph_create();

@@ -101,7 +101,7 @@ TEST_CASE(memory_plan) {
  * counts that are not multiples of the 32-pixel tile, rows that are not multiples of 4,
  * reflect padding, a strided consumer, a mean far from zero, with and without gamma, beta
  * and SiLU, and a producer output that other nodes also read. A norm with SiLU on a large
- * tensor (32x16x16 per sample) stays a dispatch of its own (see passes.c). */
+ * tensor (32x16x16 per sample) stays a dispatch of its own (see passes/fusion.c). */
 TEST_CASE(fusion_group_norm) {
   gr_graph *g = gr_graph_create();
   /* 1: conv -> + per-(n,c) shift -> GN(4 groups of 4) -> SiLU -> conv, + the first conv's output */

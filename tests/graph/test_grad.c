@@ -1,6 +1,10 @@
 /* Gradients of the smooth ops and of layers built from them (elementwise, reductions,
- * layout, matmul, conv2d, group norm, attention, an MLP, a U-Net) against finite differences
- * on the CPU reference, then the forward+backward graph on the device (fd_check.h). */
+ * layout, bilinear upsampling, matmul, conv2d, group norm, attention, an MLP, a U-Net)
+ * against finite differences on the CPU reference, then the forward+backward graph on the
+ * device (fd_check.h); and the error of differentiating through an assignment. */
+#include <stdio.h>
+#include <string.h>
+
 #include "fd_check.h"
 #include "graph_check.h"
 #include "layers.h"
@@ -139,4 +143,40 @@ TEST_CASE(grad_unet) {
                       gr_find(g, "mid.res0.norm1.gamma"), gr_find(g, "temb_proj.weight")};
   CHECK(wrt[1] && wrt[2] && wrt[3] && wrt[4], "the parameters exist");
   fd_check(g, loss, 5, wrt, "U-Net", (fd_opts){.lo = -0.5f, .hi = 0.5f, .points = 12});
+}
+
+/* flip's VJP is flip: along W and H of an image, along the batch and H of x times its
+ * mirror image (each element feeding two outputs), and along a vector. */
+TEST_CASE(grad_flip) {
+  gr_graph *g = gr_graph_create();
+  gr_tensor x = gr_input(g, "x", GR_SHAPE(2, 3, 5, 4)), v = gr_param(g, "v", GR_SHAPE(7));
+  gr_tensor l = fd_join(g, 0, fd_weighted(g, gr_flip(g, gr_unary_op(g, GR_TANH, x), 12u), "r1"));
+  l = fd_join(g, l, fd_weighted(g, gr_mul(g, gr_flip(g, x, 5u), x), "r2"));
+  l = fd_join(g, l, fd_weighted(g, gr_flip(g, gr_unary_op(g, GR_SQUARE, v), 1u), "r3"));
+  gr_tensor wrt[2] = {x, v};
+  fd_check(g, l, 2, wrt, "flip", (fd_opts){0});
+}
+
+TEST_CASE(grad_bilinear) {
+  gr_graph *g = gr_graph_create();
+  gr_tensor x = gr_input(g, "x", GR_SHAPE(2, 3, 4, 5)), one = gr_param(g, "one", GR_SHAPE(1, 1, 1, 1));
+  gr_tensor row = gr_input(g, "row", GR_SHAPE(1, 2, 1, 3));
+  gr_tensor l = fd_join(g, 0, fd_weighted(g, gr_upsample2x(g, x, GR_BILINEAR), "r1"));
+  l = fd_join(g, l, fd_weighted(g, gr_upsample2x(g, one, GR_BILINEAR), "r2"));
+  l = fd_join(g, l, fd_weighted(g, gr_upsample2x(g, gr_unary_op(g, GR_TANH, row), GR_BILINEAR), "r3"));
+  gr_tensor wrt[3] = {x, one, row};
+  fd_check(g, l, 3, wrt, "bilinear upsample", (fd_opts){0});
+}
+
+/* An assignment is an effect, not a function: differentiating through its result stays an
+ * error that names the op (gr_grad's "no vector-Jacobian product" path). */
+TEST_CASE(grad_assign_unsupported) {
+  gr_graph *g = gr_graph_create();
+  gr_tensor x = gr_input(g, "x", GR_SHAPE(4)), p = gr_param(g, "p", GR_SHAPE(4));
+  gr_tensor y = gr_assign(g, p, gr_mul(g, x, x));
+  gr_tensor grad;
+  aps_status s = gr_grad(g, gr_silu(g, y), 1, &x, &grad);
+  fprintf(stderr, "message: %s\n", aps_last_error());
+  CHECK(s == APS_ERR_UNSUPPORTED && strstr(aps_last_error(), "assign"), "differentiating through assign names it");
+  gr_graph_destroy(g);
 }

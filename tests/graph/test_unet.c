@@ -1,5 +1,5 @@
-/* The U-Net of the graph issue (widths 32/64/64, two blocks per level, attention at 8×8)
- * runs forward on the device and matches the CPU reference. */
+/* The graph compiler's reference U-Net (widths 32/64/64, two blocks per level, attention at
+ * 8×8) runs forward on the device and matches the CPU reference. */
 #include "graph_check.h"
 #include "graph_internal.h"
 #include "layers.h"
@@ -23,7 +23,7 @@ TEST_CASE(unet) {
                   "unfused: %u dispatches\n",
           o.fused.dispatches, o.fused.barriers, o.fused.fused_nodes, o.fused.arena_bytes / 1048576.0,
           o.fused.unplanned_bytes / 1048576.0, o.unfused.dispatches);
-  /* The graph issue's target: at most half the unfused dispatches, at most two per conv. */
+  /* The fusion target: at most half the unfused dispatches, at most two per conv. */
   uint32_t convs = 0;
   for (uint32_t i = 0; i < g->nn; i++)
     convs += g->n[i].op == GR_OP_CONV2D;

@@ -1,0 +1,163 @@
+/* The CPU device: oneDNN and parallel loops over the reference interpreter's order of
+ * nodes, only those some output or assignment needs, and the intermediate tensors in one
+ * arena planned by lifetime (fast_memory_plan.c): a training step of the U-Net at batch 64
+ * touched 4.6 GB of them one array each (6.6 GB resident), and spent more time in DRAM and
+ * page walks than in arithmetic. */
+#include "fast_device.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "aps_clock.h"
+#include "fast_dnnl.h"
+#include "fast_memory_plan.h"
+#include "reference_ops.h"
+
+/* APS_CPU_PROFILE=1: the CPU device's time per op (unary, binary and reduce per function),
+ * summed over its runs, printed to stderr when it is destroyed. */
+typedef struct op_time { double s; long n; } op_time;
+enum { PROF_FNS = 16 };
+
+struct gr_fast {
+  const gr_graph *g;
+  int threads;      /* OpenMP threads, 0 = its default */
+  uint8_t *needed;  /* per node, whether an output or an assignment needs it */
+  gr_dnnl *dnnl;    /* oneDNN state */
+  gr_cpu_plan plan; /* where each tensor lives */
+  float *arena;     /* the intermediate tensors (plan.offset) */
+  op_time *prof;    /* APS_CPU_PROFILE: per op and function */
+};
+
+/* The tensor node i reads as input k (a conv may read past the pads it folds). */
+static uint32_t input_of(const gr_fast *f, uint32_t i, int k) {
+  const uint32_t *r0 = gr_dnnl_read0(f->dnnl);
+  return k == 0 && r0 && r0[i] ? r0[i] : f->g->n[i].inputs[k];
+}
+
+/* The CPU device skips nodes that no output or assignment needs, as a Vulkan plan's
+ * dead-node pass does (e.g. the weight gradients in a graph differentiated w.r.t. its input
+ * only); the reference runs every node, so tests can read any tensor. */
+static uint8_t *needed_nodes(const gr_fast *f) {
+  const gr_graph *g = f->g;
+  uint8_t *live = calloc(g->nt, 1), *needed = calloc(g->nn ? g->nn : 1, 1);
+  if (!live || !needed) {
+    free(live), free(needed);
+    return NULL;
+  }
+  for (uint32_t t = 1; t < g->nt; t++)
+    live[t] = g->t[t].output;
+  for (uint32_t i = g->nn; i-- > 0;) {
+    const gr_node *n = &g->n[i];
+    if (!live[n->output] && n->op != GR_OP_ASSIGN)
+      continue;
+    needed[i] = 1;
+    for (int k = 0; k < n->n_inputs; k++)
+      live[input_of(f, i, k)] = 1;
+  }
+  free(live);
+  return needed;
+}
+
+aps_status gr_fast_create(const gr_graph *g, int threads, gr_fast **out) {
+  *out = NULL;
+  gr_fast *f = calloc(1, sizeof *f);
+  if (!f)
+    return aps_fail(APS_ERR_OUT_OF_MEMORY, "out of host memory");
+  f->g = g;
+  f->threads = threads;
+  aps_status st = gr_dnnl_create(g, &f->dnnl);
+  if (st == APS_OK && !(f->needed = needed_nodes(f)))
+    st = aps_fail(APS_ERR_OUT_OF_MEMORY, "out of host memory");
+  if (st == APS_OK)
+    st = gr_cpu_plan_make(g, f->needed, gr_dnnl_read0(f->dnnl), &f->plan);
+  if (st == APS_OK && getenv("APS_CPU_PROFILE") && !(f->prof = calloc(GR_OP_COUNT * PROF_FNS, sizeof *f->prof)))
+    st = aps_fail(APS_ERR_OUT_OF_MEMORY, "out of host memory");
+  if (st == APS_OK && f->plan.arena_floats) {
+    size_t bytes = (size_t)f->plan.arena_floats * sizeof(float), huge = (size_t)2 << 20;
+    bytes = (bytes + huge - 1) & ~(huge - 1);
+    if (posix_memalign((void **)&f->arena, huge, bytes)) {
+      f->arena = NULL;
+      st = aps_fail(APS_ERR_OUT_OF_MEMORY, "out of host memory for the CPU device's arena (%zu bytes)", bytes);
+    } else {
+#ifdef MADV_HUGEPAGE
+      madvise(f->arena, bytes, MADV_HUGEPAGE); /* fewer TLB misses over the big activations */
+#endif
+      memset(f->arena, 0, bytes);
+    }
+  }
+  if (st != APS_OK) {
+    gr_fast_destroy(f);
+    return st;
+  }
+  *out = f;
+  return APS_OK;
+}
+
+void gr_fast_destroy(gr_fast *f) {
+  if (!f)
+    return;
+  free(f->arena);
+  for (int k = 0; f->prof && k < GR_OP_COUNT * PROF_FNS; k++)
+    if (f->prof[k].n)
+      fprintf(stderr, "CPU device: %-16s fn %2d %7ld nodes %9.1f ms\n", gr_op_name((gr_op)(k / PROF_FNS)), k % PROF_FNS,
+              f->prof[k].n, f->prof[k].s * 1e3);
+  free(f->prof);
+  gr_cpu_plan_free(&f->plan);
+  free(f->needed);
+  gr_dnnl_destroy(f->dnnl);
+  free(f);
+}
+
+int gr_fast_place(const gr_fast *f, uint32_t t, float **at) {
+  *at = f->plan.where[t] == GR_CPU_ARENA ? f->arena + f->plan.offset[t] : NULL;
+  return f->plan.where[t] == GR_CPU_OWN;
+}
+
+void gr_fast_memory(const gr_fast *f, gr_cpu_memory_stats *out) {
+  out->arena_bytes = f->plan.arena_floats * sizeof(float);
+  out->unplanned_bytes = f->plan.unplanned_floats * sizeof(float);
+  out->shared_tensors = f->plan.shared;
+}
+
+/* oneDNN where it takes the node, else the parallel kernel, else the reference. The thread
+ * count is set for this thread's parallel regions (oneDNN's too). */
+aps_status gr_fast_run(gr_fast *f, float *const *v) {
+  const gr_graph *g = f->g;
+#ifdef _OPENMP
+  int before = omp_get_max_threads();
+  if (f->threads)
+    omp_set_num_threads(f->threads);
+#endif
+  aps_status st = APS_OK;
+  for (uint32_t i = 0; i < g->nn && st == APS_OK; i++) {
+    const gr_node *n = &g->n[i];
+    if (!f->needed[i] || f->plan.view[i])
+      continue;
+    const float *in[GR_MAX_INPUTS];
+    for (int k = 0; k < n->n_inputs; k++)
+      in[k] = v[input_of(f, i, k)];
+    int done = 0;
+    double t0 = f->prof ? aps_now_s() : 0;
+    st = gr_dnnl_run(f->dnnl, i, in, v[n->output], &done);
+    if (st == APS_OK && !done) {
+      gr_cpu_fn fast = gr_op_impls[n->op].fast;
+      (fast ? fast : gr_op_impls[n->op].cpu)(g, n, in, v[n->output]);
+      gr_cpu_effects(g, n, v);
+    }
+    if (f->prof) {
+      int fn = n->op == GR_OP_UNARY || n->op == GR_OP_BINARY || n->op == GR_OP_REDUCE ? (int)n->ia[0] : 0;
+      op_time *p = &f->prof[n->op * PROF_FNS + (fn >= 0 && fn < PROF_FNS ? fn : 0)];
+      p->s += aps_now_s() - t0;
+      p->n++;
+    }
+  }
+#ifdef _OPENMP
+  omp_set_num_threads(before);
+#endif
+  return st;
+}

@@ -1,0 +1,59 @@
+/* What the lowering functions of every op share: bindings of tensors, the epilogue's
+ * specialisation constants, workgroup counts, and recording a dispatch. */
+#include "lower.h"
+
+rt_binding gr_lower_binding(gr_lower *L, uint32_t tensor) {
+  const gr_storage *s = &L->st[gr_root_of(L->g, tensor)];
+  return (rt_binding){s->buffer, s->offset, (uint64_t)gr_shape_count(L->g->t[tensor].shape) * (s->f16 ? 2 : 4), s->f16};
+}
+
+rt_binding gr_lower_dummy(gr_lower *L) { return (rt_binding){.buffer = L->dummy}; }
+
+void gr_lower_epilogue(gr_lower *L, const gr_node *n, rt_kernel_desc *kd, rt_dispatch *d, int first) {
+  if (kd->spec_count < 21)
+    kd->spec_count = 21;
+  kd->spec[8] = (uint32_t)n->ep.count;
+  for (int i = 0; i < 4; i++) {
+    const gr_epilogue_step *s = &n->ep.step[i];
+    if (i < n->ep.count) {
+      kd->spec[9 + i] = s->fn | (s->is_binary ? 256u : 0u) | ((uint32_t)s->bcast << 9) | (s->operand_first ? 2048u : 0u) |
+                        (s->window_channels << 12);
+      kd->spec[13 + i] = gr_float_bits(s->a);
+      kd->spec[17 + i] = gr_float_bits(s->b);
+    }
+    d->bindings[first + i] = i < n->ep.count && s->is_binary ? gr_lower_binding(L, s->operand)
+                                                             : gr_lower_dummy(L);
+  }
+}
+
+aps_status gr_lower_dispatch(gr_lower *L, const gr_node *n, const rt_kernel_desc *kd, rt_dispatch *d) {
+  rt_kernel_desc f16 = *kd; /* the bindings that hold halves pick the shader's fp16 variant */
+  for (int b = 0; b < RT_MAX_BINDINGS; b++)
+    f16.f16_mask |= d->bindings[b].f16 ? 1u << b : 0u;
+  rt_kernel *k;
+  aps_status s = rt_kernel_get(L->dev, &f16, &k);
+  if (s != APS_OK)
+    return aps_fail_context(s, "node %s: ", n->name);
+  d->kernel = k;
+  d->name = n->name;
+  s = rt_stream_dispatch(L->stream, d);
+  return s == APS_OK ? APS_OK : aps_fail_context(s, "node %s: ", n->name);
+}
+
+aps_status gr_lower_one_to_one(gr_lower *L, const gr_node *n, const rt_kernel_desc *kd, const void *push,
+                               uint64_t workgroups) {
+  rt_dispatch d = {.push = push, .bindings = {gr_lower_binding(L, n->inputs[0]), gr_lower_binding(L, n->output)}};
+  gr_lower_groups(L, workgroups, d.groups);
+  return gr_lower_dispatch(L, n, kd, &d);
+}
+
+void gr_lower_groups(gr_lower *L, uint64_t groups, uint32_t out[3]) {
+  uint64_t maxx = rt_device_caps(L->dev)->max_workgroup_count[0];
+  if (maxx > 65535)
+    maxx = 65535;
+  if (groups == 0)
+    groups = 1;
+  out[0] = (uint32_t)(groups < maxx ? groups : maxx);
+  out[1] = (uint32_t)((groups + out[0] - 1) / out[0]);
+  out[2] = 1;
+}

@@ -1,0 +1,121 @@
+/* Lowering of conv2d (the kernel's geometry specialised per layer) and of its weight
+ * gradient (build_conv.c): stage 0 is the split-K GEMM of shaders/conv_wgrad_f32.comp writing
+ * the partial sums, stage 1 their sum (shaders/conv_wgrad_sum.comp). */
+#include "lower.h"
+
+/* Keep in step with the TILE comments at the top of shaders/conv2d_f32.comp and
+ * shaders/depthwise_f32.comp. */
+enum { CONV_TILE_O = 8, CONV_TILE_P = 32, DEPTHWISE_TILE_P = 64 };
+
+/* depthwise_f32.comp: groups == input channels, no folded GroupNorm (the blur operators). */
+static aps_status lower_depthwise(gr_lower *L, const gr_node *n, const void *pc, uint32_t pixels, uint32_t o,
+                                  uint32_t batch) {
+  gr_shape sw = L->g->t[n->inputs[1]].shape;
+  int has_bias = n->n_inputs > 2;
+  rt_kernel_desc kd = {.shader = "depthwise_f32",
+                       .spec_count = 7,
+                       .spec = {(uint32_t)sw.d[2], (uint32_t)sw.d[3], (uint32_t)n->ia[0], (uint32_t)n->ia[1],
+                                (uint32_t)n->ia[2], (uint32_t)n->ia[4], (uint32_t)has_bias}};
+  rt_binding x = gr_lower_binding(L, n->inputs[0]);
+  rt_dispatch d = {.push = pc,
+                   .bindings = {x, gr_lower_binding(L, n->inputs[1]), has_bias ? gr_lower_binding(L, n->inputs[2]) : x,
+                                gr_lower_binding(L, n->output)},
+                   .groups = {(pixels + DEPTHWISE_TILE_P - 1) / DEPTHWISE_TILE_P, o, batch}};
+  if (d.groups[0] > 65535) /* the kernel strides over the rest of the pixel tiles */
+    d.groups[0] = 65535;
+  gr_lower_epilogue(L, n, &kd, &d, 4);
+  return gr_lower_dispatch(L, n, &kd, &d);
+}
+
+aps_status gr_lower_conv2d(gr_lower *L, const gr_node *n) {
+  const gr_graph *g = L->g;
+  const gr_conv_fusion *cf = &n->cf;
+  gr_shape sx = g->t[n->inputs[0]].shape, sw = g->t[n->inputs[1]].shape, so = g->t[n->output].shape;
+  uint32_t up = cf->upsample ? 2 : 1;
+  /* H, W: the input as the kernel sees it (upsampled); O from the weights, since the output
+   * tensor may be a concatenation with more channels (passes/fusion_conv.c). */
+  struct {
+    uint32_t N, C, H, W, O, OH, OW, C2;
+  } pc = {(uint32_t)sx.d[0], (uint32_t)sx.d[1], (uint32_t)sx.d[2] * up, (uint32_t)sx.d[3] * up,
+          (uint32_t)sw.d[0], (uint32_t)so.d[2], (uint32_t)so.d[3], cf->x2 ? (uint32_t)g->t[cf->x2].shape.d[1] : 0};
+  /* depthwise_f32.comp reads the first seven push constants; it has none of the fusions */
+  if ((int64_t)n->ia[3] == sx.d[1] && sx.d[1] > 1 && !n->stats_out && !n->norm_in.stats && !cf->x2 &&
+      !cf->upsample && !cf->out_c0 && !cf->out2 && so.d[1] == sw.d[0])
+    return lower_depthwise(L, n, &pc, pc.OH * pc.OW, pc.O, pc.N);
+  int has_bias = n->n_inputs > 2;
+  rt_kernel_desc kd = {.shader = "conv2d_f32",
+                       .spec_count = 8,
+                       .spec = {(uint32_t)sw.d[2], (uint32_t)sw.d[3], (uint32_t)n->ia[0], (uint32_t)n->ia[1],
+                                (uint32_t)n->ia[2], (uint32_t)n->ia[3], (uint32_t)n->ia[4], (uint32_t)has_bias}};
+  rt_binding x = gr_lower_binding(L, n->inputs[0]);
+  rt_dispatch d = {.push = &pc,
+                   .bindings = {x, gr_lower_binding(L, n->inputs[1]), has_bias ? gr_lower_binding(L, n->inputs[2]) : x,
+                                gr_lower_binding(L, n->output)},
+                   .groups = {(pc.OH * pc.OW + CONV_TILE_P - 1) / CONV_TILE_P, (pc.O + CONV_TILE_O - 1) / CONV_TILE_O,
+                              pc.N}};
+  if (d.groups[0] > 65535) /* the kernel strides over the rest of the pixel tiles */
+    d.groups[0] = 65535;
+  gr_lower_epilogue(L, n, &kd, &d, 4);
+  /* Folded GroupNorms (passes/fusion.c): partial statistics of the output at binding 8 (else the
+   * output itself, so that no extra range is written), and the input's normalisation from
+   * bindings 9-11 (else the dummy). */
+  const gr_norm_fold *nf = &n->norm_in;
+  kd.spec[21] = n->stats_out ? (uint32_t)n->stats_groups : 0;
+  kd.spec[22] = nf->stats ? (uint32_t)nf->groups : 0;
+  kd.spec[23] = (nf->gamma ? 1u : 0u) | (nf->beta ? 2u : 0u) | (nf->silu ? 4u : 0u);
+  kd.spec[24] = gr_float_bits(nf->stats ? nf->eps : 0.0f);
+  d.bindings[8] = n->stats_out ? gr_lower_binding(L, n->stats_out) : d.bindings[3];
+  d.bindings[9] = nf->stats ? gr_lower_binding(L, nf->stats) : gr_lower_dummy(L);
+  d.bindings[10] = nf->gamma ? gr_lower_binding(L, nf->gamma) : gr_lower_dummy(L);
+  d.bindings[11] = nf->beta ? gr_lower_binding(L, nf->beta) : gr_lower_dummy(L);
+  /* Upsampled input, a second input through a 1x1 kernel, the output's place in a
+   * concatenation and a second output (else the output again, as for the statistics), all
+   * from passes/fusion_conv.c. */
+  int placed = so.d[1] != sw.d[0];
+  kd.spec_count = 31;
+  kd.spec[25] = cf->upsample ? 1u : 0u;
+  kd.spec[26] = (cf->x2 ? 1u : 0u) | (cf->b2 ? 2u : 0u);
+  kd.spec[27] = placed ? (uint32_t)so.d[1] : 0;
+  kd.spec[28] = (uint32_t)cf->out_c0;
+  kd.spec[29] = cf->out2 ? (uint32_t)g->t[cf->out2].shape.d[1] : 0;
+  kd.spec[30] = (uint32_t)cf->out2_c0;
+  d.bindings[12] = cf->out2 ? gr_lower_binding(L, cf->out2) : d.bindings[3];
+  d.bindings[13] = cf->x2 ? gr_lower_binding(L, cf->x2) : gr_lower_dummy(L);
+  d.bindings[14] = cf->w2 ? gr_lower_binding(L, cf->w2) : gr_lower_dummy(L);
+  d.bindings[15] = cf->b2 ? gr_lower_binding(L, cf->b2) : gr_lower_dummy(L);
+  return gr_lower_dispatch(L, n, &kd, &d);
+}
+
+/* Keep in step with TILE_M / TILE_N at the top of shaders/conv_wgrad_f32.comp. */
+enum { WGRAD_TILE_M = 32, WGRAD_TILE_N = 16 };
+
+aps_status gr_lower_conv2d_wgrad(gr_lower *L, const gr_node *n) {
+  const gr_graph *g = L->g;
+  if (n->ia[8]) {
+    struct {
+      uint32_t count, splits;
+    } pc = {(uint32_t)gr_shape_count(SHAPE(n->output)), (uint32_t)n->ia[6]};
+    rt_kernel_desc kd = {.shader = "conv_wgrad_sum"};
+    return gr_lower_one_to_one(L, n, &kd, &pc, ((uint64_t)pc.count + 255) / 256);
+  }
+  gr_shape sx = SHAPE(n->inputs[0]), sg = SHAPE(n->inputs[1]);
+  struct {
+    uint32_t N, C, H, W, O, OH, OW, KH, KW, stride, pad, dil, groups, splits, chunk;
+  } pc = {(uint32_t)sx.d[0], (uint32_t)sx.d[1], (uint32_t)sx.d[2], (uint32_t)sx.d[3], (uint32_t)sg.d[1],
+          (uint32_t)sg.d[2], (uint32_t)sg.d[3], (uint32_t)n->ia[4], (uint32_t)n->ia[5], (uint32_t)n->ia[0],
+          (uint32_t)n->ia[1], (uint32_t)n->ia[2], (uint32_t)n->ia[3], (uint32_t)n->ia[6], (uint32_t)n->ia[7]};
+  uint64_t cols = (uint64_t)(pc.C / pc.groups) * pc.KH * pc.KW, rows = pc.O / pc.groups;
+  uint64_t z = (uint64_t)pc.groups * pc.splits;
+  const uint32_t *max = rt_device_caps(L->dev)->max_workgroup_count;
+  rt_dispatch d = {.push = &pc,
+                   .bindings = {gr_lower_binding(L, n->inputs[0]), gr_lower_binding(L, n->inputs[1]),
+                                gr_lower_binding(L, n->output)},
+                   .groups = {(uint32_t)((cols + WGRAD_TILE_N - 1) / WGRAD_TILE_N),
+                              (uint32_t)((rows + WGRAD_TILE_M - 1) / WGRAD_TILE_M), (uint32_t)z}};
+  for (int i = 0; i < 3; i++)
+    if (d.groups[i] > max[i])
+      return aps_fail(APS_ERR_UNSUPPORTED, "node %s: conv2d_wgrad needs %u workgroups along %c, the device allows %u",
+                      n->name, d.groups[i], "xyz"[i], max[i]);
+  rt_kernel_desc kd = {.shader = "conv_wgrad_f32"};
+  return gr_lower_dispatch(L, n, &kd, &d);
+}

@@ -14,7 +14,14 @@
   X(sde_schedule) X(importance_density) X(elbo_gaussian) X(prior_train) X(prior_resume) X(prior_reload) \
   X(prior_config_errors) X(elbo_input_grad) X(prior_nan_loss)
 
-#define CASES(X) DATASET_CASES(X) PRIOR_CASES(X)
+/* test_op_spec.c, test_operators.c: operator specs, families, masks, bundles; the operators
+ * as graphs on the CPU device and Vulkan. */
+#define OPERATOR_CASES(X)                                                                                \
+  X(op_spec_roundtrip) X(op_spec_errors) X(op_spec_meta) X(op_mask_coverage) X(op_mask_files)                  \
+  X(op_bundle) X(op_adjoint) X(op_vjp_fd) X(op_devices_agree) X(op_seed) X(op_reference)        \
+  X(op_data_term) X(op_graph_errors)
+
+#define CASES(X) DATASET_CASES(X) PRIOR_CASES(X) OPERATOR_CASES(X)
 
 #define DECLARE(name) void test_##name(void);
 CASES(DECLARE)

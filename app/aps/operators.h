@@ -166,7 +166,8 @@ gr_tensor aps_op_adjoint(gr_graph *g, const aps_op_graph *op, gr_tensor y);
 /* y = A x + σ_y n (MASK: m ⊙ (x + σ_y n)), noise n [n, C, MH, MW] standard normal (an input,
  * or gr_random). */
 gr_tensor aps_op_simulate(gr_graph *g, const aps_op_graph *op, gr_tensor x, gr_tensor noise);
-/* The measurement on the image grid (channels 0..C-1 of the condition). */
+/* The measurement on the image grid (channels 0..C-1 of the condition): y itself (the same
+ * tensor) for MASK and BLUR, so it cannot be a second output of another name. */
 gr_tensor aps_op_on_grid(gr_graph *g, const aps_op_graph *op, gr_tensor y);
 gr_tensor aps_op_descriptor(gr_graph *g, const aps_op_graph *op); /* [n, 1, H, W] */
 gr_tensor aps_op_condition(gr_graph *g, const aps_op_graph *op, gr_tensor y); /* [n, C + 2, H, W] */

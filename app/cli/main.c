@@ -20,6 +20,8 @@ static void usage(FILE *f) {
         "  train-prior --data D --out F [...]   train the diffusion prior (--help for options)\n"
         "  prior-sample --model F --out P.png [--sampler em|ddim|ode --steps N --n K]\n"
         "  elbo --model F [--data D --split test]  the prior's -ELBO in bits/dim\n"
+        "  degrade --op SPEC (--data D [--index N | --n K] | --image P) --out DIR\n"
+        "                               measurements through an operator family (docs/operators.md)\n"
         "device: the method's commands take a GPU if Vulkan has one, else the CPU device;\n"
         "  --device cpu | <index|name> chooses (benchmarks default to Vulkan)\n"
         "environment: APS_DEVICE, APS_VALIDATE=1, APS_VALIDATE_SYNC=1, APS_QUIRK_<NAME>=0|1\n",
@@ -52,6 +54,8 @@ int main(int argc, char **argv) {
     } else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
       usage(stdout);
       return 0;
+    } else if (nwords == 0 && !strcmp(a, "degrade")) {
+      return cmd_degrade(&o, argc - i - 1, argv + i + 1);
     } else if (nwords == 0 && (!strcmp(a, "train-prior") || !strcmp(a, "prior-sample") || !strcmp(a, "elbo"))) {
       int (*cmd)(const cli_options *, int, char **) =
           a[0] == 't' ? cmd_train_prior : a[0] == 'p' ? cmd_prior_sample : cmd_elbo;

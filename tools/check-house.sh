@@ -2,7 +2,7 @@
 # The house rules that a machine can check (docs/DESIGN.md, "Rules of the house"):
 # - no source file under base/, runtime/, graph/ or app/ over 600 lines;
 # - no file named *_extra*, *_misc* or *_new*;
-# - no include cycle between modules (a module is foo.c with foo.h or aps_foo.h; module A depends on B
+# - no include cycle between modules (a module is foo.c with foo.h, aps_foo.h or foo_internal.h; module A depends on B
 #   when a file of A includes B's header), found with tsort;
 # - each floor includes only headers of its own floor and those below it:
 #   base <- runtime <- graph <- app (app reaches runtime/ only through graph.h).
@@ -30,14 +30,14 @@ rank() { case $1 in base) echo 0 ;; runtime) echo 1 ;; graph) echo 2 ;; app) ech
 pairs=$(mktemp)
 for fl in $floors; do
   while read -r f; do
-    mod=$(basename "${f%.*}"); mod=${mod#aps_}
+    mod=$(basename "${f%.*}"); mod=${mod#aps_}; mod=${mod%_internal}
     while read -r inc; do
       h=$(basename "$inc")
       to=${floor_of[$h]:-}
       [ -z "$to" ] && continue # a system header or a shader header
       if [ "$(rank "$to")" -gt "$(rank "$fl")" ]; then echo "upward include: $f includes $inc ($to/)"; fail=1; fi
       if [ "$fl" = app ] && [ "$to" = runtime ]; then echo "app/ reaches runtime/: $f includes $inc"; fail=1; fi
-      dep=${h%.h}; dep=${dep#aps_}
+      dep=${h%.h}; dep=${dep#aps_}; dep=${dep%_internal}
       [ "$dep" != "$mod" ] && echo "$mod $dep" >> "$pairs"
     done < <(sed -n 's/^#include "\([^"]*\)".*/\1/p' "$f")
   done < <(find "$fl" -name '*.[ch]')

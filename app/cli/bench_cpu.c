@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "bench_operators.h"
 #include "bench_util.h"
 #include "bench_values.h"
 #include "cli.h"
@@ -97,10 +98,16 @@ int bench_cpu_device(int json) {
     fprintf(stderr, "aps bench: CPU device: %s\n", aps_last_error());
     return 1;
   }
+  bench_op_row op_rows[BENCH_OP_ROWS]; /* the operators at batch 64, beside the U-Net's */
+  int nop = bench_operators_run(NULL, 64, op_rows, BENCH_OP_ROWS);
+  if (nop < 0)
+    return 1;
   if (json) {
     printf("{\"cpu_device\": {\"conv3x3_64_32x32_b16_gflops\": %.1f, \"conv1x1_64_32x32_b16_gflops\": %.1f, "
            "\"depthwise9x9_3ch_32x32_b64_gflops\": %.1f, \"matmul_1024_gflops\": %.1f, \"unet_b1_ms\": %.2f, "
-           "\"unet_b64_ms\": %.1f}}\n", conv3, conv1, dw, mm, b1, b64);
+           "\"unet_b64_ms\": %.1f}", conv3, conv1, dw, mm, b1, b64);
+    bench_operators_print(op_rows, nop, b64, 1);
+    printf("}\n");
   } else {
     printf("CPU device (oneDNN + OpenMP), medians of %d runs:\n", REPS);
     printf("  conv2d 3x3 64->64 32x32 batch 16  %7.1f GFLOP/s\n", conv3);
@@ -109,6 +116,7 @@ int bench_cpu_device(int json) {
     printf("  matmul 1024^3                     %7.1f GFLOP/s\n", mm);
     printf("  U-Net forward, batch 1            %7.2f ms\n", b1);
     printf("  U-Net forward, batch 64           %7.1f ms\n", b64);
+    bench_operators_print(op_rows, nop, b64, 0);
   }
   return 0;
 }

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "bench_operators.h"
 #include "bench_util.h"
 #include "bench_values.h"
 #include "cli.h"
@@ -178,6 +179,9 @@ int cmd_bench_graph(const cli_options *o) {
   int nops = 0;
   unet_result u[2] = {{0}};
   int fail = bench_ops(dev, ops, &nops) || bench_unet(dev, 1, &u[0]) || bench_unet(dev, o->quick ? 2 : 64, &u[1]);
+  bench_op_row op_rows[BENCH_OP_ROWS]; /* the operators at the prior's batch */
+  int nop = fail ? 0 : bench_operators_run(dev, u[1].batch, op_rows, BENCH_OP_ROWS);
+  fail = fail || nop < 0;
   if (!fail && o->json) {
     printf("{\"device\": \"%s\", \"driver\": \"%s\",\n \"ops\": [", c->name, c->driver_info);
     for (int i = 0; i < nops; i++)
@@ -194,7 +198,9 @@ int cmd_bench_graph(const cli_options *o) {
              u[i].fused.barriers, u[i].unfused.barriers, u[i].fused.arena_bytes / 1048576.0,
              u[i].fused.unplanned_bytes / 1048576.0, u[i].ms_f16, u[i].f16.arena_bytes / 1048576.0,
              u[i].f16.f16_tensors);
-    printf("}}\n");
+    printf("}");
+    bench_operators_print(op_rows, nop, u[1].ms, 1);
+    printf("}\n");
   } else if (!fail) {
     printf("device: %s (%s)\n%-40s %10s %14s\n", c->name, c->driver_info, "op", "ms", "throughput");
     for (int i = 0; i < nops; i++)
@@ -219,6 +225,7 @@ int cmd_bench_graph(const cli_options *o) {
     } else {
       printf("fp16 storage: %s lacks storageBuffer16BitAccess\n", c->name);
     }
+    bench_operators_print(op_rows, nop, u[1].ms, 0);
   }
   rt_device_destroy(dev);
   return fail;

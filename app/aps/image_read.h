@@ -1,0 +1,12 @@
+/* One PNG read as an image in [-1, 1] (a byte v maps to v / 127.5 − 1, as the dataset
+ * loaders do; 16-bit values to v / 32767.5 − 1): grey and grey+alpha give 1 channel, RGB and
+ * RGBA 3; alpha is dropped. Errors name the file. */
+#ifndef APS_IMAGE_READ_H
+#define APS_IMAGE_READ_H
+
+#include "aps_status.h"
+
+/* *out [c, h, w] (free()). */
+aps_status aps_png_read_image(const char *path, int *c, int *h, int *w, float **out);
+
+#endif

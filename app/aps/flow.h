@@ -122,6 +122,8 @@ struct aps_flow_ctx {
   gr_tensor logdet; /* accumulated log|det| of the built direction, [N] */
   uint32_t seed;    /* the config's seed: fixed permutations and LU constants */
   char scope[GR_MAX_NAME]; /* current parameter prefix, "flow...." */
+  int depth;               /* aps_flow_enter nesting, and the scope's length before each */
+  uint16_t marks[32];
   aps_status status; /* the first fault found by a flow builder (not a graph builder's) */
   char error[256];   /* its message */
 };

@@ -75,7 +75,7 @@ gr_tensor aps_flow_glow(aps_flow_ctx *f, const aps_flow_config *c, gr_tensor in,
   }
   gr_tensor h = in, z = 0;
   for (int l = 0; l < levels; l++) {
-    h = aps_flow_squeeze(f, h);
+    h = aps_flow_unsqueeze(f, h); /* inverse: space-to-depth */
     for (int k = c->steps - 1; k >= 0; k--)
       h = step(f, c, l, k, h, feat[l]);
     gr_tensor zl = h;

@@ -45,18 +45,24 @@ aps_status aps_flow_ctx_done(aps_flow_ctx *f) {
 
 void aps_flow_enter(aps_flow_ctx *f, const char *name) {
   size_t n = strlen(f->scope);
+  if (f->depth == (int)(sizeof f->marks / sizeof *f->marks)) {
+    fault(f, "flow scopes nested deeper than %d at '%s'", f->depth, f->scope);
+    return;
+  }
+  f->marks[f->depth++] = (uint16_t)n;
   snprintf(f->scope + n, sizeof f->scope - n, ".%s", name);
   gr_scope_push(f->g, name);
 }
 
 void aps_flow_leave(aps_flow_ctx *f) {
-  char *dot = strrchr(f->scope, '.');
-  if (dot)
-    *dot = 0;
+  if (f->depth > 0)
+    f->scope[f->marks[--f->depth]] = 0;
   gr_scope_pop(f->g);
 }
 
 gr_tensor aps_flow_param(aps_flow_ctx *f, const char *name, gr_shape s) {
+  if (gr_graph_status(f->g) != APS_OK)
+    return 0; /* the graph's own error tells */
   char full[2 * GR_MAX_NAME], a[64], b[64];
   snprintf(full, sizeof full, "%s.%s", f->scope, name);
   if (strlen(full) >= GR_MAX_NAME)

@@ -14,7 +14,10 @@
   X(sde_schedule) X(importance_density) X(elbo_gaussian) X(prior_train) X(prior_resume) X(prior_reload) \
   X(prior_config_errors) X(elbo_input_grad) X(prior_nan_loss)
 
-#define CASES(X) DATASET_CASES(X) PRIOR_CASES(X)
+/* test_flow.c: flow layers and architectures invert, log-dets, ActNorm init, configs, files. */
+#define FLOW_CASES(X) X(flow_layers_roundtrip) X(flow_glow_roundtrip) X(flow_realnvp_roundtrip) X(flow_logdet_jacobian)
+
+#define CASES(X) DATASET_CASES(X) PRIOR_CASES(X) FLOW_CASES(X)
 
 #define DECLARE(name) void test_##name(void);
 CASES(DECLARE)

@@ -286,3 +286,186 @@ void test_flow_logdet_jacobian(void) {
   unsigned msgs = rt_validation_messages_total();
   CHECK(msgs == 0, "%u validation messages (see above)", msgs);
 }
+
+/* Per-dimension (vectors) or overall (images) mean and variance of n samples of d values. */
+static void moments(const float *v, int n, int d, int per_dim, double *worst_mean, double *worst_var) {
+  *worst_mean = *worst_var = 0;
+  for (int j = 0; j < (per_dim ? d : 1); j++) {
+    double s = 0, s2 = 0, count = 0;
+    for (int i = 0; i < n; i++)
+      for (int k = per_dim ? j : 0; k < (per_dim ? j + 1 : d); k++)
+        s += v[i * d + k], s2 += (double)v[i * d + k] * v[i * d + k], count++;
+    double mean = s / count, var = s2 / count - (per_dim ? mean * mean : 0);
+    *worst_mean = fmax(*worst_mean, fabs(mean));
+    *worst_var = fmax(*worst_var, fabs(var - 1));
+  }
+}
+
+/* Data-dependent ActNorm initialisation, in either direction, then the flow run in that
+ * direction on the same batch: its output is standardised (per dimension for realnvp-fc,
+ * whose last layer that way is an ActNorm or an identity coupling and a permutation; for
+ * glow each latent channel is, so the whole z has mean 0 and mean square 1). */
+static void ddi_check(const char *what, const aps_flow_config *c, int inverse, const char *device) {
+  enum { B = 64 };
+  int d = (int)aps_flow_dim(c);
+  int64_t nc = c->cond ? gr_shape_count(aps_flow_cond_shape(c, B)) : 0;
+  gr_graph *g = gr_graph_create();
+  gr_tensor in = gr_input(g, "in", aps_flow_shape(c, B));
+  gr_tensor cond = c->cond ? gr_input(g, "cond", aps_flow_cond_shape(c, B)) : 0;
+  gr_output(g, inverse ? aps_flow_inverse(g, c, in, cond, NULL) : aps_flow_forward(g, c, in, cond, NULL), "out");
+  aps_runner *r = NULL;
+  REQUIRE_OK(aps_runner_create(g, &(aps_runner_desc){.device = device, .quiet = 1}, &r));
+  uint64_t rng = 31;
+  float *data = malloc(sizeof(float) * B * (size_t)d), *out = malloc(sizeof(float) * B * (size_t)d);
+  float *cv = malloc(sizeof(float) * (size_t)(nc ? nc : 1));
+  for (int i = 0; i < B * d; i++) /* far from standard: per-element offsets and scales */
+    data[i] = 0.5f * (float)(i % d) - 1.0f + (0.1f + 0.05f * (float)(i % d)) * aps_rng_normal(&rng);
+  fill_normal(cv, nc, 1.0f, &rng);
+  REQUIRE_OK(aps_flow_init_params(g, c, r, &rng));
+  REQUIRE_OK(aps_flow_actnorm_init(r, c, inverse, data, c->cond ? cv : NULL, B));
+  REQUIRE_OK(aps_runner_set(r, "in", data, (int64_t)B * d));
+  if (nc)
+    REQUIRE_OK(aps_runner_set(r, "cond", cv, nc));
+  REQUIRE_OK(aps_runner_run(r));
+  REQUIRE_OK(aps_runner_get(r, "out", out, (int64_t)B * d));
+  double m0, v0, m1, v1;
+  moments(data, B, d, c->arch == APS_FLOW_REALNVP_FC, &m0, &v0);
+  moments(out, B, d, c->arch == APS_FLOW_REALNVP_FC, &m1, &v1);
+  fprintf(stderr, "%s, %s, %s: |mean| %.2e, |var - 1| %.2e (data: %.2f, %.2f)\n", what,
+          inverse ? "inverse on x" : "forward on z", device, m1, v1, m0, v0);
+  CHECK(m1 < 1e-3 && v1 < 1e-3, "%s: after the data-dependent init the %s output has |mean| %.3e, |var - 1| %.3e",
+        what, inverse ? "inverse" : "forward", m1, v1);
+  free(data), free(out), free(cv);
+  aps_runner_destroy(r);
+  gr_graph_destroy(g);
+}
+
+void test_flow_actnorm_init(void) {
+  aps_flow_config fc = aps_flow_config_realnvp(5, 2);
+  fc.steps = 3, fc.hidden = 8;
+  aps_flow_config glow = aps_flow_config_glow(1, 8, 1);
+  glow.levels = 2, glow.steps = 2, glow.hidden = 8, glow.cond_hidden = 4;
+  for (int dv = 0; dv < 2; dv++) {
+    ddi_check("realnvp-fc dim 5", &fc, 1, devices[dv]);
+    ddi_check("realnvp-fc dim 5", &fc, 0, devices[dv]);
+    ddi_check("glow 1x8x8", &glow, 1, devices[dv]);
+  }
+  /* Non-finite data cannot be standardised: the error names the ActNorm. */
+  gr_graph *g = NULL;
+  aps_runner *r = NULL;
+  REQUIRE_OK(aps_flow_sample_graph(&fc, 4, &g));
+  REQUIRE_OK(aps_runner_create(g, &(aps_runner_desc){.device = "cpu", .quiet = 1}, &r));
+  uint64_t rng = 3;
+  REQUIRE_OK(aps_flow_init_params(g, &fc, r, &rng));
+  float flat[4 * 5] = {0}, cv[4 * 2] = {0};
+  for (int i = 0; i < 20; i++)
+    flat[i] = i % 5 ? 1.0f : 1.0f / 0.0f;
+  aps_status s = aps_flow_actnorm_init(r, &fc, 1, flat, cv, 4);
+  CHECK(s != APS_OK && strstr(aps_last_error(), "actnorm"), "non-finite data: %s", aps_last_error());
+  aps_runner_destroy(r);
+  gr_graph_destroy(g);
+  unsigned msgs = rt_validation_messages_total();
+  CHECK(msgs == 0, "%u validation messages (see above)", msgs);
+}
+
+void test_flow_config(void) {
+  aps_flow_config cs[2] = {aps_flow_config_glow(3, 64, 4), aps_flow_config_realnvp(16, 8)}, back;
+  char buf[256];
+  for (int i = 0; i < 2; i++) {
+    aps_flow_config_string(&cs[i], buf);
+    REQUIRE_OK(aps_flow_config_parse(buf, &back));
+    CHECK(!memcmp(&back, &cs[i], sizeof back), "'%s' parses back to the same config", buf);
+  }
+  const char *bad[][2] = {
+      {"arch=glow channels=1 size=30 levels=2", "size=30"},
+      {"arch=glow channels=1", "lacks 'size'"},
+      {"arch=glow channels=1 size=32 steps=x", "'steps=x'"},
+      {"arch=flowy channels=1 size=32", "'arch=flowy'"},
+      {"arch=realnvp-fc dim=8 levels=2", "'levels=2'"},
+      {"arch=glow channels=1 size=32 bound=nan", "'bound=nan'"},
+      {"arch=realnvp-fc dim=1", "dim=1"},
+      {"channels=1 size=32 hidden=-3", "'hidden=-3'"},
+      {"channels=1 size=32 cond=2 cond_hidden=0", "cond_hidden=0"},
+      {"channels=1 size=32 levels", "'levels'"},
+  };
+  for (unsigned i = 0; i < sizeof bad / sizeof *bad; i++) {
+    aps_status s = aps_flow_config_parse(bad[i][0], &back);
+    CHECK(s == APS_ERR_FORMAT && strstr(aps_last_error(), bad[i][1]), "'%s': want an error naming %s, got: %s",
+          bad[i][0], bad[i][1], aps_last_error());
+  }
+  /* Model files: the kind and the config are checked, errors name the file and the key. */
+  char dir[] = "/tmp/aps-test-flow-XXXXXX", path[512];
+  REQUIRE_OK(mkdtemp(dir) ? APS_OK : APS_ERR_IO);
+  snprintf(path, sizeof path, "%s/m.safetensors", dir);
+  float w = 1;
+  gr_st_tensor t = {.name = "w", .rank = 1, .dims = {1}, .data = &w};
+  const char *files[][3] = {{NULL, "arch=glow channels=1 size=32", "aps.kind is missing"},
+                            {"prior/vp-eps", "arch=glow channels=1 size=32", "not a conditional flow"},
+                            {"flow/conditional", NULL, "aps.flow is missing"},
+                            {"flow/conditional", "arch=glow channels=1 size=32 levels=9", "levels=9"}};
+  for (unsigned i = 0; i < sizeof files / sizeof *files; i++) {
+    gr_st_meta m[2];
+    uint32_t nm = 0;
+    if (files[i][0])
+      m[nm++] = (gr_st_meta){"aps.kind", files[i][0]};
+    if (files[i][1])
+      m[nm++] = (gr_st_meta){"aps.flow", files[i][1]};
+    REQUIRE_OK(gr_st_write(path, &t, 1, m, nm));
+    gr_st *st = NULL;
+    REQUIRE_OK(gr_st_open(path, &st));
+    aps_status s = aps_flow_config_from_file(st, &back);
+    CHECK(s == APS_ERR_FORMAT && strstr(aps_last_error(), files[i][2]) && strstr(aps_last_error(), path),
+          "file case %u: want an error naming the file and \"%s\", got: %s", i, files[i][2], aps_last_error());
+    gr_st_close(st);
+  }
+  unlink(path);
+  rmdir(dir);
+}
+
+/* Save a flow's parameters with its config, rebuild it from the file alone: the same
+ * samples, bit for bit. */
+static void reload_on(const char *device) {
+  char dir[] = "/tmp/aps-test-flow-XXXXXX", path[512], meta_buf[256];
+  REQUIRE_OK(mkdtemp(dir) ? APS_OK : APS_ERR_IO);
+  snprintf(path, sizeof path, "%s/flow.safetensors", dir);
+  aps_flow_config c = aps_flow_config_glow(1, 8, 2), back;
+  c.levels = 2, c.steps = 2, c.hidden = 8, c.cond_hidden = 4, c.seed = 77;
+  enum { K = 5, B = 3, DIM = 64 };
+  float cond[2 * DIM], x1[K * DIM], x2[K * DIM];
+  uint64_t rng = 41;
+  fill_normal(cond, 2 * DIM, 1.0f, &rng);
+  gr_graph *g = NULL, *g2 = NULL;
+  aps_runner *r = NULL, *r2 = NULL;
+  REQUIRE_OK(aps_flow_sample_graph(&c, B, &g));
+  REQUIRE_OK(aps_runner_create(g, &(aps_runner_desc){.device = device, .quiet = 1}, &r));
+  REQUIRE_OK(init_perturbed(g, &c, r, &rng, 0.05f));
+  REQUIRE_OK(aps_flow_sample(r, &c, B, cond, 1234, 0.8f, K, x1));
+  gr_st_meta meta[APS_FLOW_META];
+  aps_flow_config_meta(&c, meta_buf, meta);
+  REQUIRE_OK(aps_runner_save(r, path, APS_SAVE_PARAMS, meta, APS_FLOW_META));
+  gr_st *st = NULL;
+  REQUIRE_OK(gr_st_open(path, &st));
+  REQUIRE_OK(aps_flow_config_from_file(st, &back));
+  CHECK(!memcmp(&back, &c, sizeof c), "the config read back from the file's metadata");
+  REQUIRE_OK(aps_flow_sample_graph(&back, B, &g2));
+  REQUIRE_OK(aps_runner_create(g2, &(aps_runner_desc){.device = device, .quiet = 1}, &r2));
+  REQUIRE_OK(aps_runner_load(r2, st));
+  REQUIRE_OK(aps_flow_sample(r2, &back, B, cond, 1234, 0.8f, K, x2));
+  CHECK(!memcmp(x1, x2, sizeof x1), "%s: samples of the reloaded flow are bit-identical", device);
+  double spread = 0;
+  for (int i = 0; i < DIM; i++)
+    spread += fabs(x1[i] - x1[DIM + i]) + fabs(x1[i] - x1[4 * DIM + i]);
+  CHECK(spread > 1, "%s: samples differ from one another (spread %.3f)", device, spread);
+  gr_st_close(st);
+  aps_runner_destroy(r), aps_runner_destroy(r2);
+  gr_graph_destroy(g), gr_graph_destroy(g2);
+  unlink(path);
+  rmdir(dir);
+}
+
+void test_flow_reload(void) {
+  reload_on("cpu");
+  reload_on("0");
+  unsigned msgs = rt_validation_messages_total();
+  CHECK(msgs == 0, "%u validation messages (see above)", msgs);
+}

@@ -59,7 +59,7 @@ aps_status aps_distill_graph(const aps_distill_desc *desc, gr_graph **out) {
                          gr_scale_shift(g, gr_unary_op(g, GR_SQUARE, sigma), 2.0f, 0.0f));
   gr_tensor total = gr_sub(g, fit, gr_scale_shift(g, logdet, le > 0 ? le : 0.0f, 0.0f));
   gr_tensor nelbo = 0;
-  if (lp > 0) { /* −b_θ(x), averaged over k draws of (t, ε) per sample */
+  if (lp > 0 && gr_graph_status(g) == APS_OK) { /* −b_θ(x), averaged over k draws of (t, ε) per sample */
     gr_shape sx = gr_tensor_shape(g, x);
     gr_tensor x4 = sx.rank == 4 ? x : gr_reshape(g, x, GR_SHAPE(n, dim, 1, 1)), xs = x4;
     for (int i = 1; i < k; i++)

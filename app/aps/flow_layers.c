@@ -97,6 +97,21 @@ static gr_tensor per_channel(aps_flow_ctx *f, gr_tensor v, int rank) {
   return gr_reshape(f->g, v, rank == 4 ? GR_SHAPE(1, c, 1, 1) : GR_SHAPE(1, c));
 }
 
+/* HW · Σ p for a parameter vector p [C], as [1]. A matmul with ones rather than a sum
+ * reduction: on Vulkan a fused plan fails on the reduction's gradient here ("binding 4 has
+ * no buffer" for the broadcast of [1] over the zero constant the VJP adds it to). */
+static gr_tensor param_sum(aps_flow_ctx *f, gr_tensor p, int64_t pixels_) {
+  int64_t c = shape(f, p).d[0];
+  float *ones = malloc(sizeof(float) * (size_t)c);
+  if (!ones)
+    return fault(f, "out of host memory");
+  for (int64_t i = 0; i < c; i++)
+    ones[i] = (float)pixels_;
+  gr_tensor sum = gr_matmul(f->g, gr_reshape(f->g, p, GR_SHAPE(1, c)), gr_const(f->g, "pixels", GR_SHAPE(c, 1), ones), 0, 0);
+  free(ones);
+  return gr_reshape(f->g, sum, GR_SHAPE(1));
+}
+
 static gr_tensor ddi_output(aps_flow_ctx *f, gr_tensor v, const char *leaf, int64_t c) {
   char name[GR_MAX_NAME + 16];
   snprintf(name, sizeof name, "ddi.%s.%s", f->scope, leaf);
@@ -129,7 +144,7 @@ gr_tensor aps_flow_actnorm(aps_flow_ctx *f, const char *name, gr_tensor x) {
     gr_tensor p = aps_flow_param(f, "logs", GR_SHAPE(c));
     logs = per_channel(f, p, s.rank);
     bias = per_channel(f, aps_flow_param(f, "bias", GR_SHAPE(c)), s.rank);
-    add_logdet(f, gr_scale_shift(g, gr_reduce_op(g, GR_SUM, p, 1u), (float)pixels(s), 0.0f), 1);
+    add_logdet(f, param_sum(f, p, pixels(s)), 1);
   }
   gr_tensor y = f->inverse ? gr_mul(g, gr_sub(g, x, bias), gr_unary_op(g, GR_EXP, gr_scale_shift(g, logs, -1.0f, 0.0f)))
                            : gr_add(g, gr_mul(g, x, gr_unary_op(g, GR_EXP, logs)), bias);
@@ -266,7 +281,7 @@ gr_tensor aps_flow_invconv(aps_flow_ctx *f, const char *name, gr_tensor x) {
     w = gr_inverse(g, w);
   gr_tensor y = s.rank == 4 ? gr_conv2d(g, x, gr_reshape(g, w, GR_SHAPE(c, c, 1, 1)), 0, &(gr_conv2d_desc){0})
                             : gr_matmul(g, x, w, 0, 1);
-  add_logdet(f, gr_scale_shift(g, gr_reduce_op(g, GR_SUM, log_s, 1u), (float)pixels(s), 0.0f), 1);
+  add_logdet(f, param_sum(f, log_s, pixels(s)), 1);
   aps_flow_leave(f);
   return y;
 }

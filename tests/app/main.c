@@ -16,7 +16,8 @@
 
 /* test_flow.c: flow layers and architectures invert, log-dets, ActNorm init, configs, files. */
 #define FLOW_CASES(X) X(flow_layers_roundtrip) X(flow_glow_roundtrip) X(flow_realnvp_roundtrip) X(flow_logdet_jacobian) \
-  X(flow_actnorm_init) X(flow_config) X(flow_reload) X(flow_gaussian_random_a) X(flow_gaussian_blur_a)
+  X(flow_actnorm_init) X(flow_config) X(flow_reload) X(flow_gaussian_random_a) X(flow_gaussian_blur_a)     \
+  X(flow_distill_glow)
 
 #define CASES(X) DATASET_CASES(X) PRIOR_CASES(X) FLOW_CASES(X)
 

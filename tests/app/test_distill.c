@@ -94,8 +94,8 @@ void test_flow_distill_glow(void) {
                                                    .eps = aps_distill_prior_eps, .eps_user = &pc, .t_draws = 2},
                                &g));
   /* One step on each device from the same state and seed. */
-  const char *outs[4] = {"loss", "data_fit", "neg_elbo", "logdet"};
-  float got[2][4];
+  const char *outs[5] = {"loss", "data_fit", "neg_elbo", "logdet", "grad_norm"};
+  float got[2][5];
   for (int dv = 0; dv < 2; dv++) {
     const char *device = dv ? "0" : "cpu";
     aps_runner *r = NULL;
@@ -105,13 +105,13 @@ void test_flow_distill_glow(void) {
     REQUIRE_OK(aps_runner_set(r, "optim.lr", &lr, 1));
     REQUIRE_OK(aps_runner_set(r, "optim.step", &step, 1));
     REQUIRE_OK(aps_runner_run(r));
-    for (int k = 0; k < 4; k++)
+    for (int k = 0; k < 5; k++)
       REQUIRE_OK(aps_runner_get(r, outs[k], &got[dv][k], 1));
-    fprintf(stderr, "%s: loss %.5f nats/dim, data fit %.3f, -ELBO %.3f, log-det %.4f nats/sample\n", device, got[dv][0],
-            got[dv][1], got[dv][2], got[dv][3]);
+    fprintf(stderr, "%s: loss %.5f nats/dim, data fit %.3f, -ELBO %.3f, log-det %.4f nats/sample, gradient norm %.5f\n",
+            device, got[dv][0], got[dv][1], got[dv][2], got[dv][3], got[dv][4]);
     aps_runner_destroy(r);
   }
-  for (int k = 0; k < 4; k++)
+  for (int k = 0; k < 5; k++)
     CHECK(fabs(got[0][k] - got[1][k]) < 1e-3 * (1 + fabs(got[0][k])), "%s: CPU %.6f, Vulkan %.6f", outs[k], got[0][k],
           got[1][k]);
   /* A short run on the CPU device: the loss falls, the prior stays as loaded. */

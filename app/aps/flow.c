@@ -14,7 +14,7 @@ const char *aps_flow_arch_name(aps_flow_arch a) { return a >= 0 && a < APS_FLOW_
 
 aps_flow_config aps_flow_config_glow(int channels, int size, int cond) {
   return (aps_flow_config){.arch = APS_FLOW_GLOW, .channels = channels, .size = size, .cond = cond, .levels = 3,
-                           .steps = 4, .hidden = 48, .cond_hidden = 16, .bound = 2.0f, .seed = 1};
+                           .steps = 4, .hidden = 64, .cond_hidden = 16, .bound = 2.0f, .seed = 1};
 }
 
 aps_flow_config aps_flow_config_realnvp(int dim, int cond) {

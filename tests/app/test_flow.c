@@ -183,6 +183,8 @@ void test_flow_glow_roundtrip(void) {
   c = aps_flow_config_glow(3, 8, 0);
   c.levels = 3, c.steps = 1, c.hidden = 6;
   flow_roundtrip("glow 3x8x8, 3 levels", &c, 2);
+  c = aps_flow_config_glow(1, 32, 3); /* the default */
+  flow_roundtrip("glow default 1x32x32", &c, 2);
   unsigned msgs = rt_validation_messages_total();
   CHECK(msgs == 0, "%u validation messages (see above)", msgs);
 }

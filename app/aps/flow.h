@@ -14,12 +14,15 @@
  * config's seed and the layer's name, so the config string alone rebuilds a model.
  *
  * Architectures (aps_flow_config.arch):
- * - glow: images [N, C, S, S]. Per level l (finest first, in the x -> z order): squeeze
- *   (space-to-depth 2×2), `steps` × [ActNorm → invertible 1×1 conv (LU) → affine coupling
- *   conditioned on features of c], then half of the channels split off as a latent (the
- *   last level keeps all). A conditioning encoder turns c [N, cond, S, S] into `cond_hidden`
- *   feature maps at every level's resolution (3×3 convs, average pooling). z has x's shape;
- *   its flattened elements hold the latents of level 0, 1, ... in turn.
+ * - glow: images [N, C, S, S], multi-scale. Level l (0 = finest) works on C·2^(l+2)
+ *   channels at S/2^(l+1). In the z -> x direction, coarsest level first: merge the level's
+ *   latent (levels but the last), `steps` × [ActNorm (per channel) → invertible 1×1 conv
+ *   (LU) → affine coupling conditioned on features of c], depth-to-space 2×2. The x -> z
+ *   direction runs it backwards: squeeze (space-to-depth), the steps' inverses, split half
+ *   of the channels off as that level's latent. A conditioning encoder turns c [N, cond,
+ *   S, S] into `cond_hidden` feature maps at every level's resolution (3×3 convs, average
+ *   pooling, LeakyReLU), concatenated to each coupling net's input. z has x's shape; its
+ *   flattened elements hold the latents of level 0, 1, ... in turn.
  * - realnvp-fc: vectors [N, dim], condition [N, cond]. `steps` blocks of [ActNorm (per
  *   element) → affine coupling whose net is Linear → LeakyReLU → LayerNorm → Linear →
  *   LeakyReLU → LayerNorm → zero-initialised Linear on concat(x_a, c)] then a fixed
@@ -80,7 +83,9 @@ gr_shape aps_flow_cond_shape(const aps_flow_config *c, int64_t n);
 /* ------------------------------------------------------------------ whole flows */
 
 /* x = G(z; cond), and log|det ∂G/∂z| per sample [N] in *logdet (may be NULL). z and x are
- * shaped by aps_flow_shape; cond by aps_flow_cond_shape (0 when config.cond is 0). */
+ * shaped by aps_flow_shape; cond by aps_flow_cond_shape (0 when config.cond is 0). On a bad
+ * config or a fault of a flow builder both return 0 (so the graph fails where the result
+ * is used) and aps_last_error() says what was wrong. */
 gr_tensor aps_flow_forward(gr_graph *g, const aps_flow_config *c, gr_tensor z, gr_tensor cond, gr_tensor *logdet);
 /* z = G⁻¹(x; cond), and log|det ∂G⁻¹/∂x| = −log|det ∂G/∂z| per sample in *logdet. */
 gr_tensor aps_flow_inverse(gr_graph *g, const aps_flow_config *c, gr_tensor x, gr_tensor cond, gr_tensor *logdet);

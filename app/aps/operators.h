@@ -1,4 +1,4 @@
-/* Forward operators of inverse problems, y = A(x) + σ_y n (METHOD.md §1), and the families
+/* Forward operators of inverse problems, y = A(x) + σ_y n (docs/METHOD.md §1), and the families
  * they are drawn from.
  *
  * Contract
@@ -50,7 +50,7 @@
  * image carries anyway, and is small enough that the posterior stays close to exact data
  * consistency. */
 #define APS_SIGMA_Y_FLOOR 0.01f
-#define APS_SIGMA_Y_DEFAULT 0.05f /* METHOD.md §1 */
+#define APS_SIGMA_Y_DEFAULT 0.05f /* docs/METHOD.md §1 */
 #define APS_SIGMA_Y_MAX 2.0f      /* larger σ_y is refused: the signal spans 2 */
 #define APS_BLUR_SIGMA_MAX 16.0f  /* larger σ_b (px) is refused */
 #define APS_OP_META_KEY "aps.op"

@@ -1,0 +1,135 @@
+/* The distillation training graph of distill.h. */
+#include "distill.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rng.h"
+
+/* Σ over every dimension but the first: [N, ...] -> [N]. */
+static gr_tensor per_sample_sum(gr_graph *g, gr_tensor v) {
+  gr_shape s = gr_tensor_shape(g, v);
+  return gr_reshape(g, gr_reduce_op(g, GR_SUM, v, ((1u << s.rank) - 1) & ~1u), GR_SHAPE(s.d[0]));
+}
+
+/* t from the importance density π(t) ∝ g²/σ² given u ~ U[0, 1): the cumulative weight
+ * log(e^B(t) − 1) − log(e^B(eps) − 1) = u·Z gives B(t) = softplus(u·Z + log(e^B(eps) − 1)),
+ * and t the positive root of ½(β1 − β0)t² + β0 t = B, written 2B / (β0 + sqrt(β0² + 2(β1 − β0)B))
+ * so that nothing cancels at small t. */
+static gr_tensor importance_t(gr_graph *g, const aps_sde *s, gr_tensor u) {
+  double z = aps_sde_importance_z(s), c = log(expm1(aps_sde_big_b(s, s->eps))), db = s->beta1 - s->beta0;
+  gr_tensor b = gr_unary_op(g, GR_SOFTPLUS, gr_scale_shift(g, u, (float)z, (float)c));
+  gr_tensor root = gr_unary_op(g, GR_SQRT, gr_scale_shift(g, b, (float)(2 * db), (float)(s->beta0 * s->beta0)));
+  gr_tensor t = gr_div(g, gr_scale_shift(g, b, 2.0f, 0.0f), gr_scale_shift(g, root, 1.0f, (float)s->beta0));
+  return gr_clamp(g, t, (float)s->eps, 1.0f);
+}
+
+aps_status aps_distill_graph(const aps_distill_desc *desc, gr_graph **out) {
+  *out = NULL;
+  aps_distill_desc d = *desc;
+  APS_TRY(aps_flow_config_check(&d.flow));
+  if (d.sde.beta1 == 0)
+    d.sde = aps_sde_default();
+  float lp = d.lambda_p == 0 ? 1.0f : d.lambda_p, le = d.lambda_e == 0 ? 1.0f : d.lambda_e;
+  int k = d.t_draws ? d.t_draws : 1;
+  if (d.batch < 1 || k < 1 || k > 64)
+    return aps_fail(APS_ERR_INVALID_ARG, "distill graph: batch %d, t_draws %d (need batch >= 1, 1 to 64 draws)",
+                    d.batch, k);
+  if (lp > 0 && !d.eps)
+    return aps_fail(APS_ERR_INVALID_ARG, "distill graph: no prior (eps builder) for lambda_p = %g", lp);
+  if (d.adam.max_grad_norm == 0)
+    d.adam.max_grad_norm = 1.0f;
+  if (!d.adam.frozen_prefix)
+    d.adam.frozen_prefix = "prior.";
+  int64_t n = d.batch, dim = aps_flow_dim(&d.flow);
+  gr_graph *g = gr_graph_create();
+  gr_tensor seed = gr_input(g, "seed", GR_SHAPE(2));
+  gr_tensor cond = d.flow.cond ? gr_input(g, "cond", aps_flow_cond_shape(&d.flow, n)) : 0;
+  gr_tensor z = gr_random(g, aps_flow_shape(&d.flow, n), seed, 0, GR_NORMAL), logdet = 0;
+  gr_tensor x = aps_flow_forward(g, &d.flow, z, cond, &logdet);
+  aps_status s = gr_graph_status(g);
+  if (s == APS_OK && !x)
+    s = aps_fail_context(APS_ERR_INVALID_ARG, "distill graph: the flow: ");
+  gr_tensor ax = s == APS_OK ? (d.forward ? d.forward(g, d.forward_user, x) : x) : 0;
+  /* ||y − A(x)||² / (2σ_y²) */
+  gr_tensor y = ax ? gr_input(g, "y", gr_tensor_shape(g, ax)) : 0, sigma = gr_input(g, "sigma_y", GR_SHAPE(n));
+  gr_tensor fit = gr_div(g, per_sample_sum(g, gr_unary_op(g, GR_SQUARE, gr_sub(g, y, ax))),
+                         gr_scale_shift(g, gr_unary_op(g, GR_SQUARE, sigma), 2.0f, 0.0f));
+  gr_tensor total = gr_sub(g, fit, gr_scale_shift(g, logdet, le > 0 ? le : 0.0f, 0.0f));
+  gr_tensor nelbo = 0;
+  if (lp > 0 && gr_graph_status(g) == APS_OK) { /* −b_θ(x), averaged over k draws of (t, ε) per sample */
+    gr_shape sx = gr_tensor_shape(g, x);
+    gr_tensor x4 = sx.rank == 4 ? x : gr_reshape(g, x, GR_SHAPE(n, dim, 1, 1)), xs = x4;
+    for (int i = 1; i < k; i++)
+      xs = gr_concat(g, xs, x4, 0);
+    gr_shape sk = gr_tensor_shape(g, xs);
+    gr_tensor t = importance_t(g, &d.sde, gr_random(g, GR_SHAPE(k * n), seed, 1, GR_UNIFORM));
+    gr_tensor nb = aps_prior_neg_elbo(g, &d.sde, d.eps, d.eps_user, xs, t, gr_random(g, sk, seed, 2, GR_NORMAL),
+                                      gr_random(g, sk, seed, 3, GR_NORMAL), gr_random(g, sk, seed, 4, GR_NORMAL));
+    nelbo = gr_reshape(g, gr_reduce_op(g, GR_MEAN, gr_reshape(g, nb, GR_SHAPE(k, n)), 1u), GR_SHAPE(n));
+    total = gr_add(g, total, gr_scale_shift(g, nelbo, lp, 0.0f));
+  }
+  gr_tensor loss = gr_scale_shift(g, gr_reduce_op(g, GR_MEAN, total, 1u), (float)(1.0 / (double)dim), 0.0f);
+  gr_output(g, loss, "loss");
+  gr_output(g, gr_reduce_op(g, GR_MEAN, fit, 1u), "data_fit");
+  gr_output(g, gr_reduce_op(g, GR_MEAN, logdet, 1u), "logdet");
+  if (nelbo)
+    gr_output(g, gr_reduce_op(g, GR_MEAN, nelbo, 1u), "neg_elbo");
+  if (s == APS_OK)
+    s = gr_graph_status(g);
+  gr_adam_outputs ao;
+  if (s == APS_OK)
+    s = gr_adam(g, loss, &d.adam, &ao);
+  if (s == APS_OK) {
+    gr_output(g, ao.grad_norm, "grad_norm");
+    s = gr_graph_status(g);
+  }
+  if (s != APS_OK) {
+    gr_graph_destroy(g);
+    return s;
+  }
+  *out = g;
+  return APS_OK;
+}
+
+gr_tensor aps_distill_prior_eps(gr_graph *g, void *prior_config, gr_tensor x, gr_tensor t) {
+  gr_scope_push(g, "prior");
+  gr_tensor y = aps_prior_eps(g, prior_config, x, t);
+  gr_scope_pop(g);
+  return y;
+}
+
+aps_status aps_distill_load_prior(const gr_graph *g, aps_runner *r, const gr_st *st) {
+  for (int pass = 0; pass < 2; pass++) { /* check everything, then set */
+    gr_tensor t;
+    for (uint32_t i = 0; (t = gr_param_at(g, i)); i++) {
+      const char *name = gr_tensor_name(g, t);
+      if (strncmp(name, "prior.", 6) || gr_tensor_is_state(g, t))
+        continue;
+      gr_shape s = gr_tensor_shape(g, t);
+      int rank;
+      int64_t dims[4];
+      const float *data;
+      if (gr_st_find(st, name + 6) < 0)
+        return aps_fail(APS_ERR_FORMAT, "%s: the prior lacks '%s'", gr_st_path(st), name + 6);
+      APS_TRY(gr_st_get_f32(st, name + 6, &rank, dims, &data));
+      if (rank != s.rank || memcmp(dims, s.d, sizeof(int64_t) * (size_t)rank))
+        return aps_fail(APS_ERR_FORMAT, "%s: '%s' has another shape than the prior network's", gr_st_path(st),
+                        name + 6);
+      if (pass)
+        APS_TRY(aps_runner_set(r, name, data, gr_shape_count(s)));
+    }
+  }
+  return APS_OK;
+}
+
+aps_status aps_distill_feed_fn(void *feed, aps_runner *r, int step) {
+  aps_distill_feed *f = feed;
+  if (f->measure)
+    APS_TRY(f->measure(f->user, r, step));
+  uint64_t bits = aps_rng_next(&f->rng);
+  float seed[2] = {(float)(bits & 0xffff), (float)((bits >> 16) & 0xffff)};
+  return aps_runner_set(r, "seed", seed, 2);
+}

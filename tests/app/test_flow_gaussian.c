@@ -1,0 +1,258 @@
+/* The distillation objective on the Gaussian case of docs/METHOD.md §8: a realnvp-fc flow
+ * trained on one measurement y = A x + n only (no sample of x), with the exact score of
+ * the Gaussian prior N(μ, Σ) as the prior's ε through aps_prior_neg_elbo, must reproduce
+ * the closed-form posterior N(μ_post, Σ_post). Two operators A (neither a mask), on the
+ * CPU device. */
+#include <math.h>
+#include <stdlib.h>
+
+#include "../test.h"
+#include "dataset.h"
+#include "distill.h"
+#include "sampler.h"
+#include "trainer.h"
+
+enum { D = 16, MAX_M = 16 };
+
+typedef struct gaussian {
+  double q[D * D], lambda[D], mu[D]; /* Σ = Q diag(λ) Qᵀ, Q's columns the eigenvectors */
+  aps_sde sde;
+} gaussian;
+
+typedef struct linear_op {
+  int m;
+  float a[MAX_M * D]; /* row-major m × D */
+} linear_op;
+
+/* A(x) = x Aᵀ on [N, D]. */
+static gr_tensor apply_a(gr_graph *g, void *user, gr_tensor x) {
+  linear_op *op = user;
+  return gr_matmul(g, x, gr_const(g, "A", GR_SHAPE(op->m, D), op->a), 0, 1);
+}
+
+/* ε(x_t, t) = σ (a²Σ + σ²I)⁻¹ (x_t − aμ) = σ Q diag(1 / (a²λ + σ²)) Qᵀ (x_t − aμ), for x_t
+ * [N, D, 1, 1] as the ELBO hands vectors over. */
+static gr_tensor exact_eps(gr_graph *g, void *user, gr_tensor x, gr_tensor t) {
+  gaussian *p = user;
+  int64_t n = gr_tensor_shape(g, x).d[0];
+  float q[D * D], lambda[D], mu[D];
+  for (int i = 0; i < D * D; i++)
+    q[i] = (float)p->q[i];
+  for (int i = 0; i < D; i++)
+    lambda[i] = (float)p->lambda[i], mu[i] = (float)p->mu[i];
+  gr_tensor qc = gr_const(g, "Q", GR_SHAPE(D, D), q), lc = gr_const(g, "lambda", GR_SHAPE(1, D), lambda);
+  gr_tensor a = gr_reshape(g, aps_prior_alpha(g, &p->sde, t), GR_SHAPE(n, 1));
+  gr_tensor s = gr_reshape(g, aps_prior_sigma(g, &p->sde, t), GR_SHAPE(n, 1));
+  gr_tensor centred = gr_sub(g, gr_reshape(g, x, GR_SHAPE(n, D)), gr_mul(g, a, gr_const(g, "mu", GR_SHAPE(1, D), mu)));
+  gr_tensor var = gr_add(g, gr_mul(g, gr_unary_op(g, GR_SQUARE, a), lc), gr_unary_op(g, GR_SQUARE, s));
+  gr_tensor u = gr_mul(g, gr_matmul(g, centred, qc, 0, 0), gr_div(g, s, var));
+  return gr_reshape(g, gr_matmul(g, u, qc, 0, 1), GR_SHAPE(n, D, 1, 1));
+}
+
+/* Inverse of a symmetric positive definite n × n matrix in place (Gauss-Jordan, double). */
+static void invert(double *a, int n) {
+  double *b = calloc((size_t)n * n, sizeof *b);
+  for (int i = 0; i < n; i++)
+    b[i * n + i] = 1;
+  for (int k = 0; k < n; k++) {
+    double piv = a[k * n + k];
+    for (int j = 0; j < n; j++)
+      a[k * n + j] /= piv, b[k * n + j] /= piv;
+    for (int i = 0; i < n; i++) {
+      if (i == k)
+        continue;
+      double f = a[i * n + k];
+      for (int j = 0; j < n; j++)
+        a[i * n + j] -= f * a[k * n + j], b[i * n + j] -= f * b[k * n + j];
+    }
+  }
+  memcpy(a, b, sizeof(double) * (size_t)n * n);
+  free(b);
+}
+
+static void make_prior(gaussian *p, uint64_t *rng) {
+  /* A random rotation (Gram-Schmidt on a Gaussian matrix's columns), eigenvalues spread
+   * over a decade, a non-zero mean. */
+  for (int i = 0; i < D * D; i++)
+    p->q[i] = aps_rng_normal(rng);
+  for (int j = 0; j < D; j++) {
+    for (int k = 0; k < j; k++) {
+      double dot = 0;
+      for (int i = 0; i < D; i++)
+        dot += p->q[i * D + j] * p->q[i * D + k];
+      for (int i = 0; i < D; i++)
+        p->q[i * D + j] -= dot * p->q[i * D + k];
+    }
+    double norm = 0;
+    for (int i = 0; i < D; i++)
+      norm += p->q[i * D + j] * p->q[i * D + j];
+    for (int i = 0; i < D; i++)
+      p->q[i * D + j] /= sqrt(norm);
+  }
+  for (int j = 0; j < D; j++) {
+    p->lambda[j] = 0.04 * pow(10.0, (double)j / (D - 1));
+    p->mu[j] = 0.3 * sin(1.3 * j);
+  }
+  p->sde = aps_sde_default();
+}
+
+typedef struct posterior {
+  double mean[D], cov[D * D];
+} posterior;
+
+/* Σ_post = (Σ⁻¹ + AᵀA/σ²)⁻¹, μ_post = Σ_post (Σ⁻¹μ + Aᵀy/σ²). */
+static void closed_form(const gaussian *p, const linear_op *op, const float *y, double sigma, posterior *out) {
+  double prec[D * D], sinv_mu[D], rhs[D];
+  for (int i = 0; i < D; i++)
+    for (int j = 0; j < D; j++) {
+      double s = 0, ata = 0;
+      for (int k = 0; k < D; k++)
+        s += p->q[i * D + k] * p->q[j * D + k] / p->lambda[k];
+      for (int r = 0; r < op->m; r++)
+        ata += (double)op->a[r * D + i] * op->a[r * D + j];
+      prec[i * D + j] = s + ata / (sigma * sigma);
+    }
+  for (int i = 0; i < D; i++) {
+    sinv_mu[i] = 0;
+    for (int j = 0; j < D; j++)
+      for (int k = 0; k < D; k++)
+        sinv_mu[i] += p->q[i * D + k] * p->q[j * D + k] / p->lambda[k] * p->mu[j];
+    double aty = 0;
+    for (int r = 0; r < op->m; r++)
+      aty += (double)op->a[r * D + i] * y[r];
+    rhs[i] = sinv_mu[i] + aty / (sigma * sigma);
+  }
+  invert(prec, D);
+  memcpy(out->cov, prec, sizeof prec);
+  for (int i = 0; i < D; i++) {
+    out->mean[i] = 0;
+    for (int j = 0; j < D; j++)
+      out->mean[i] += prec[i * D + j] * rhs[j];
+  }
+}
+
+/* Trains on y alone, samples, compares with the closed form. */
+static void posterior_check(const char *what, const linear_op *op, float sigma_y, int steps, float lr,
+                            uint64_t seed) {
+  enum { BATCH = 256, SAMPLE_BATCH = 4096, SAMPLES = 32768 };
+  uint64_t rng = seed;
+  gaussian p;
+  make_prior(&p, &rng);
+  /* The unknown x ~ N(μ, Σ) and its measurement. */
+  double x[D], e[D];
+  float y[MAX_M];
+  for (int i = 0; i < D; i++)
+    e[i] = aps_rng_normal(&rng);
+  for (int i = 0; i < D; i++) {
+    x[i] = p.mu[i];
+    for (int k = 0; k < D; k++)
+      x[i] += p.q[i * D + k] * sqrt(p.lambda[k]) * e[k];
+  }
+  for (int r = 0; r < op->m; r++) {
+    double v = 0;
+    for (int i = 0; i < D; i++)
+      v += op->a[r * D + i] * x[i];
+    y[r] = (float)(v + sigma_y * aps_rng_normal(&rng));
+  }
+  posterior truth;
+  closed_form(&p, op, y, sigma_y, &truth);
+
+  aps_flow_config fc = aps_flow_config_realnvp(D, op->m);
+  fc.steps = 6, fc.hidden = 64;
+  gr_graph *g = NULL, *sg = NULL;
+  aps_runner *r = NULL, *sr = NULL;
+  REQUIRE_OK(aps_distill_graph(&(aps_distill_desc){.flow = fc, .batch = BATCH, .forward = apply_a,
+                                                   .forward_user = (void *)op, .eps = exact_eps, .eps_user = &p},
+                               &g));
+  for (int i = 0; (gr_input_at(g, i)); i++) {
+    const char *in = gr_tensor_name(g, gr_input_at(g, i));
+    CHECK(!strcmp(in, "seed") || !strcmp(in, "cond") || !strcmp(in, "y") || !strcmp(in, "sigma_y") ||
+              !strncmp(in, "optim.", 6), "the training graph has an input '%s' beyond measurements", in);
+  }
+  REQUIRE_OK(aps_runner_create(g, &(aps_runner_desc){.device = "cpu", .quiet = 1}, &r));
+  REQUIRE_OK(aps_flow_init_params(g, &fc, r, &rng));
+  float *ys = malloc(sizeof(float) * BATCH * MAX_M), sig[BATCH];
+  for (int b = 0; b < BATCH; b++) {
+    memcpy(ys + b * op->m, y, sizeof(float) * (size_t)op->m);
+    sig[b] = sigma_y;
+  }
+  REQUIRE_OK(aps_runner_set(r, "y", ys, (int64_t)BATCH * op->m));
+  REQUIRE_OK(aps_runner_set(r, "cond", ys, (int64_t)BATCH * op->m));
+  REQUIRE_OK(aps_runner_set(r, "sigma_y", sig, BATCH));
+  free(ys);
+  aps_distill_feed feed = {.rng = seed * 7 + 1};
+  aps_train_result res;
+  REQUIRE_OK(aps_train(r, &(aps_train_desc){.steps = steps, .schedule = {.lr = lr, .warmup = 50, .total = steps},
+                                            .rng = &feed.rng, .feed = aps_distill_feed_fn, .user = &feed, .quiet = 1},
+                       &res));
+  /* Samples from the trained flow. */
+  REQUIRE_OK(aps_flow_sample_graph(&fc, SAMPLE_BATCH, &sg));
+  REQUIRE_OK(aps_runner_create(sg, &(aps_runner_desc){.device = "cpu", .quiet = 1}, &sr));
+  gr_tensor t;
+  for (uint32_t i = 0; (t = gr_param_at(sg, i)); i++) {
+    int64_t n = gr_shape_count(gr_tensor_shape(sg, t));
+    float *v = malloc(sizeof(float) * (size_t)n);
+    aps_status s = aps_runner_get(r, gr_tensor_name(sg, t), v, n);
+    if (s == APS_OK)
+      s = aps_runner_set(sr, gr_tensor_name(sg, t), v, n);
+    free(v);
+    REQUIRE_OK(s);
+  }
+  float *xs = malloc(sizeof(float) * SAMPLES * D);
+  REQUIRE_OK(aps_flow_sample(sr, &fc, SAMPLE_BATCH, y, seed + 99, 1.0f, SAMPLES, xs));
+  double mean[D] = {0}, cov[D * D] = {0};
+  for (int k = 0; k < SAMPLES; k++)
+    for (int i = 0; i < D; i++)
+      mean[i] += xs[k * D + i] / (double)SAMPLES;
+  for (int k = 0; k < SAMPLES; k++)
+    for (int i = 0; i < D; i++)
+      for (int j = 0; j < D; j++)
+        cov[i * D + j] += (xs[k * D + i] - mean[i]) * (xs[k * D + j] - mean[j]) / (double)(SAMPLES - 1);
+  double avg_std = 0, max_err = 0, rms = 0, fro = 0, fro_truth = 0, prior_fro = 0;
+  for (int i = 0; i < D; i++) {
+    avg_std += sqrt(truth.cov[i * D + i]) / D;
+    max_err = fmax(max_err, fabs(mean[i] - truth.mean[i]));
+    rms += (mean[i] - truth.mean[i]) * (mean[i] - truth.mean[i]) / D;
+    for (int j = 0; j < D; j++) {
+      double sij = 0;
+      for (int k = 0; k < D; k++)
+        sij += p.q[i * D + k] * p.lambda[k] * p.q[j * D + k];
+      fro += pow(cov[i * D + j] - truth.cov[i * D + j], 2);
+      fro_truth += pow(truth.cov[i * D + j], 2);
+      prior_fro += pow(sij - truth.cov[i * D + j], 2);
+    }
+  }
+  double rel_fro = sqrt(fro / fro_truth);
+  fprintf(stderr,
+          "%s: %d steps in %.1f s (final loss %.4f nats/dim); posterior avg std %.4f; mean error max %.4f = %.3f "
+          "avg std (rms %.3f avg std); covariance relative Frobenius error %.3f (the prior's: %.3f)\n",
+          what, steps, res.seconds, res.last_loss, avg_std, max_err, max_err / avg_std, sqrt(rms) / avg_std, rel_fro,
+          sqrt(prior_fro / fro_truth));
+  CHECK(max_err < 0.1 * avg_std, "%s: the posterior mean is off by %.3f of the average posterior std", what,
+        max_err / avg_std);
+  CHECK(rel_fro < 0.15, "%s: the posterior covariance is off by %.1f %% (Frobenius)", what, 100 * rel_fro);
+  free(xs);
+  aps_runner_destroy(r), aps_runner_destroy(sr);
+  gr_graph_destroy(g), gr_graph_destroy(sg);
+}
+
+/* A: a random 8 × 16 Gaussian matrix, σ_y = 0.2. */
+TEST_CASE(flow_gaussian_random_a) {
+  linear_op op = {.m = 8};
+  uint64_t rng = 101;
+  for (int i = 0; i < op.m * D; i++)
+    op.a[i] = aps_rng_normal(&rng) * 0.5f;
+  posterior_check("Gaussian, random 8x16 A, sigma_y 0.2", &op, 0.2f, 800, 2e-3f, 5);
+}
+
+/* A: blur [1/4, 1/2, 1/4] and keep every third of 16 coordinates (6 rows), σ_y = 0.1. */
+TEST_CASE(flow_gaussian_blur_a) {
+  linear_op op = {.m = 6};
+  for (int r = 0; r < op.m; r++)
+    for (int k = -1; k <= 1; k++) {
+      int c = 3 * r + 1 + k;
+      if (c >= 0 && c < D)
+        op.a[r * D + c] = k ? 0.25f : 0.5f;
+    }
+  posterior_check("Gaussian, blur + subsample 6x16 A, sigma_y 0.1", &op, 0.1f, 800, 2e-3f, 9);
+}

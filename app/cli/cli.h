@@ -19,6 +19,7 @@ int cmd_bench_prior(const cli_options *o);
 int cmd_train_prior(const cli_options *o, int argc, char **argv);
 int cmd_prior_sample(const cli_options *o, int argc, char **argv);
 int cmd_elbo(const cli_options *o, int argc, char **argv);
+int cmd_distill(const cli_options *o, int argc, char **argv);
 int cmd_degrade(const cli_options *o, int argc, char **argv);
 
 /* The CPU device's conv2d, matmul and U-Net figures (bench_cpu.c); 0 on success. */

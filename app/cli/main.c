@@ -32,6 +32,7 @@ static const cli_command commands[] = {
     {"train-prior", cmd_train_prior, NULL, "--data D --out F [...]  train the diffusion prior"},
     {"prior-sample", cmd_prior_sample, NULL, "--model F --out P.png [--sampler em|ddim|ode --steps N --n K]"},
     {"elbo", cmd_elbo, NULL, "--model F [--data D --split test]  the prior's -ELBO in bits/dim"},
+    {"distill", cmd_distill, NULL, "--prior F --op SPEC --out FLOW [...]  distil the prior into a conditional flow"},
     {"degrade", cmd_degrade, NULL, "--op SPEC (--data D [--index N | --n K] | --image P) --out DIR  measurements"},
 };
 enum { N_COMMANDS = sizeof commands / sizeof commands[0] };

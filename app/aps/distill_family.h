@@ -1,0 +1,55 @@
+/* Distilling the prior into a flow for a whole operator family (docs/METHOD.md §5), as
+ * `aps distill` runs it.
+ *
+ * Two graphs: the loss graph (aps_distill_graph with A = the family's operator, whose
+ * per-sample parameters are inputs "op.param", "op.kernel") sees only measurements y, their
+ * conditions c and σ_y; a small measuring graph on the CPU device turns clean training
+ * images into those measurements (y = A x + σ_y n with operators drawn from the family), or,
+ * with a bundle of recorded measurements (the published method's setting), only builds the
+ * conditions of the recorded y. Clean images never reach the loss graph: replacing them by
+ * others with the same measurements changes neither the loss nor its gradient.
+ *
+ * σ_y reaches the data term floored at APS_SIGMA_Y_FLOOR (operators.h), so exact
+ * measurements (σ_y = 0) keep a finite weight.
+ *
+ * The model file: the flow's EMA weights under their graph names ("flow.*"), metadata
+ * "aps.kind" = "flow/conditional", "aps.flow" (the config), "aps.op" (the family's canonical
+ * spec), "aps.prior" (the prior file, as given) and "aps.train" (the run's settings). */
+#ifndef APS_DISTILL_FAMILY_H
+#define APS_DISTILL_FAMILY_H
+#include "dataset.h"
+#include "distill.h"
+#include "operators.h"
+
+typedef struct aps_distill_run_desc {
+  const char *prior_path;
+  const char *spec;              /* the family; with a bundle NULL = the bundle's own */
+  const aps_dataset *data;       /* clean training images (simulated measurements), or */
+  const char *measurements;      /* a bundle of recorded measurements (aps degrade) */
+  aps_flow_config flow;          /* arch 0 and channels 0: the default glow for the prior's images */
+  int batch;                     /* 0 = 64 */
+  int t_draws;                   /* ELBO draws per sample (0 = 1) */
+  float ema_decay;               /* 0 = 0.999 */
+  const char *device;            /* the loss graph's device (runner.h); measuring runs on the CPU device */
+  uint64_t seed;
+  const char *train;             /* the run's other settings for "aps.train" (learning rate, ...) */
+} aps_distill_run_desc;
+
+typedef struct aps_distill_run aps_distill_run;
+
+aps_status aps_distill_run_create(const aps_distill_run_desc *d, aps_distill_run **out);
+void aps_distill_run_destroy(aps_distill_run *run);
+aps_runner *aps_distill_run_runner(aps_distill_run *run);
+const aps_flow_config *aps_distill_run_flow(const aps_distill_run *run);
+/* Initial flow weights (from seed) and data-dependent ActNorm scales from a first batch of
+ * measurements; not for a resumed run, whose checkpoint holds them. */
+aps_status aps_distill_run_init(aps_distill_run *run);
+/* An aps_train_desc.feed (user: the run): the step's measurements, conditions and seed. */
+aps_status aps_distill_run_feed(void *run, aps_runner *r, int step);
+/* The model's metadata (aps.kind, aps.flow, aps.op, aps.prior, aps.train); *host_rng is the
+ * state aps_train saves and restores. */
+enum { APS_DISTILL_META = 5 };
+const gr_st_meta *aps_distill_run_meta(const aps_distill_run *run);
+uint64_t *aps_distill_run_rng(aps_distill_run *run);
+
+#endif

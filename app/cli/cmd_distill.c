@@ -1,0 +1,125 @@
+/* aps distill: distils the diffusion prior into a conditional flow for an operator family
+ * (docs/METHOD.md §5), from simulated measurements of training images or from a bundle of
+ * recorded ones; checkpoints, --resume, SIGINT; saves the flow's EMA weights. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "cli_args.h"
+#include "distill_family.h"
+#include "trainer.h"
+
+int cmd_distill(const cli_options *o, int argc, char **argv) {
+  const char *prior = NULL, *op = NULL, *out = NULL, *ckpt = NULL, *csv = NULL, *arch = "glow", *data = "fashion-mnist";
+  const char *measurements = NULL;
+  int steps = 4000, batch = 64, every = 200, resume = 0, warmup = 200, seed = 1, t_draws = 1, cosine = 0;
+  int levels = 0, flow_steps = 0, hidden = 0;
+  float lr = 5e-4f;
+  const cli_arg args[] = {
+      {"--prior", CLI_STRING, &prior, 0, 0, "the diffusion prior's model file (required)"},
+      {"--op", CLI_STRING, &op, 0, 0, "operator family, e.g. inpaint:box=8-16 (required without --measurements)"},
+      {"--out", CLI_STRING, &out, 0, 0, "flow model file to write, EMA weights (required)"},
+      {"--measurements", CLI_STRING, &measurements, 0, 0, "a bundle of recorded measurements (aps degrade) instead"},
+      {"--data", CLI_STRING, &data, 0, 0, "clean training images behind the simulated measurements (fashion-mnist)"},
+      {"--arch", CLI_STRING, &arch, 0, 0, "glow (default) | realnvp-fc"},
+      {"--levels", CLI_INT, &levels, 0, 6, "glow: scales (3)"},
+      {"--flow-steps", CLI_INT, &flow_steps, 0, 64, "glow: steps per scale (4); realnvp-fc: blocks (8)"},
+      {"--hidden", CLI_INT, &hidden, 0, 4096, "coupling nets' width (64)"},
+      {"--steps", CLI_INT, &steps, 1, 1e8, "train until this step (4000)"},
+      {"--batch", CLI_INT, &batch, 2, 4096, "measurements per step (64)"},
+      {"--t-draws", CLI_INT, &t_draws, 1, 64, "ELBO draws per sample (1)"},
+      {"--lr", CLI_FLOAT, &lr, 1e-7, 1, "peak learning rate (5e-4)"},
+      {"--warmup", CLI_INT, &warmup, 0, 1e8, "linear warm-up steps (200)"},
+      {"--cosine", CLI_FLAG, &cosine, 0, 0, "cosine decay to 0 at the last step (default: constant)"},
+      {"--checkpoint", CLI_STRING, &ckpt, 0, 0, "checkpoint path (<out>.ckpt)"},
+      {"--checkpoint-every", CLI_INT, &every, 0, 1e8, "steps between checkpoints (200; 0 = at the end)"},
+      {"--resume", CLI_FLAG, &resume, 0, 0, "continue from the checkpoint"},
+      {"--csv", CLI_STRING, &csv, 0, 0, "loss log (<out>.csv)"},
+      {"--seed", CLI_INT, &seed, 0, 1e9, "seed of the initial weights, batches and operators (1)"},
+  };
+  const int nargs = (int)(sizeof args / sizeof args[0]);
+  if (cli_args_parse("distill", argc, argv, args, nargs))
+    return 2;
+  if (!prior || !out || (!op && !measurements)) {
+    fprintf(stderr, "aps distill: --prior, --out and --op (or --measurements) are required\n");
+    cli_args_usage("distill", args, nargs);
+    return 2;
+  }
+  if (strcmp(arch, "glow") && strcmp(arch, "realnvp-fc")) {
+    fprintf(stderr, "aps distill: --arch '%s': expected glow or realnvp-fc\n", arch);
+    return 2;
+  }
+  size_t len = strlen(out) + 8;
+  char *ckpt_buf = malloc(len), *csv_buf = malloc(len);
+  if (!ckpt_buf || !csv_buf)
+    return free(ckpt_buf), free(csv_buf), 1;
+  snprintf(ckpt_buf, len, "%s.ckpt", out);
+  snprintf(csv_buf, len, "%s.csv", out);
+  ckpt = ckpt ? ckpt : ckpt_buf;
+  csv = csv ? csv : csv_buf;
+
+  aps_dataset *ds = NULL;
+  aps_distill_run *run = NULL;
+  aps_status s = APS_OK;
+  char train_s[256];
+  snprintf(train_s, sizeof train_s, "lr=%g warmup=%d schedule=%s", lr, warmup, cosine ? "cosine" : "constant");
+  aps_distill_run_desc d = {.prior_path = prior, .spec = op, .measurements = measurements, .batch = batch,
+                            .t_draws = t_draws, .device = o->device, .seed = (uint64_t)seed, .train = train_s};
+  if (s == APS_OK) { /* the flow's config: the defaults for the prior's images, then the flags */
+    gr_st *st = NULL;
+    aps_prior_config pc;
+    if ((s = gr_st_open(prior, &st)) == APS_OK && (s = aps_prior_config_from_file(st, &pc)) == APS_OK) {
+      int c = pc.unet.image_channels, sz = pc.unet.image_size;
+      d.flow = !strcmp(arch, "glow") ? aps_flow_config_glow(c, sz, c + 2)
+                                     : aps_flow_config_realnvp(c * sz * sz, (c + 2) * sz * sz);
+      if (levels && d.flow.arch == APS_FLOW_GLOW)
+        d.flow.levels = levels;
+      if (flow_steps)
+        d.flow.steps = flow_steps;
+      if (hidden)
+        d.flow.hidden = hidden;
+      s = aps_flow_config_check(&d.flow);
+      if (s == APS_OK && !measurements)
+        s = !strcmp(data, "fashion-mnist") ? aps_dataset_load_fashion_mnist(NULL, 1, &ds) : aps_dataset_load(data, sz, c, &ds);
+      d.data = ds;
+    }
+    gr_st_close(st);
+  }
+  if (s == APS_OK)
+    s = aps_distill_run_create(&d, &run);
+  if (s == APS_OK && !resume)
+    s = aps_distill_run_init(run);
+  aps_train_result res = {0};
+  const gr_st_meta *meta = s == APS_OK ? aps_distill_run_meta(run) : NULL;
+  if (s == APS_OK) {
+    fprintf(stderr, "aps: distilling %s into a %s flow for %s, batch %d, to step %d\n", prior, arch, meta[2].value,
+            batch, steps);
+    aps_train_desc td = {.steps = steps,
+                         .schedule = {.lr = lr, .warmup = warmup, .total = cosine ? steps : 0},
+                         .checkpoint = ckpt,
+                         .checkpoint_every = every,
+                         .resume = resume,
+                         .csv = csv,
+                         .meta = meta,
+                         .n_meta = APS_DISTILL_META,
+                         .rng = aps_distill_run_rng(run),
+                         .feed = aps_distill_run_feed,
+                         .user = run};
+    s = aps_train(aps_distill_run_runner(run), &td, &res);
+  }
+  if (s == APS_OK && !res.interrupted) {
+    s = aps_runner_save(aps_distill_run_runner(run), out, APS_SAVE_EMA, meta, APS_DISTILL_META);
+    if (s == APS_OK)
+      fprintf(stderr, "aps: wrote %s (the flow's EMA weights; last loss %.5f, %.1f s this run)\n", out, res.last_loss,
+              res.seconds);
+  }
+  aps_distill_run_destroy(run);
+  aps_dataset_free(ds);
+  free(ckpt_buf), free(csv_buf);
+  if (s != APS_OK) {
+    fprintf(stderr, "aps distill: %s\n", aps_last_error());
+    return 1;
+  }
+  return res.interrupted ? 130 : 0;
+}

@@ -11,6 +11,7 @@
 #include "distill.h"
 #include "sampler.h"
 #include "trainer.h"
+#include "app_fixtures.h"
 
 enum { S = 8, B = 4, PIX = S * S };
 
@@ -22,7 +23,7 @@ static gr_tensor apply_mask(gr_graph *g, void *user, gr_tensor x) {
   return gr_mul(g, x, gr_const(g, "mask", GR_SHAPE(1, 1, S, S), mask));
 }
 
-static aps_prior_config tiny_prior(void) {
+aps_prior_config test_tiny_prior(void) {
   aps_prior_config c = aps_prior_config_default(1, S);
   c.unet = (gr_unet_config){.image_channels = 1, .image_size = S, .widths = {8, 16}, .levels = 2,
                             .blocks_per_level = 1, .attention_level_mask = 2, .groups = 4, .time_dim = 8};
@@ -35,9 +36,9 @@ static aps_flow_config tiny_flow(void) {
   return c;
 }
 
-/* A prior model file with random weights. */
-static aps_status write_prior(const char *path) {
-  aps_prior_config pc = tiny_prior();
+/* A prior model file (8×8 images) with random weights. */
+aps_status test_write_tiny_prior(const char *path) {
+  aps_prior_config pc = test_tiny_prior();
   gr_graph *g = NULL;
   aps_runner *r = NULL;
   APS_TRY(aps_prior_eps_graph(&pc, 1, &g));
@@ -85,10 +86,10 @@ TEST_CASE(flow_distill_glow) {
   char dir[] = "/tmp/aps-test-distill-XXXXXX", path[512];
   REQUIRE_OK(mkdtemp(dir) ? APS_OK : APS_ERR_IO);
   snprintf(path, sizeof path, "%s/prior.safetensors", dir);
-  REQUIRE_OK(write_prior(path));
+  REQUIRE_OK(test_write_tiny_prior(path));
   gr_st *prior = NULL;
   REQUIRE_OK(gr_st_open(path, &prior));
-  aps_prior_config pc = tiny_prior();
+  aps_prior_config pc = test_tiny_prior();
   gr_graph *g = NULL;
   REQUIRE_OK(aps_distill_graph(&(aps_distill_desc){.flow = tiny_flow(), .batch = B, .forward = apply_mask,
                                                    .eps = aps_distill_prior_eps, .eps_user = &pc, .t_draws = 2},
@@ -148,7 +149,7 @@ TEST_CASE(flow_distill_glow) {
   REQUIRE_OK(aps_runner_get(r, name, now, n));
   CHECK(!memcmp(loaded, now, sizeof now), "the prior's weights are frozen");
   /* A prior file of another network is refused by name. */
-  aps_prior_config other = tiny_prior();
+  aps_prior_config other = test_tiny_prior();
   other.unet.widths[0] = 16;
   gr_graph *g2 = NULL;
   REQUIRE_OK(aps_distill_graph(&(aps_distill_desc){.flow = tiny_flow(), .batch = B, .forward = apply_mask,

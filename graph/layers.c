@@ -181,3 +181,8 @@ gr_tensor gr_unet(gr_graph *g, const gr_unet_config *cfg, gr_tensor x, gr_tensor
   h = norm_act(g, "out_norm", h, cfg->groups);
   return gr_layer_conv(g, "out", h, cfg->image_channels, 3, 1);
 }
+
+gr_unet_config gr_unet_config_default(int channels, int size) {
+  return (gr_unet_config){.image_channels = channels, .image_size = size, .widths = {32, 64, 64}, .levels = 3,
+                          .blocks_per_level = 2, .attention_level_mask = 4, .groups = 8, .time_dim = 32};
+}

@@ -33,4 +33,8 @@ typedef struct gr_unet_config {
 
 /* ε-network: x [N, C, S, S], t [N] -> [N, C, S, S]. */
 gr_tensor gr_unet(gr_graph *g, const gr_unet_config *cfg, gr_tensor x, gr_tensor t);
+/* The project's U-Net: widths 32/64/64, two residual blocks per level, attention at the
+ * third level, 8 groups, a 32-wide time embedding (≈1.6 M parameters at one channel): the
+ * shipped prior's network and the benchmarks' and tests' reference size. */
+gr_unet_config gr_unet_config_default(int channels, int size);
 #endif

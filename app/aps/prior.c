@@ -9,8 +9,7 @@
 
 aps_prior_config aps_prior_config_default(int channels, int size) {
   return (aps_prior_config){
-      .unet = {.image_channels = channels, .image_size = size, .widths = {32, 64, 64}, .levels = 3,
-               .blocks_per_level = 2, .attention_level_mask = 4, .groups = 8, .time_dim = 32},
+      .unet = gr_unet_config_default(channels, size),
       .sde = aps_sde_default()};
 }
 

@@ -75,7 +75,7 @@ static aps_status bench_matmul(double *gflops) {
 static aps_status bench_unet(int batch, double *ms) {
   gr_graph *g = gr_graph_create();
   gr_tensor in[2] = {gr_input(g, "x", GR_SHAPE(batch, 1, 32, 32)), gr_input(g, "t", GR_SHAPE(batch))};
-  gr_output(g, gr_unet(g, &bench_unet_config, in[0], in[1]), "eps");
+  gr_output(g, gr_unet(g, bench_unet_config(), in[0], in[1]), "eps");
   aps_status st = time_graph(g, ms);
   gr_graph_destroy(g);
   return st;

@@ -135,7 +135,7 @@ static int time_pair(gr_plan *a, gr_plan *b, double *ms_a, double *ms_b) {
 static int bench_unet(rt_device *dev, int batch, unet_result *r) {
   gr_graph *g = gr_graph_create();
   gr_tensor x = gr_input(g, "x", GR_SHAPE(batch, 1, 32, 32)), t = gr_input(g, "t", GR_SHAPE(batch));
-  gr_output(g, gr_unet(g, &bench_unet_config, x, t), "eps");
+  gr_output(g, gr_unet(g, bench_unet_config(), x, t), "eps");
   gr_stats gs;
   gr_graph_get_stats(g, &gs);
   r->batch = batch;

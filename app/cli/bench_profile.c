@@ -49,7 +49,7 @@ static int profile_batch(rt_device *dev, int batch, int fold, int f16, int json)
   rt_timing *t = calloc(MAX_DISPATCHES, sizeof *t);
   gr_graph *g = gr_graph_create();
   gr_tensor x = gr_input(g, "x", GR_SHAPE(batch, 1, 32, 32)), tt = gr_input(g, "t", GR_SHAPE(batch));
-  gr_output(g, gr_unet(g, &bench_unet_config, x, tt), "eps");
+  gr_output(g, gr_unet(g, bench_unet_config(), x, tt), "eps");
   if (!rows || !kinds || !t)
     goto fail;
   CHECK(gr_plan_compile(g, dev, &(gr_plan_desc){.max_timestamps = MAX_DISPATCHES, .fold_norms = fold, .f16_storage = f16},

@@ -47,7 +47,7 @@ static gr_graph *train_graph(int batch, uint64_t *param_bytes) {
   gr_graph *g = gr_graph_create();
   gr_tensor x = gr_input(g, "x", GR_SHAPE(batch, 1, 32, 32)), t = gr_input(g, "t", GR_SHAPE(batch));
   gr_tensor target = gr_input(g, "target", GR_SHAPE(batch, 1, 32, 32));
-  gr_tensor loss = gr_reduce_op(g, GR_MEAN, gr_unary_op(g, GR_SQUARE, gr_sub(g, gr_unet(g, &bench_unet_config, x, t), target)), 15u);
+  gr_tensor loss = gr_reduce_op(g, GR_MEAN, gr_unary_op(g, GR_SQUARE, gr_sub(g, gr_unet(g, bench_unet_config(), x, t), target)), 15u);
   gr_output(g, loss, "loss");
   gr_adam_outputs ao;
   if (gr_adam(g, loss, &(gr_adam_desc){.max_grad_norm = 1.0f}, &ao) != APS_OK) {

@@ -4,9 +4,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-const gr_unet_config bench_unet_config = {.image_channels = 1, .image_size = 32, .widths = {32, 64, 64},
-                                          .levels = 3, .blocks_per_level = 2, .attention_level_mask = 4,
-                                          .groups = 8, .time_dim = 32};
+
+const gr_unet_config *bench_unet_config(void) {
+  static gr_unet_config c;
+  c = gr_unet_config_default(1, 32);
+  return &c;
+}
 
 aps_status bench_set_plan(void *plan, const char *name, const float *v, int64_t n) {
   return gr_plan_set(plan, name, v, n);

@@ -6,9 +6,9 @@
 #include "graph.h"
 #include "layers.h"
 
-/* The U-Net every benchmark measures: widths 32/64/64, two residual blocks per level,
- * attention at 8x8, 32x32x1 images (≈ 1.6 M parameters). */
-extern const gr_unet_config bench_unet_config;
+/* The U-Net every benchmark measures: the project's default (gr_unet_config_default) on
+ * 32x32x1 images (≈ 1.6 M parameters). */
+const gr_unet_config *bench_unet_config(void);
 
 typedef aps_status (*bench_set_fn)(void *target, const char *name, const float *v, int64_t n);
 aps_status bench_set_plan(void *plan, const char *name, const float *v, int64_t n);

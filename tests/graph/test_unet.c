@@ -7,8 +7,7 @@
 rt_device *graph_tests_device(void);
 
 TEST_CASE(unet) {
-  gr_unet_config cfg = {.image_channels = 1, .image_size = 32, .widths = {32, 64, 64}, .levels = 3,
-                        .blocks_per_level = 2, .attention_level_mask = 4, .groups = 8, .time_dim = 32};
+  gr_unet_config cfg = gr_unet_config_default(1, 32);
   gr_graph *g = gr_graph_create();
   gr_tensor x = gr_input(g, "x", GR_SHAPE(2, 1, 32, 32)), t = gr_input(g, "t", GR_SHAPE(2));
   gr_output(g, gr_unet(g, &cfg, x, t), "eps");

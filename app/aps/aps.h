@@ -84,7 +84,8 @@ aps_status aps_posterior_set_clean_operator(aps_posterior *p, const float *image
                                             uint64_t seed);
 /* y [C, h, w]: the measurement on the image grid (h, w = H, W), or for super-resolution
  * either the low-resolution measurement (H/f, W/f) or its nearest upsampling to H, W. For
- * inpainting, values where the mask is 0 are ignored. */
+ * inpainting, values where the mask is 0 are ignored. spec NULL: the model's family, which
+ * must then be deterministic itself. */
 aps_status aps_posterior_set_measured(aps_posterior *p, const float *y, int h, int w, const char *spec);
 aps_status aps_posterior_set_measured_operator(aps_posterior *p, const float *y, int h, int w,
                                                const aps_posterior_operator *op);

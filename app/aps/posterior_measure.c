@@ -267,8 +267,6 @@ static aps_status set_given(aps_posterior *p, aps_op_batch *one, const float *y,
 
 aps_status aps_posterior_set_measured(aps_posterior *p, const float *y, int h, int w, const char *spec) {
   p->set = 0;
-  if (!spec)
-    return aps_fail(APS_ERR_INVALID_ARG, "a given measurement needs its operator's spec (e.g. inpaint:mask=FILE.png)");
   char canon[APS_OP_SPEC_MAX];
   aps_op_batch one = {0};
   APS_TRY(draw(p, spec, 0, 1, &one, canon));

@@ -77,10 +77,15 @@ int cmd_eval(const cli_options *o, int argc, char **argv) {
                      &(aps_eval_desc){.spec = op, .k = k, .seed = (uint64_t)seed, .progress = json ? NULL : progress},
                      &r);
   }
+  char canon[APS_OP_SPEC_MAX] = "";
+  aps_op_spec spec;
+  if (s == APS_OK && op && (s = aps_op_spec_parse(op, &spec)) == APS_OK)
+    s = aps_op_spec_format(&spec, canon, sizeof canon);
+  const char *op_text = op ? canon : in ? in->family : "";
   if (s == APS_OK && json) {
     printf("{");
     json_str("model", model);
-    json_str("op", op ? op : in->family);
+    json_str("op", op_text);
     printf("\"images\": %d, \"k\": %d, ", r.images, r.k);
     json_num("psnr_sample", r.psnr_sample, "%.3f", 0);
     json_num("psnr_mean", r.psnr_mean, "%.3f", 0);
@@ -97,14 +102,19 @@ int cmd_eval(const cli_options *o, int argc, char **argv) {
     printf("\"seed\": %d}\n", seed);
   } else if (s == APS_OK) {
     printf("%s on Fashion-MNIST test images 0-%d, operator %s, %d samples each (seed %d)\n", model, r.images - 1,
-           op ? op : in->family, r.k, seed);
+           op_text, r.k, seed);
     printf("  PSNR  one sample %7.3f dB   mean of %d %7.3f dB   measurement %7.3f dB\n", r.psnr_sample, r.k,
            r.psnr_mean, r.psnr_measurement);
     printf("  SSIM  one sample %7.4f      mean of %d %7.4f      measurement %7.4f\n", r.ssim_sample, r.k, r.ssim_mean,
            r.ssim_measurement);
     printf("  data consistency ||y - A x|| / (sigma sqrt(m)) %.4f (1 fits as the truth does)\n", r.data_consistency);
     printf("  90 %% interval coverage %.4f\n", r.coverage90);
-    printf("  mean per-pixel std: damaged region %.4f, elsewhere %.4f\n", r.std_inside, r.std_outside);
+    char in_text[32] = "none", out_text[32] = "none";
+    if (isfinite(r.std_inside))
+      snprintf(in_text, sizeof in_text, "%.4f", r.std_inside);
+    if (isfinite(r.std_outside))
+      snprintf(out_text, sizeof out_text, "%.4f", r.std_outside);
+    printf("  mean per-pixel std: damaged region %s, elsewhere %s\n", in_text, out_text);
     printf("  %.3f ms per sample on %s\n", r.ms_per_sample, in->device);
   }
   aps_dataset_free(ds);

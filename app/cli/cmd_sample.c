@@ -46,11 +46,13 @@ static aps_status set_measurement(aps_posterior *p, const request *q) {
   if (q->bundle) {
     aps_measurements *m = NULL;
     APS_TRY(aps_measurements_load(q->bundle, &(aps_measurements_expect){0}, &m));
-    aps_status s = q->index < m->b.n ? aps_posterior_set_bundle(p, m, q->index)
-                                     : aps_fail(APS_ERR_INVALID_ARG, "--index %d: %s holds %d measurements", q->index,
-                                                q->bundle, m->b.n);
+    aps_status s = q->index >= m->b.n ? aps_fail(APS_ERR_INVALID_ARG, "--index %d: %s holds %d measurements",
+                                                 q->index, q->bundle, m->b.n)
+                   : aps_posterior_set_bundle(p, m, q->index) != APS_OK
+                       ? aps_fail_context(APS_ERR_INVALID_ARG, "--measurements %s: ", q->bundle)
+                       : APS_OK;
     aps_measurements_free(m);
-    return s == APS_OK ? s : aps_fail_context(s, "--measurements %s: ", q->bundle);
+    return s;
   }
   if (q->data) {
     aps_dataset *ds = NULL;

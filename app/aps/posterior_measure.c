@@ -116,6 +116,9 @@ static aps_status commit(aps_posterior *p, aps_op_batch *one, const float *clean
     return aps_fail(APS_ERR_OUT_OF_MEMORY, "out of host memory");
   APS_TRY(ensure_graph(p, l));
   replicate(p);
+  for (int64_t i = 0; clean && i < per; i++)
+    if (!isfinite(clean[i]))
+      return aps_fail(APS_ERR_INVALID_ARG, "the clean image holds a value that is not finite (at %lld)", (long long)i);
   if (clean) {
     memcpy(p->clean, clean, (size_t)per * sizeof(float));
     APS_TRY(aps_posterior_run_op(p, clean, 1, NULL, p->y, NULL, NULL));

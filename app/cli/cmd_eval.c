@@ -61,7 +61,7 @@ int cmd_eval(const cli_options *o, int argc, char **argv) {
   aps_posterior *p = NULL;
   aps_dataset *ds = NULL;
   aps_eval_result r;
-  aps_status s = aps_posterior_open(&(aps_posterior_desc){.model = model, .device = o->device, .max_batch = k,
+  aps_status s = aps_posterior_open(&(aps_posterior_desc){.model = model, .device = o->device, .max_batch = k < 64 ? k : 64,
                                                           .quiet = json}, &p);
   const aps_posterior_info *in = s == APS_OK ? aps_posterior_get_info(p) : NULL;
   if (s == APS_OK)

@@ -34,6 +34,8 @@ static const cli_command commands[] = {
     {"elbo", cmd_elbo, NULL, "--model F [--data D --split test]  the prior's -ELBO in bits/dim"},
     {"distill", cmd_distill, NULL, "--prior F --op SPEC --out FLOW [...]  distil the prior into a conditional flow"},
     {"degrade", cmd_degrade, NULL, "--op SPEC (--data D [--index N | --n K] | --image P) --out DIR  measurements"},
+    {"sample", cmd_sample, NULL, "--model FLOW (--image P [--measured] | --data D | --measurements F) --out DIR  posterior samples"},
+    {"eval", cmd_eval, NULL, "--model FLOW [--op SPEC --n N --k K --json]  posterior quality on Fashion-MNIST's test split"},
 };
 enum { N_COMMANDS = sizeof commands / sizeof commands[0] };
 

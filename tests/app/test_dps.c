@@ -251,7 +251,8 @@ static void closed_form(const gaussian *p, const float *m, const float *y, doubl
 }
 
 typedef struct gauss_result {
-  double mean_err, prior_mean_err, avg_std, cov_err, prior_cov_err, fit, std_ratio;
+  double mean_err, prior_mean_err, avg_std, cov_err, prior_cov_err, fit, exact_fit, std_obs, std_hidden;
+  double vs_prior_mean, vs_prior_cov; /* the samples against the prior N(μ, Σ) (relative, as above) */
 } gauss_result;
 
 /* K DPS samples (in batches) for one measurement, compared with the closed form. */
@@ -299,27 +300,35 @@ static void gaussian_run(const aps_dps_desc *d, int k_samples, int batch, uint64
     for (int i = 0; i < D; i++)
       for (int j = 0; j < D; j++)
         cov[i * D + j] += (xs[k * D + i] - mean[i]) * (xs[k * D + j] - mean[j]) / (double)(k_samples - 1);
-  double fro = 0, fro_truth = 0, prior_fro = 0, me = 0, pme = 0, fit = 0, sr = 0;
+  double fro = 0, fro_truth = 0, prior_fro = 0, me = 0, pme = 0, fit = 0, exact_fit = 0, sr = 0;
+  double vs_mean = 0, vs_cov = 0, prior_norm = 0, prior_std = 0;
   int observed = 0;
-  res->avg_std = 0;
+  res->avg_std = 0, res->std_hidden = 0;
   for (int i = 0; i < D; i++) {
     res->avg_std += sqrt(truth_cov[i * D + i]) / D;
     me += pow(mean[i] - truth_mean[i], 2) / D, pme += pow(p.mu[i] - truth_mean[i], 2) / D;
-    sr += sqrt(cov[i * D + i] / truth_cov[i * D + i]) / D;
+    sr += sqrt(cov[i * D + i] / truth_cov[i * D + i]) * (b.param[i] > 0 ? 1 : 0);
+    res->std_hidden += sqrt(cov[i * D + i] / truth_cov[i * D + i]) * (b.param[i] > 0 ? 0 : 1);
+    vs_mean += pow(mean[i] - p.mu[i], 2) / D, prior_std += sqrt(prior_cov(&p, i, i)) / D;
     for (int j = 0; j < D; j++) {
+      vs_cov += pow(cov[i * D + j] - prior_cov(&p, i, j), 2), prior_norm += pow(prior_cov(&p, i, j), 2);
       fro += pow(cov[i * D + j] - truth_cov[i * D + j], 2);
       fro_truth += pow(truth_cov[i * D + j], 2);
       prior_fro += pow(prior_cov(&p, i, j) - truth_cov[i * D + j], 2);
     }
     if (b.param[i] > 0) {
       observed++;
+      exact_fit += truth_cov[i * D + i] + pow(truth_mean[i] - y[i], 2);
       for (int k = 0; k < k_samples; k++)
         fit += pow(xs[k * D + i] - y[i], 2);
     }
   }
-  res->mean_err = sqrt(me), res->prior_mean_err = sqrt(pme), res->std_ratio = sr;
+  res->mean_err = sqrt(me), res->prior_mean_err = sqrt(pme);
+  res->std_obs = sr / observed, res->std_hidden /= D - observed;
   res->cov_err = sqrt(fro / fro_truth), res->prior_cov_err = sqrt(prior_fro / fro_truth);
   res->fit = sqrt(fit / ((double)observed * k_samples)) / sigma_y;
+  res->exact_fit = sqrt(exact_fit / observed) / sigma_y;
+  res->vs_prior_mean = sqrt(vs_mean) / prior_std, res->vs_prior_cov = sqrt(vs_cov / prior_norm);
   free(ys), free(xs);
   aps_runner_destroy(r);
   gr_graph_destroy(g);
@@ -329,27 +338,47 @@ static void gaussian_run(const aps_dps_desc *d, int k_samples, int batch, uint64
 static void gaussian_report(const char *what, const aps_dps_desc *d, const gauss_result *r, double secs) {
   fprintf(stderr,
           "Gaussian, %s, %d steps, zeta %.3g: rms mean error %.3f avg posterior std (the prior mean's: %.3f); "
-          "covariance relative Frobenius error %.3f (the prior's: %.3f); posterior std ratio %.2f; rms fit to the "
-          "observed pixels %.2f sigma_y (%.1f s)\n",
+          "covariance relative Frobenius error %.3f (the prior's: %.3f); sample std / posterior std %.2f (observed pixels), %.2f (hidden); rms fit to the "
+          "observed pixels %.2f sigma_y (exact posterior samples: %.2f) (%.1f s)\n",
           what, d->steps, d->zeta, r->mean_err / r->avg_std, r->prior_mean_err / r->avg_std, r->cov_err,
-          r->prior_cov_err, r->std_ratio, r->fit, secs);
+          r->prior_cov_err, r->std_obs, r->std_hidden, r->fit, r->exact_fit, secs);
 }
 
 TEST_CASE(dps_gaussian) {
-  const aps_dps_desc descs[2] = {{.steps = 500, .zeta = 0.05f, .rule = APS_DPS_EM},
-                                 {.steps = 200, .zeta = 0.05f, .rule = APS_DPS_DDIM, .eta = 1.0f}};
-  const char *names[2] = {"em", "ddim eta 1"};
-  const char *env = getenv("APS_TEST_DPS_ZETA"); /* to sweep by hand */
-  for (int k = 0; k < 2; k++) {
+  const aps_dps_desc descs[3] = {{.steps = 1000, .zeta = 0.02f, .rule = APS_DPS_EM},
+                                 {.steps = 200, .zeta = 0.1f, .rule = APS_DPS_DDIM, .eta = 1.0f},
+                                 {.steps = 200, .zeta = 0.1f, .rule = APS_DPS_DDIM, .eta = 0.0f}};
+  const char *names[3] = {"em", "ddim eta 1", "ddim eta 0"};
+  const char *envseed = getenv("APS_TEST_DPS_SEED");
+  uint64_t seed = envseed ? (uint64_t)atoi(envseed) : 5;
+  const char *env = getenv("APS_TEST_DPS_ZETA"), *envs = getenv("APS_TEST_DPS_STEPS"); /* to sweep by hand */
+  for (int k = 0; k < 3; k++) {
     aps_dps_desc d = descs[k];
     if (env)
       d.zeta = (float)atof(env);
+    if (envs)
+      d.steps = atoi(envs);
     gauss_result r;
     double t0 = now_s();
-    gaussian_run(&d, 512, 128, 5, &r);
+    gaussian_run(&d, 512, 128, seed, &r);
     gaussian_report(names[k], &d, &r, now_s() - t0);
-    CHECK(r.mean_err < 0.25 * r.prior_mean_err, "%s: the mean error %.3f is not far below the prior's %.3f", names[k],
+    /* DPS is biased (it fits the observed pixels more closely than the noise allows and is
+     * under-dispersed), so only what holds robustly: the mean and covariance move most of the
+     * way from the prior's to the posterior's, and the observed pixels are fitted. */
+    CHECK(r.mean_err < 0.3 * r.prior_mean_err, "%s: the mean error %.3f is not far below the prior's %.3f", names[k],
           r.mean_err, r.prior_mean_err);
+    CHECK(r.cov_err < 0.4 * r.prior_cov_err, "%s: the covariance error %.3f is not far below the prior's %.3f",
+          names[k], r.cov_err, r.prior_cov_err);
     CHECK(r.fit < 3, "%s: the samples miss the observed pixels by %.2f sigma_y (rms)", names[k], r.fit);
+  }
+  /* Without guidance the same loop samples the prior N(μ, Σ). */
+  for (int k = 0; k < 3; k += 2) {
+    aps_dps_desc d = descs[k];
+    d.unguided = 1, d.steps = 200;
+    gauss_result r;
+    gaussian_run(&d, 512, 128, seed, &r);
+    fprintf(stderr, "Gaussian, %s unguided, %d steps: against the prior, rms mean error %.3f avg prior std, "
+            "covariance relative Frobenius error %.3f\n", names[k], d.steps, r.vs_prior_mean, r.vs_prior_cov);
+    CHECK(r.vs_prior_mean < 0.15 && r.vs_prior_cov < 0.25, "%s unguided: the samples are not the prior's", names[k]);
   }
 }

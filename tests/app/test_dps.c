@@ -382,3 +382,123 @@ TEST_CASE(dps_gaussian) {
     CHECK(r.vs_prior_mean < 0.15 && r.vs_prior_cov < 0.25, "%s unguided: the samples are not the prior's", names[k]);
   }
 }
+
+/* ------------------------------------------------------------------ the shipped prior */
+
+#define PRIOR_PATH APS_SOURCE_DIR "/assets/prior-fmnist32.safetensors"
+
+/* n box-masked Fashion-MNIST test images (index first, first + 1, ...): clean images,
+ * operators and measurements. */
+static aps_status fmnist_batch(int n, int first, const char *spec_text, float **clean, aps_op_batch *b, float **y) {
+  aps_dataset *data = NULL;
+  aps_op_spec spec;
+  aps_op_family *f = NULL;
+  APS_TRY(aps_dataset_load_fashion_mnist(NULL, 0, &data));
+  aps_status s = aps_op_spec_parse(spec_text, &spec);
+  if (s == APS_OK)
+    s = aps_op_family_create(&spec, 1, 32, 32, &f);
+  if (s == APS_OK)
+    s = aps_op_batch_alloc(aps_op_family_layout(f), n, b);
+  const int64_t per = 32 * 32;
+  *clean = malloc(sizeof(float) * (size_t)(n * per)), *y = malloc(sizeof(float) * (size_t)(n * per));
+  for (int i = 0; s == APS_OK && i < n; i++) {
+    s = aps_op_draw(f, aps_op_seed(77, (uint64_t)(first + i)), b, i);
+    memcpy(*clean + i * per, aps_dataset_data(data) + (int64_t)(first + i) * per, sizeof(float) * per);
+    for (int64_t k = i * per; k < (i + 1) * per; k++)
+      (*y)[k] = b->param[k] * ((*clean)[k] + b->sigma_y[i] * b->noise[k]);
+  }
+  aps_op_family_destroy(f);
+  aps_dataset_free(data);
+  return s;
+}
+
+static double psnr_mean(const float *x, const float *ref, int n) {
+  double s = 0;
+  for (int i = 0; i < n; i++)
+    s += aps_psnr(x + i * 1024, ref + i * 1024, 1024) / n;
+  return s;
+}
+
+/* ζ against PSNR (to the clean image) and data consistency, by hand: APS_DPS_SWEEP="steps
+ * rule n zeta..." (rule em or ddim), on the CPU device. */
+TEST_HELPER(dps_zeta_sweep) {
+  const char *env = getenv("APS_DPS_SWEEP");
+  char rule_name[16];
+  int steps = 0, n = 0, used = 0;
+  if (!env || sscanf(env, "%d %15s %d%n", &steps, rule_name, &n, &used) != 3 || aps_dps_rule_parse(rule_name) < 0) {
+    fprintf(stderr, "set APS_DPS_SWEEP=\"steps em|ddim n zeta...\"\n");
+    return;
+  }
+  float *clean = NULL, *y = NULL, *out = malloc(sizeof(float) * (size_t)n * 1024), *fin = malloc(sizeof(float) * n);
+  aps_op_batch b;
+  REQUIRE_OK(fmnist_batch(n, 0, "inpaint:box=12,noise=0.05", &clean, &b, &y));
+  aps_prior_config cfg;
+  gr_graph *g = NULL;
+  aps_runner *r = NULL;
+  REQUIRE_OK(aps_dps_open(PRIOR_PATH, &(aps_runner_desc){.device = "cpu", .quiet = 1}, &b.l, n, &cfg, &g, &r));
+  for (const char *p = env + used; *p;) {
+    char *end;
+    double z = strtod(p, &end);
+    if (end == p)
+      break;
+    p = end;
+    double t0 = now_s();
+    REQUIRE_OK(aps_dps_sample(r, &(aps_dps_desc){.steps = steps, .zeta = (float)z, .rule = aps_dps_rule_parse(rule_name),
+                                                 .sde = cfg.sde, .final_norm = fin, .unguided = z == 0 ? 1 : 0},
+                              &b, y, 1, out));
+    double dc = 0;
+    for (int i = 0; i < n; i++) {
+      double m = 0;
+      for (int k = 0; k < 1024; k++)
+        m += b.param[i * 1024 + k];
+      dc += fin[i] / (b.sigma_y[i] * sqrt(m)) / n;
+    }
+    fprintf(stderr, "%d steps %s, zeta %g: PSNR %.2f dB, data consistency %.2f (|y - Ax| / sigma_y sqrt(M)), %.1f s;"
+            " per image:", steps, rule_name, z, psnr_mean(out, clean, n), dc, now_s() - t0);
+    for (int i = 0; i < n; i++)
+      fprintf(stderr, " %.1f", aps_psnr(out + i * 1024, clean + i * 1024, 1024));
+    fputc('\n', stderr);
+  }
+  aps_runner_destroy(r);
+  gr_graph_destroy(g);
+  aps_op_batch_free(&b);
+  free(clean), free(y), free(out), free(fin);
+}
+
+/* One box-masked test image, 20 DDIM steps with the shipped prior on the CPU device: the
+ * output is finite and fits the measurement better than the same run without guidance. */
+TEST_CASE(dps_fmnist_box) {
+  float *clean = NULL, *y = NULL, out[2][1024], fin[2];
+  aps_op_batch b;
+  REQUIRE_OK(fmnist_batch(1, 0, "inpaint:box=12,noise=0.05", &clean, &b, &y));
+  aps_prior_config cfg;
+  gr_graph *g = NULL;
+  aps_runner *r = NULL;
+  REQUIRE_OK(aps_dps_open(PRIOR_PATH, &(aps_runner_desc){.device = "cpu", .quiet = 1}, &b.l, 1, &cfg, &g, &r));
+  double secs[2];
+  for (int k = 0; k < 2; k++) {
+    double t0 = now_s();
+    REQUIRE_OK(aps_dps_sample(r, &(aps_dps_desc){.steps = 20, .zeta = 0.3f, .rule = APS_DPS_DDIM, .sde = cfg.sde,
+                                                 .final_norm = &fin[k], .unguided = k},
+                              &b, y, 4, out[k]));
+    secs[k] = now_s() - t0;
+    int finite = 1;
+    for (int i = 0; i < 1024; i++)
+      finite &= isfinite(out[k][i]) != 0;
+    CHECK(finite, "%s: the sample is finite", k ? "unguided" : "DPS");
+  }
+  double m = 0;
+  for (int i = 0; i < 1024; i++)
+    m += b.param[i];
+  double scale = b.sigma_y[0] * sqrt(m);
+  fprintf(stderr, "Fashion-MNIST test image 0, 12x12 box, sigma_y %.3f, 20 DDIM steps: DPS (zeta 0.3) PSNR %.2f dB, "
+          "|y - Ax| / (sigma_y sqrt(M)) %.2f (%.0f ms/step); unguided PSNR %.2f dB, %.2f\n", b.sigma_y[0],
+          aps_psnr(out[0], clean, 1024), fin[0] / scale, 1000 * secs[0] / 21, aps_psnr(out[1], clean, 1024),
+          fin[1] / scale);
+  CHECK(fin[0] < 0.7 * fin[1], "guidance improves data consistency: %.3f against %.3f unguided", fin[0], fin[1]);
+  CHECK(fabs(fin[0] - residual(out[0], y, b.param, 1024)) < 1e-3 * fin[0], "the final norm is the sample's");
+  aps_runner_destroy(r);
+  gr_graph_destroy(g);
+  aps_op_batch_free(&b);
+  free(clean), free(y);
+}

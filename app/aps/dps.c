@@ -165,8 +165,8 @@ aps_status aps_dps_sample(aps_runner *r, const aps_dps_desc *desc, const aps_op_
   aps_dps_desc d = desc ? *desc : (aps_dps_desc){0};
   if (!d.steps)
     d.steps = APS_DPS_STEPS_DEFAULT;
-  if (d.zeta == 0.0f)
-    d.zeta = APS_DPS_ZETA_DEFAULT;
+  if (d.zeta == 0.0f && d.steps > 0)
+    d.zeta = APS_DPS_ZETA_TOTAL / (float)d.steps;
   if (d.sde.beta0 == 0 && d.sde.beta1 == 0 && d.sde.eps == 0)
     d.sde = aps_sde_default();
   if (d.steps < 1 || !(d.zeta > 0) || !isfinite(d.zeta) || (unsigned)d.rule >= APS_DPS_RULE_COUNT ||

@@ -420,7 +420,7 @@ static double psnr_mean(const float *x, const float *ref, int n) {
 }
 
 /* ζ against PSNR (to the clean image) and data consistency, by hand: APS_DPS_SWEEP="steps
- * rule n zeta..." (rule em or ddim), on the CPU device. */
+ * rule n zeta..." (rule em or ddim; APS_DPS_ETA for ddim's η), on the CPU device. */
 TEST_HELPER(dps_zeta_sweep) {
   const char *env = getenv("APS_DPS_SWEEP");
   char rule_name[16];
@@ -444,6 +444,7 @@ TEST_HELPER(dps_zeta_sweep) {
     p = end;
     double t0 = now_s();
     REQUIRE_OK(aps_dps_sample(r, &(aps_dps_desc){.steps = steps, .zeta = (float)z, .rule = aps_dps_rule_parse(rule_name),
+                                                 .eta = getenv("APS_DPS_ETA") ? (float)atof(getenv("APS_DPS_ETA")) : 0,
                                                  .sde = cfg.sde, .final_norm = fin, .unguided = z == 0 ? 1 : 0},
                               &b, y, 1, out));
     double dc = 0;
@@ -465,8 +466,9 @@ TEST_HELPER(dps_zeta_sweep) {
   free(clean), free(y), free(out), free(fin);
 }
 
-/* One box-masked test image, 20 DDIM steps with the shipped prior on the CPU device: the
- * output is finite and fits the measurement better than the same run without guidance. */
+/* One box-masked test image, 20 Euler-Maruyama steps (the default ζ, 250/20) with the shipped
+ * prior on the CPU device: the output is finite and fits the measurement better than the same
+ * run without guidance. */
 TEST_CASE(dps_fmnist_box) {
   float *clean = NULL, *y = NULL, out[2][1024], fin[2];
   aps_op_batch b;
@@ -476,9 +478,10 @@ TEST_CASE(dps_fmnist_box) {
   aps_runner *r = NULL;
   REQUIRE_OK(aps_dps_open(PRIOR_PATH, &(aps_runner_desc){.device = "cpu", .quiet = 1}, &b.l, 1, &cfg, &g, &r));
   double secs[2];
+  float zeta = getenv("APS_TEST_DPS_ZETA") ? (float)atof(getenv("APS_TEST_DPS_ZETA")) : 0;
   for (int k = 0; k < 2; k++) {
     double t0 = now_s();
-    REQUIRE_OK(aps_dps_sample(r, &(aps_dps_desc){.steps = 20, .zeta = 0.3f, .rule = APS_DPS_DDIM, .sde = cfg.sde,
+    REQUIRE_OK(aps_dps_sample(r, &(aps_dps_desc){.steps = 20, .zeta = zeta, .rule = APS_DPS_EM, .sde = cfg.sde,
                                                  .final_norm = &fin[k], .unguided = k},
                               &b, y, 4, out[k]));
     secs[k] = now_s() - t0;
@@ -491,9 +494,9 @@ TEST_CASE(dps_fmnist_box) {
   for (int i = 0; i < 1024; i++)
     m += b.param[i];
   double scale = b.sigma_y[0] * sqrt(m);
-  fprintf(stderr, "Fashion-MNIST test image 0, 12x12 box, sigma_y %.3f, 20 DDIM steps: DPS (zeta 0.3) PSNR %.2f dB, "
+  fprintf(stderr, "Fashion-MNIST test image 0, 12x12 box, sigma_y %.3f, 20 EM steps: DPS (zeta %g) PSNR %.2f dB, "
           "|y - Ax| / (sigma_y sqrt(M)) %.2f (%.0f ms/step); unguided PSNR %.2f dB, %.2f\n", b.sigma_y[0],
-          aps_psnr(out[0], clean, 1024), fin[0] / scale, 1000 * secs[0] / 21, aps_psnr(out[1], clean, 1024),
+          zeta ? zeta : APS_DPS_ZETA_TOTAL / 20, aps_psnr(out[0], clean, 1024), fin[0] / scale, 1000 * secs[0] / 21, aps_psnr(out[1], clean, 1024),
           fin[1] / scale);
   CHECK(fin[0] < 0.7 * fin[1], "guidance improves data consistency: %.3f against %.3f unguided", fin[0], fin[1]);
   CHECK(fabs(fin[0] - residual(out[0], y, b.param, 1024)) < 1e-3 * fin[0], "the final norm is the sample's");

@@ -319,6 +319,20 @@ void gr_graph_get_stats(const gr_graph *g, gr_stats *out) {
       out->params++;
       out->param_floats += gr_shape_count(g->t[i].shape);
     }
+  for (uint32_t i = 0; i < g->nn; i++) {
+    const gr_node *n = &g->n[i];
+    gr_shape so = g->t[n->output].shape;
+    if (n->op == GR_OP_CONV2D) { /* per output value: (C / groups) · KH · KW */
+      gr_shape sw = g->t[n->inputs[1]].shape;
+      out->flops += 2 * gr_shape_count(so) * sw.d[1] * sw.d[2] * sw.d[3];
+    } else if (n->op == GR_OP_CONV2D_WGRAD && !n->ia[8]) { /* stage 0: per x value, one per output channel and tap */
+      gr_shape sx = g->t[n->inputs[0]].shape, sy = g->t[n->inputs[1]].shape;
+      out->flops += 2 * gr_shape_count(sy) * sx.d[1] / n->ia[3] * n->ia[4] * n->ia[5];
+    } else if (n->op == GR_OP_MATMUL) { /* per output value: the inner dimension */
+      gr_shape sa = g->t[n->inputs[0]].shape;
+      out->flops += 2 * gr_shape_count(so) * sa.d[sa.rank - 1];
+    }
+  }
 }
 
 gr_tensor gr_param_at(const gr_graph *g, uint32_t index) {

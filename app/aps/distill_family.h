@@ -31,6 +31,7 @@ typedef struct aps_distill_run_desc {
   int t_draws;                   /* ELBO draws per sample (0 = 1) */
   float ema_decay;               /* 0 = 0.999 */
   const char *device;            /* the loss graph's device (runner.h); measuring runs on the CPU device */
+  int vulkan;                    /* aps_runner_desc.vulkan: "auto" takes the best Vulkan device (benchmarks) */
   uint64_t seed;
   const char *train;             /* the run's other settings for "aps.train" (learning rate, ...) */
 } aps_distill_run_desc;

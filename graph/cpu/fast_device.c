@@ -19,7 +19,9 @@
 #include "reference_ops.h"
 
 /* APS_CPU_PROFILE=1: the CPU device's time per op (unary, binary and reduce per function),
- * summed over its runs, printed to stderr when it is destroyed. */
+ * summed over its runs, printed to stderr when it is destroyed; APS_CPU_PROFILE=2 adds the
+ * slowest nodes (APS_CPU_PROFILE_TOP of them, 40 by default) with their names and shapes,
+ * and whether oneDNN ran them. */
 typedef struct op_time { double s; long n; } op_time;
 enum { PROF_FNS = 16 };
 
@@ -31,6 +33,8 @@ struct gr_fast {
   gr_cpu_plan plan; /* where each tensor lives */
   float *arena;     /* the intermediate tensors (plan.offset) */
   op_time *prof;    /* APS_CPU_PROFILE: per op and function */
+  op_time *node_prof; /* APS_CPU_PROFILE=2: per node */
+  uint8_t *by_dnnl;   /* ... whether oneDNN ran it */
 };
 
 /* The tensor node i reads as input k (a conv may read past the pads it folds). */
@@ -77,6 +81,10 @@ aps_status gr_fast_create(const gr_graph *g, int threads, gr_fast **out) {
     st = gr_cpu_plan_make(g, f->needed, gr_dnnl_read0(f->dnnl), &f->plan);
   if (st == APS_OK && getenv("APS_CPU_PROFILE") && !(f->prof = calloc(GR_OP_COUNT * PROF_FNS, sizeof *f->prof)))
     st = aps_fail(APS_ERR_OUT_OF_MEMORY, "out of host memory");
+  const char *prof = getenv("APS_CPU_PROFILE");
+  if (st == APS_OK && prof && atoi(prof) >= 2 &&
+      (!(f->node_prof = calloc(g->nn ? g->nn : 1, sizeof *f->node_prof)) || !(f->by_dnnl = calloc(g->nn ? g->nn : 1, 1))))
+    st = aps_fail(APS_ERR_OUT_OF_MEMORY, "out of host memory");
   if (st == APS_OK && f->plan.arena_floats) {
     size_t bytes = (size_t)f->plan.arena_floats * sizeof(float), huge = (size_t)2 << 20;
     bytes = (bytes + huge - 1) & ~(huge - 1);
@@ -98,9 +106,48 @@ aps_status gr_fast_create(const gr_graph *g, int threads, gr_fast **out) {
   return APS_OK;
 }
 
+static int by_time(const void *a, const void *b, void *ctx) {
+  const op_time *t = ctx;
+  double x = t[*(const uint32_t *)a].s, y = t[*(const uint32_t *)b].s;
+  return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/* The slowest nodes, each with its op, shape, input shapes and time per run. */
+static void print_nodes(const gr_fast *f) {
+  const gr_graph *g = f->g;
+  uint32_t *order = malloc((g->nn ? g->nn : 1) * sizeof *order), m = 0;
+  if (!order)
+    return;
+  double total = 0;
+  for (uint32_t i = 0; i < g->nn; i++)
+    if (f->node_prof[i].n) {
+      order[m++] = i;
+      total += f->node_prof[i].s;
+    }
+  qsort_r(order, m, sizeof *order, by_time, f->node_prof);
+  const char *e = getenv("APS_CPU_PROFILE_TOP");
+  uint32_t top = e ? (uint32_t)atoi(e) : 40;
+  fprintf(stderr, "CPU device: %u nodes ran, %.1f ms in all; the slowest (ms per run):\n", m, total * 1e3);
+  for (uint32_t k = 0; k < m && k < top; k++) {
+    const gr_node *n = &g->n[order[k]];
+    char ins[160] = "", sh[64];
+    for (int j = 0, at = 0; j < n->n_inputs && at < (int)sizeof ins - 1; j++)
+      at += snprintf(ins + at, sizeof ins - (size_t)at, "%s%s", j ? " " : "",
+                     gr_shape_str(g->t[n->inputs[j]].shape, sh, sizeof sh));
+    fprintf(stderr, "  %8.2f %-14s %-5s fn %2d %-40s -> %-18s <- %s\n", f->node_prof[order[k]].s * 1e3 / (double)f->node_prof[order[k]].n,
+            gr_op_name(n->op), f->by_dnnl[order[k]] ? "dnnl" : "", n->op == GR_OP_UNARY || n->op == GR_OP_BINARY || n->op == GR_OP_REDUCE ? (int)n->ia[0] : 0,
+            n->name, gr_shape_str(g->t[n->output].shape, sh, sizeof sh), ins);
+  }
+  free(order);
+}
+
 void gr_fast_destroy(gr_fast *f) {
   if (!f)
     return;
+  if (f->node_prof)
+    print_nodes(f);
+  free(f->node_prof);
+  free(f->by_dnnl);
   free(f->arena);
   for (int k = 0; f->prof && k < GR_OP_COUNT * PROF_FNS; k++)
     if (f->prof[k].n)
@@ -152,8 +199,14 @@ aps_status gr_fast_run(gr_fast *f, float *const *v) {
     if (f->prof) {
       int fn = n->op == GR_OP_UNARY || n->op == GR_OP_BINARY || n->op == GR_OP_REDUCE ? (int)n->ia[0] : 0;
       op_time *p = &f->prof[n->op * PROF_FNS + (fn >= 0 && fn < PROF_FNS ? fn : 0)];
-      p->s += aps_now_s() - t0;
+      double dt = aps_now_s() - t0;
+      p->s += dt;
       p->n++;
+      if (f->node_prof) {
+        f->node_prof[i].s += dt;
+        f->node_prof[i].n++;
+        f->by_dnnl[i] = (uint8_t)done;
+      }
     }
   }
 #ifdef _OPENMP

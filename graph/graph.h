@@ -293,6 +293,7 @@ const float *gr_cpu_values(const gr_cpu *c, gr_tensor t);
 typedef struct gr_cpu_memory_stats {
   uint64_t own_bytes, arena_bytes, unplanned_bytes;
   uint32_t shared_tensors; /* views and in-place writes */
+  uint32_t grouped_nodes, groups; /* elementwise nodes the CPU device runs as groups (one loop each) */
 } gr_cpu_memory_stats;
 void gr_cpu_memory(const gr_cpu *c, gr_cpu_memory_stats *out);
 

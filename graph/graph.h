@@ -256,7 +256,8 @@ aps_status gr_grad(gr_graph *g, gr_tensor loss, uint32_t n_wrt, const gr_tensor 
 typedef struct gr_stats {
   uint32_t tensors, nodes, params;
   int64_t param_floats;
-  int64_t flops; /* of the conv2d, weight-gradient and matmul nodes, 2 per multiply-add */
+  int64_t flops; /* of the conv2d, weight-gradient and matmul nodes that some output or
+                    assignment needs, 2 per multiply-add */
 } gr_stats;
 void gr_graph_get_stats(const gr_graph *g, gr_stats *out);
 

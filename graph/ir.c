@@ -319,8 +319,16 @@ void gr_graph_get_stats(const gr_graph *g, gr_stats *out) {
       out->params++;
       out->param_floats += gr_shape_count(g->t[i].shape);
     }
-  for (uint32_t i = 0; i < g->nn; i++) {
+  /* FLOPs of the nodes some output or assignment needs (as the devices run them) */
+  uint8_t *live = calloc(g->nt ? g->nt : 1, 1);
+  for (uint32_t t = 1; live && t < g->nt; t++)
+    live[t] = (uint8_t)g->t[t].output;
+  for (uint32_t i = g->nn; live && i-- > 0;) {
     const gr_node *n = &g->n[i];
+    if (!live[n->output] && n->op != GR_OP_ASSIGN)
+      continue;
+    for (int k = 0; k < n->n_inputs; k++)
+      live[n->inputs[k]] = 1;
     gr_shape so = g->t[n->output].shape;
     if (n->op == GR_OP_CONV2D) { /* per output value: (C / groups) · KH · KW */
       gr_shape sw = g->t[n->inputs[1]].shape;
@@ -333,6 +341,7 @@ void gr_graph_get_stats(const gr_graph *g, gr_stats *out) {
       out->flops += 2 * gr_shape_count(so) * sa.d[sa.rank - 1];
     }
   }
+  free(live);
 }
 
 gr_tensor gr_param_at(const gr_graph *g, uint32_t index) {

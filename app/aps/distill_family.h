@@ -41,6 +41,7 @@ typedef struct aps_distill_run aps_distill_run;
 aps_status aps_distill_run_create(const aps_distill_run_desc *d, aps_distill_run **out);
 void aps_distill_run_destroy(aps_distill_run *run);
 aps_runner *aps_distill_run_runner(aps_distill_run *run);
+const gr_graph *aps_distill_run_graph(const aps_distill_run *run); /* the loss graph */
 const aps_flow_config *aps_distill_run_flow(const aps_distill_run *run);
 /* Initial flow weights (from seed) and data-dependent ActNorm scales from a first batch of
  * measurements; not for a resumed run, whose checkpoint holds them. */

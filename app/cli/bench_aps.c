@@ -29,6 +29,7 @@ typedef struct bench_result {
   double step_cpu_ms; /* the process's CPU time in a step (all threads): on a shared machine
                          a steadier figure of the work than the wall clock */
   int64_t params, flops; /* the flow's parameters, its FLOPs per sample (convs and matmuls) */
+  int64_t step_flops;    /* a distillation step's (convs, weight gradients, matmuls) */
   char device[300];
 } bench_result;
 
@@ -113,6 +114,11 @@ static aps_status bench_distill(const cli_options *o, int batch, int reps, bench
                                &run);
   if (s == APS_OK)
     s = aps_distill_run_init(run);
+  if (s == APS_OK) {
+    gr_stats st;
+    gr_graph_get_stats(aps_distill_run_graph(run), &st);
+    res->step_flops = st.flops;
+  }
   double t[16], feed[16], cpu[16];
   aps_runner *r = s == APS_OK ? aps_distill_run_runner(run) : NULL;
   for (int i = -1; s == APS_OK && i < reps; i++) {
@@ -165,8 +171,9 @@ int cmd_bench_aps(const cli_options *o) {
            cfg, (long long)res.params, (double)res.flops * 1e-6);
     for (int i = 0; i < 3; i++)
       printf(", \"sample_ms_b%d\": %.3f, \"sample_ms_per_sample_b%d\": %.4f", b[i], res.ms[i], b[i], res.ms[i] / b[i]);
-    printf(", \"distill_batch\": %d, \"distill_step_ms\": %.1f, \"distill_feed_ms\": %.1f, \"distill_step_cpu_ms\": %.1f}\n",
-           step_batch, res.step_ms, res.feed_ms, res.step_cpu_ms);
+    printf(", \"distill_batch\": %d, \"distill_step_ms\": %.1f, \"distill_feed_ms\": %.1f, \"distill_step_cpu_ms\": %.1f, "
+           "\"distill_step_gflop\": %.2f}\n",
+           step_batch, res.step_ms, res.feed_ms, res.step_cpu_ms, (double)res.step_flops * 1e-9);
   } else {
     printf("aps on %s\n", res.device);
     printf("  flow %s\n  %lld parameters, %.1f MFLOP per sample (convs and matmuls)\n", cfg, (long long)res.params,
@@ -176,6 +183,8 @@ int cmd_bench_aps(const cli_options *o) {
       printf("  sampling, batch %-19d %12.2f %14.3f\n", b[i], res.ms[i], res.ms[i] / b[i]);
     printf("  distillation step, batch %-10d %12.1f   (feed %.1f ms, CPU time %.0f ms; median of %d)\n", step_batch,
            res.step_ms, res.feed_ms, res.step_cpu_ms, step_reps);
+    printf("  %.1f GFLOP per step in convs, weight gradients and matmuls: %.1f GFLOP/s\n", (double)res.step_flops * 1e-9,
+           (double)res.step_flops * 1e-6 / res.step_ms);
   }
   return 0;
 }

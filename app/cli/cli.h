@@ -15,6 +15,7 @@ int cmd_bench_train(const cli_options *o);
 int cmd_bench_profile(const cli_options *o);
 
 int cmd_bench_prior(const cli_options *o);
+int cmd_bench_aps(const cli_options *o);
 /* The method's commands take the arguments after their name. */
 int cmd_train_prior(const cli_options *o, int argc, char **argv);
 int cmd_prior_sample(const cli_options *o, int argc, char **argv);

@@ -29,6 +29,7 @@ static const cli_command commands[] = {
     {"bench profile", NULL, cmd_bench_profile, "[--json] [--quick]  U-Net forward time per dispatch and kind"},
     {"bench train", NULL, cmd_bench_train, "[--json] [--quick]  one U-Net training step (forward, backward, Adam)"},
     {"bench prior", NULL, cmd_bench_prior, "[--json] [--quick]  the prior's ε-network, with the input gradient"},
+    {"bench aps", NULL, cmd_bench_aps, "[--json] [--quick]  flow sampling at batch 1/8/64, one distillation step at 64"},
     {"train-prior", cmd_train_prior, NULL, "--data D --out F [...]  train the diffusion prior"},
     {"prior-sample", cmd_prior_sample, NULL, "--model F --out P.png [--sampler em|ddim|ode --steps N --n K]"},
     {"elbo", cmd_elbo, NULL, "--model F [--data D --split test]  the prior's -ELBO in bits/dim"},

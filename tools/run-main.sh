@@ -23,3 +23,4 @@ echo "== restoring a test image with its left half hidden"
 ./build/aps bench runtime
 ./build/aps bench graph
 ./build/aps bench prior
+./build/aps --device cpu bench aps

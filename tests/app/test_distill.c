@@ -168,3 +168,22 @@ TEST_CASE(flow_distill_glow) {
   unsigned msgs = rt_validation_messages_total();
   CHECK(msgs == 0, "%u validation messages (see above)", msgs);
 }
+
+void test_random_rotation(uint64_t *rng, int d, double *q) {
+  for (int i = 0; i < d * d; i++)
+    q[i] = aps_rng_normal(rng);
+  for (int j = 0; j < d; j++) {
+    for (int k = 0; k < j; k++) {
+      double dot = 0;
+      for (int i = 0; i < d; i++)
+        dot += q[i * d + j] * q[i * d + k];
+      for (int i = 0; i < d; i++)
+        q[i * d + j] -= dot * q[i * d + k];
+    }
+    double norm = 0;
+    for (int i = 0; i < d; i++)
+      norm += q[i * d + j] * q[i * d + j];
+    for (int i = 0; i < d; i++)
+      q[i * d + j] /= sqrt(norm);
+  }
+}

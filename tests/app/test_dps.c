@@ -187,22 +187,7 @@ static gr_tensor exact_eps(gr_graph *g, void *user, gr_tensor x, gr_tensor t) {
 
 /* A random rotation, eigenvalues over a decade (0.04-0.4), a non-zero mean. */
 static void make_prior(gaussian *p, uint64_t *rng) {
-  for (int i = 0; i < D * D; i++)
-    p->q[i] = aps_rng_normal(rng);
-  for (int j = 0; j < D; j++) {
-    for (int k = 0; k < j; k++) {
-      double dot = 0;
-      for (int i = 0; i < D; i++)
-        dot += p->q[i * D + j] * p->q[i * D + k];
-      for (int i = 0; i < D; i++)
-        p->q[i * D + j] -= dot * p->q[i * D + k];
-    }
-    double norm = 0;
-    for (int i = 0; i < D; i++)
-      norm += p->q[i * D + j] * p->q[i * D + j];
-    for (int i = 0; i < D; i++)
-      p->q[i * D + j] /= sqrt(norm);
-  }
+  test_random_rotation(rng, D, p->q);
   for (int j = 0; j < D; j++) {
     p->lambda[j] = 0.04 * pow(10.0, (double)j / (D - 1));
     p->mu[j] = 0.3 * sin(1.3 * j);

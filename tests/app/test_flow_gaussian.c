@@ -7,6 +7,7 @@
 #include <stdlib.h>
 
 #include "../test.h"
+#include "app_fixtures.h"
 #include "dataset.h"
 #include "distill.h"
 #include "sampler.h"
@@ -71,24 +72,8 @@ static void invert(double *a, int n) {
 }
 
 static void make_prior(gaussian *p, uint64_t *rng) {
-  /* A random rotation (Gram-Schmidt on a Gaussian matrix's columns), eigenvalues spread
-   * over a decade, a non-zero mean. */
-  for (int i = 0; i < D * D; i++)
-    p->q[i] = aps_rng_normal(rng);
-  for (int j = 0; j < D; j++) {
-    for (int k = 0; k < j; k++) {
-      double dot = 0;
-      for (int i = 0; i < D; i++)
-        dot += p->q[i * D + j] * p->q[i * D + k];
-      for (int i = 0; i < D; i++)
-        p->q[i * D + j] -= dot * p->q[i * D + k];
-    }
-    double norm = 0;
-    for (int i = 0; i < D; i++)
-      norm += p->q[i * D + j] * p->q[i * D + j];
-    for (int i = 0; i < D; i++)
-      p->q[i * D + j] /= sqrt(norm);
-  }
+  /* A random rotation, eigenvalues spread over a decade, a non-zero mean. */
+  test_random_rotation(rng, D, p->q);
   for (int j = 0; j < D; j++) {
     p->lambda[j] = 0.04 * pow(10.0, (double)j / (D - 1));
     p->mu[j] = 0.3 * sin(1.3 * j);

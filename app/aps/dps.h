@@ -41,9 +41,11 @@
  * close as the noise allows), CPU device (tests/app/test_dps.c, dps_zeta_sweep):
  *   em, 100 steps:   ζ 0.3: 21.2 dB, 2.98;  ζ 1: 25.4 dB, 1.32;  ζ 3: 25.9 dB, 0.88;  ζ 10: 20.2 dB, 3.33
  *   em, 250 steps:   ζ 0.8: 26.4 dB, 0.85;  ζ 2.5: 25.5 dB, 0.70
+ *   em, 1000 steps:  ζ 0.25: 24.7 dB, 0.85
  *   ddim η = 1, 100: ζ 1: 25.9 dB, 1.31;  ζ 3: 26.4 dB, 0.94
  *   ddim η = 0, 100: ζ 0.3: 19.9 dB, 2.23;  ζ 1: 12.0 dB, 7.50 (every image);  ζ 3: 22.9 dB, 3.16
- * so ζ·steps ≈ 250 with em or ddim η = 1. Deterministic DDIM (η = 0) with guidance is erratic
+ * (one sample per image: differences of 1-2 dB are within the draw's spread), so ζ·steps ≈ 250
+ * with em or ddim η = 1. Deterministic DDIM (η = 0) with guidance is erratic
  * in ζ; prefer em or η = 1.
  *
  * After every network run the outputs are checked finite; a NaN or Inf stops the sampler with

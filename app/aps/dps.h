@@ -6,13 +6,15 @@
  *   "t"   [N]            its time (the sampler gives every sample the same t),
  *   "y"   [N, C, MH, MW] the measurement,
  *   the operator's inputs "op.param", "op.kernel", "op.sigma_b", "op.sigma_y" (those of its
- *   class, aps_op_graph_inputs with prefix "op"; σ_y is an input but the step does not use it),
+ *   class, aps_op_graph_inputs with prefix "op"; σ_y enters only "consistency"),
  * and its outputs:
  *   "eps"  [N, C, H, W]  ε = ε_θ(x_t, t),
  *   "x0"   [N, C, H, W]  Tweedie's x̂₀ = (x_t − σ(t) ε) / a(t),
  *   "norm" [N]           ‖y − A x̂₀‖₂ per sample (the norm, not its square),
  *   "grad" [N, C, H, W]  ∇_{x_t} ‖y − A x̂₀‖, through the network (gr_grad with respect to the
- *                        input x_t; the prior's weights are parameters, not differentiated).
+ *                        input x_t; the prior's weights are parameters, not differentiated),
+ *   "consistency" [N]    ‖y − A x̂₀‖ / (max(σ_y, APS_SIGMA_Y_FLOOR) √M), M the measured values
+ *                        (C·Σm for masks): about 1 for a fit as close as the noise allows.
  * Samples are independent, so the gradient of the batch's sum of norms is each sample's own.
  * The prior's parameters keep the names of its model file (aps_dps_open loads them).
  *

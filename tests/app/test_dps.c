@@ -499,7 +499,7 @@ TEST_HELPER(dps_zeta_sweep) {
   free(clean), free(y), free(out), free(fin);
 }
 
-/* One box-masked test image, 20 Euler-Maruyama steps (the default ζ, 250/20) with the shipped
+/* One box-masked test image, 20 Euler-Maruyama steps (the default ζ, 2.5) with the shipped
  * prior on the CPU device: the output is finite and fits the measurement better than the same
  * run without guidance. */
 TEST_CASE(dps_fmnist_box) {
@@ -529,8 +529,8 @@ TEST_CASE(dps_fmnist_box) {
   double scale = b.sigma_y[0] * sqrt(m);
   fprintf(stderr, "Fashion-MNIST test image 0, 12x12 box, sigma_y %.3f, 20 EM steps: DPS (zeta %g) PSNR %.2f dB, "
           "|y - Ax| / (sigma_y sqrt(M)) %.2f (%.0f ms/step); unguided PSNR %.2f dB, %.2f\n", b.sigma_y[0],
-          zeta ? zeta : APS_DPS_ZETA_TOTAL / 20, aps_psnr(out[0], clean, 1024), fin[0] / scale, 1000 * secs[0] / 21, aps_psnr(out[1], clean, 1024),
-          fin[1] / scale);
+          zeta ? zeta : APS_DPS_ZETA_MAX, aps_psnr(out[0], clean, 1024), fin[0] / scale, 1000 * secs[0] / 21,
+          aps_psnr(out[1], clean, 1024), fin[1] / scale);
   CHECK(fin[0] < 0.7 * fin[1], "guidance improves data consistency: %.3f against %.3f unguided", fin[0], fin[1]);
   CHECK(fabs(fin[0] - residual(out[0], y, b.param, 1024)) < 1e-3 * fin[0], "the final norm is the sample's");
   aps_runner_destroy(r);

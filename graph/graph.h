@@ -256,6 +256,8 @@ aps_status gr_grad(gr_graph *g, gr_tensor loss, uint32_t n_wrt, const gr_tensor 
 typedef struct gr_stats {
   uint32_t tensors, nodes, params;
   int64_t param_floats;
+  int64_t flops; /* of the conv2d, weight-gradient and matmul nodes that some output or
+                    assignment needs, 2 per multiply-add */
 } gr_stats;
 void gr_graph_get_stats(const gr_graph *g, gr_stats *out);
 
@@ -292,6 +294,7 @@ const float *gr_cpu_values(const gr_cpu *c, gr_tensor t);
 typedef struct gr_cpu_memory_stats {
   uint64_t own_bytes, arena_bytes, unplanned_bytes;
   uint32_t shared_tensors; /* views and in-place writes */
+  uint32_t grouped_nodes, groups; /* elementwise nodes the CPU device runs as groups (one loop each) */
 } gr_cpu_memory_stats;
 void gr_cpu_memory(const gr_cpu *c, gr_cpu_memory_stats *out);
 

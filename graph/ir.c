@@ -319,6 +319,29 @@ void gr_graph_get_stats(const gr_graph *g, gr_stats *out) {
       out->params++;
       out->param_floats += gr_shape_count(g->t[i].shape);
     }
+  /* FLOPs of the nodes some output or assignment needs (as the devices run them) */
+  uint8_t *live = calloc(g->nt ? g->nt : 1, 1);
+  for (uint32_t t = 1; live && t < g->nt; t++)
+    live[t] = (uint8_t)g->t[t].output;
+  for (uint32_t i = g->nn; live && i-- > 0;) {
+    const gr_node *n = &g->n[i];
+    if (!live[n->output] && n->op != GR_OP_ASSIGN)
+      continue;
+    for (int k = 0; k < n->n_inputs; k++)
+      live[n->inputs[k]] = 1;
+    gr_shape so = g->t[n->output].shape;
+    if (n->op == GR_OP_CONV2D) { /* per output value: (C / groups) · KH · KW */
+      gr_shape sw = g->t[n->inputs[1]].shape;
+      out->flops += 2 * gr_shape_count(so) * sw.d[1] * sw.d[2] * sw.d[3];
+    } else if (n->op == GR_OP_CONV2D_WGRAD && !n->ia[8]) { /* stage 0: per x value, one per output channel and tap */
+      gr_shape sx = g->t[n->inputs[0]].shape, sy = g->t[n->inputs[1]].shape;
+      out->flops += 2 * gr_shape_count(sy) * sx.d[1] / n->ia[3] * n->ia[4] * n->ia[5];
+    } else if (n->op == GR_OP_MATMUL) { /* per output value: the inner dimension */
+      gr_shape sa = g->t[n->inputs[0]].shape;
+      out->flops += 2 * gr_shape_count(so) * sa.d[sa.rank - 1];
+    }
+  }
+  free(live);
 }
 
 gr_tensor gr_param_at(const gr_graph *g, uint32_t index) {

@@ -118,7 +118,7 @@ aps_status aps_distill_run_create(const aps_distill_run_desc *desc, aps_distill_
   if (s == APS_OK)
     s = R->og_status;
   if (s == APS_OK)
-    s = aps_runner_create(R->g, &(aps_runner_desc){.device = R->d.device}, &R->r);
+    s = aps_runner_create(R->g, &(aps_runner_desc){.device = R->d.device, .vulkan = R->d.vulkan}, &R->r);
   if (s == APS_OK)
     s = aps_distill_load_prior(R->g, R->r, prior);
   if (s == APS_OK)
@@ -163,6 +163,7 @@ void aps_distill_run_destroy(aps_distill_run *R) {
 }
 
 aps_runner *aps_distill_run_runner(aps_distill_run *R) { return R->r; }
+const gr_graph *aps_distill_run_graph(const aps_distill_run *R) { return R->g; }
 const aps_flow_config *aps_distill_run_flow(const aps_distill_run *R) { return &R->fc; }
 const gr_st_meta *aps_distill_run_meta(const aps_distill_run *R) { return R->meta; }
 uint64_t *aps_distill_run_rng(aps_distill_run *R) { return &R->rng; }

@@ -31,6 +31,7 @@ typedef struct aps_distill_run_desc {
   int t_draws;                   /* ELBO draws per sample (0 = 1) */
   float ema_decay;               /* 0 = 0.999 */
   const char *device;            /* the loss graph's device (runner.h); measuring runs on the CPU device */
+  int vulkan;                    /* aps_runner_desc.vulkan: "auto" takes the best Vulkan device (benchmarks) */
   uint64_t seed;
   const char *train;             /* the run's other settings for "aps.train" (learning rate, ...) */
 } aps_distill_run_desc;
@@ -40,6 +41,7 @@ typedef struct aps_distill_run aps_distill_run;
 aps_status aps_distill_run_create(const aps_distill_run_desc *d, aps_distill_run **out);
 void aps_distill_run_destroy(aps_distill_run *run);
 aps_runner *aps_distill_run_runner(aps_distill_run *run);
+const gr_graph *aps_distill_run_graph(const aps_distill_run *run); /* the loss graph */
 const aps_flow_config *aps_distill_run_flow(const aps_distill_run *run);
 /* Initial flow weights (from seed) and data-dependent ActNorm scales from a first batch of
  * measurements; not for a resumed run, whose checkpoint holds them. */

@@ -15,12 +15,15 @@ int cmd_bench_train(const cli_options *o);
 int cmd_bench_profile(const cli_options *o);
 
 int cmd_bench_prior(const cli_options *o);
+int cmd_bench_aps(const cli_options *o);
 /* The method's commands take the arguments after their name. */
 int cmd_train_prior(const cli_options *o, int argc, char **argv);
 int cmd_prior_sample(const cli_options *o, int argc, char **argv);
 int cmd_elbo(const cli_options *o, int argc, char **argv);
 int cmd_distill(const cli_options *o, int argc, char **argv);
 int cmd_degrade(const cli_options *o, int argc, char **argv);
+int cmd_sample(const cli_options *o, int argc, char **argv);
+int cmd_eval(const cli_options *o, int argc, char **argv);
 
 /* The CPU device's conv2d, matmul and U-Net figures (bench_cpu.c); 0 on success. */
 int bench_cpu_device(int json);

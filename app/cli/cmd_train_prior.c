@@ -53,9 +53,16 @@ int cmd_train_prior(const cli_options *o, int argc, char **argv) {
     fprintf(stderr, "aps train-prior: --widths '%s': expected 1 to 4 comma-separated positive integers\n", widths);
     return 2;
   }
-  char ckpt_buf[1024], csv_buf[1024];
-  snprintf(ckpt_buf, sizeof ckpt_buf, "%s.ckpt", out);
-  snprintf(csv_buf, sizeof csv_buf, "%s.csv", out);
+  /* Derived paths as long as --out needs (a fixed buffer would cut them into --out itself). */
+  size_t len = strlen(out) + 8;
+  char *ckpt_buf = malloc(len), *csv_buf = malloc(len);
+  if (!ckpt_buf || !csv_buf) {
+    free(ckpt_buf), free(csv_buf);
+    fprintf(stderr, "aps train-prior: out of host memory\n");
+    return 1;
+  }
+  snprintf(ckpt_buf, len, "%s.ckpt", out);
+  snprintf(csv_buf, len, "%s.csv", out);
   ckpt = ckpt ? ckpt : ckpt_buf;
   csv = csv ? csv : csv_buf;
 
@@ -112,6 +119,7 @@ int cmd_train_prior(const cli_options *o, int argc, char **argv) {
       fprintf(stderr, "aps: wrote %s (EMA weights of the checkpoint, step %s; no steps left to run)\n", out, step_s);
   }
   free(f.buf);
+  free(ckpt_buf), free(csv_buf);
   aps_runner_destroy(r);
   gr_graph_destroy(g);
   aps_dataset_free(ds);

@@ -29,11 +29,14 @@ static const cli_command commands[] = {
     {"bench profile", NULL, cmd_bench_profile, "[--json] [--quick]  U-Net forward time per dispatch and kind"},
     {"bench train", NULL, cmd_bench_train, "[--json] [--quick]  one U-Net training step (forward, backward, Adam)"},
     {"bench prior", NULL, cmd_bench_prior, "[--json] [--quick]  the prior's ε-network, with the input gradient"},
+    {"bench aps", NULL, cmd_bench_aps, "[--json] [--quick]  flow sampling at batch 1/8/64, one distillation step at 64"},
     {"train-prior", cmd_train_prior, NULL, "--data D --out F [...]  train the diffusion prior"},
     {"prior-sample", cmd_prior_sample, NULL, "--model F --out P.png [--sampler em|ddim|ode --steps N --n K]"},
     {"elbo", cmd_elbo, NULL, "--model F [--data D --split test]  the prior's -ELBO in bits/dim"},
     {"distill", cmd_distill, NULL, "--prior F --op SPEC --out FLOW [...]  distil the prior into a conditional flow"},
     {"degrade", cmd_degrade, NULL, "--op SPEC (--data D [--index N | --n K] | --image P) --out DIR  measurements"},
+    {"sample", cmd_sample, NULL, "--model FLOW (--image P [--measured] | --data D | --measurements F) --out DIR  posterior samples"},
+    {"eval", cmd_eval, NULL, "--model FLOW [--op SPEC --n N --k K --json]  posterior quality on Fashion-MNIST's test split"},
 };
 enum { N_COMMANDS = sizeof commands / sizeof commands[0] };
 

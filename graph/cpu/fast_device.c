@@ -15,11 +15,14 @@
 
 #include "aps_clock.h"
 #include "fast_dnnl.h"
+#include "fast_fusion.h"
 #include "fast_memory_plan.h"
 #include "reference_ops.h"
 
 /* APS_CPU_PROFILE=1: the CPU device's time per op (unary, binary and reduce per function),
- * summed over its runs, printed to stderr when it is destroyed. */
+ * summed over its runs, printed to stderr when it is destroyed; APS_CPU_PROFILE=2 adds the
+ * slowest nodes (APS_CPU_PROFILE_TOP of them, 40 by default) with their names and shapes,
+ * and whether oneDNN ran them. */
 typedef struct op_time { double s; long n; } op_time;
 enum { PROF_FNS = 16 };
 
@@ -28,9 +31,13 @@ struct gr_fast {
   int threads;      /* OpenMP threads, 0 = its default */
   uint8_t *needed;  /* per node, whether an output or an assignment needs it */
   gr_dnnl *dnnl;    /* oneDNN state */
+  gr_fast_fusion *fusion; /* elementwise groups */
+  float *const *bound;    /* the values the groups were bound to */
   gr_cpu_plan plan; /* where each tensor lives */
   float *arena;     /* the intermediate tensors (plan.offset) */
   op_time *prof;    /* APS_CPU_PROFILE: per op and function */
+  op_time *node_prof; /* APS_CPU_PROFILE=2: per node */
+  uint8_t *by_dnnl;   /* ... 1: oneDNN ran it, 1 + k: it ran a group of k elementwise nodes */
 };
 
 /* The tensor node i reads as input k (a conv may read past the pads it folds). */
@@ -74,8 +81,15 @@ aps_status gr_fast_create(const gr_graph *g, int threads, gr_fast **out) {
   if (st == APS_OK && !(f->needed = needed_nodes(f)))
     st = aps_fail(APS_ERR_OUT_OF_MEMORY, "out of host memory");
   if (st == APS_OK)
-    st = gr_cpu_plan_make(g, f->needed, gr_dnnl_read0(f->dnnl), &f->plan);
-  if (st == APS_OK && getenv("APS_CPU_PROFILE") && !(f->prof = calloc(GR_OP_COUNT * PROF_FNS, sizeof *f->prof)))
+    st = gr_fast_fusion_make(g, f->needed, gr_dnnl_read0(f->dnnl), &f->fusion);
+  if (st == APS_OK)
+    st = gr_cpu_plan_make(g, f->needed, gr_dnnl_read0(f->dnnl), gr_fast_fusion_at(f->fusion),
+                          gr_fast_fusion_internal(f->fusion), &f->plan);
+  if (st == APS_OK && getenv("APS_CPU_PROFILE") && !(f->prof = calloc((GR_OP_COUNT + 1) * PROF_FNS, sizeof *f->prof)))
+    st = aps_fail(APS_ERR_OUT_OF_MEMORY, "out of host memory");
+  const char *prof = getenv("APS_CPU_PROFILE");
+  if (st == APS_OK && prof && atoi(prof) >= 2 &&
+      (!(f->node_prof = calloc(g->nn ? g->nn : 1, sizeof *f->node_prof)) || !(f->by_dnnl = calloc(g->nn ? g->nn : 1, 1))))
     st = aps_fail(APS_ERR_OUT_OF_MEMORY, "out of host memory");
   if (st == APS_OK && f->plan.arena_floats) {
     size_t bytes = (size_t)f->plan.arena_floats * sizeof(float), huge = (size_t)2 << 20;
@@ -98,14 +112,58 @@ aps_status gr_fast_create(const gr_graph *g, int threads, gr_fast **out) {
   return APS_OK;
 }
 
+static int by_time(const void *a, const void *b, void *ctx) {
+  const op_time *t = ctx;
+  double x = t[*(const uint32_t *)a].s, y = t[*(const uint32_t *)b].s;
+  return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/* The slowest nodes, each with its op, shape, input shapes and time per run. */
+static void print_nodes(const gr_fast *f) {
+  const gr_graph *g = f->g;
+  uint32_t *order = malloc((g->nn ? g->nn : 1) * sizeof *order), m = 0;
+  if (!order)
+    return;
+  double total = 0;
+  for (uint32_t i = 0; i < g->nn; i++)
+    if (f->node_prof[i].n) {
+      order[m++] = i;
+      total += f->node_prof[i].s;
+    }
+  qsort_r(order, m, sizeof *order, by_time, f->node_prof);
+  const char *e = getenv("APS_CPU_PROFILE_TOP");
+  uint32_t top = e ? (uint32_t)atoi(e) : 40;
+  fprintf(stderr, "CPU device: %u nodes ran, %.1f ms in all; the slowest (ms per run):\n", m, total * 1e3);
+  for (uint32_t k = 0; k < m && k < top; k++) {
+    const gr_node *n = &g->n[order[k]];
+    char ins[160] = "", sh[64], how[16] = "";
+    uint8_t by = f->by_dnnl[order[k]];
+    if (by)
+      snprintf(how, sizeof how, by == 1 ? "dnnl" : "grp%d", by - 1);
+    for (int j = 0, at = 0; j < n->n_inputs && at < (int)sizeof ins - 1; j++)
+      at += snprintf(ins + at, sizeof ins - (size_t)at, "%s%s", j ? " " : "",
+                     gr_shape_str(g->t[n->inputs[j]].shape, sh, sizeof sh));
+    fprintf(stderr, "  %8.2f %-14s %-5s fn %2d %-40s -> %-18s <- %s\n", f->node_prof[order[k]].s * 1e3 / (double)f->node_prof[order[k]].n,
+            gr_op_name(n->op), how, n->op == GR_OP_UNARY || n->op == GR_OP_BINARY || n->op == GR_OP_REDUCE ? (int)n->ia[0] : 0,
+            n->name, gr_shape_str(g->t[n->output].shape, sh, sizeof sh), ins);
+  }
+  free(order);
+}
+
 void gr_fast_destroy(gr_fast *f) {
   if (!f)
     return;
+  if (f->node_prof)
+    print_nodes(f);
+  free(f->node_prof);
+  free(f->by_dnnl);
   free(f->arena);
-  for (int k = 0; f->prof && k < GR_OP_COUNT * PROF_FNS; k++)
+  gr_fast_fusion_free(f->fusion);
+  for (int k = 0; f->prof && k < (GR_OP_COUNT + 1) * PROF_FNS; k++) /* the last row: elementwise groups by size */
     if (f->prof[k].n)
-      fprintf(stderr, "CPU device: %-16s fn %2d %7ld nodes %9.1f ms\n", gr_op_name((gr_op)(k / PROF_FNS)), k % PROF_FNS,
-              f->prof[k].n, f->prof[k].s * 1e3);
+      fprintf(stderr, "CPU device: %-16s %s %2d %7ld nodes %9.1f ms\n",
+              k / PROF_FNS < GR_OP_COUNT ? gr_op_name((gr_op)(k / PROF_FNS)) : "group", k / PROF_FNS < GR_OP_COUNT ? "fn" : "of",
+              k % PROF_FNS, f->prof[k].n, f->prof[k].s * 1e3);
   free(f->prof);
   gr_cpu_plan_free(&f->plan);
   free(f->needed);
@@ -122,6 +180,7 @@ void gr_fast_memory(const gr_fast *f, gr_cpu_memory_stats *out) {
   out->arena_bytes = f->plan.arena_floats * sizeof(float);
   out->unplanned_bytes = f->plan.unplanned_floats * sizeof(float);
   out->shared_tensors = f->plan.shared;
+  gr_fast_fusion_count(f->fusion, &out->groups, &out->grouped_nodes);
 }
 
 /* oneDNN where it takes the node, else the parallel kernel, else the reference. The thread
@@ -134,6 +193,14 @@ aps_status gr_fast_run(gr_fast *f, float *const *v) {
     omp_set_num_threads(f->threads);
 #endif
   aps_status st = APS_OK;
+  if (f->bound != v) {
+    int threads = f->threads;
+#ifdef _OPENMP
+    threads = omp_get_max_threads();
+#endif
+    st = gr_fast_fusion_bind(f->fusion, v, threads);
+    f->bound = st == APS_OK ? v : NULL;
+  }
   for (uint32_t i = 0; i < g->nn && st == APS_OK; i++) {
     const gr_node *n = &g->n[i];
     if (!f->needed[i] || f->plan.view[i])
@@ -141,19 +208,29 @@ aps_status gr_fast_run(gr_fast *f, float *const *v) {
     const float *in[GR_MAX_INPUTS];
     for (int k = 0; k < n->n_inputs; k++)
       in[k] = v[input_of(f, i, k)];
-    int done = 0;
+    int done = 0, group = gr_fast_fusion_size(f->fusion, i);
     double t0 = f->prof ? aps_now_s() : 0;
-    st = gr_dnnl_run(f->dnnl, i, in, v[n->output], &done);
-    if (st == APS_OK && !done) {
+    int fused = gr_fast_fusion_run(f->fusion, i, v);
+    if (fused == 2)
+      continue;
+    if (!fused)
+      st = gr_dnnl_run(f->dnnl, i, in, v[n->output], &done);
+    if (st == APS_OK && !done && !fused) {
       gr_cpu_fn fast = gr_op_impls[n->op].fast;
       (fast ? fast : gr_op_impls[n->op].cpu)(g, n, in, v[n->output]);
       gr_cpu_effects(g, n, v);
     }
     if (f->prof) {
-      int fn = n->op == GR_OP_UNARY || n->op == GR_OP_BINARY || n->op == GR_OP_REDUCE ? (int)n->ia[0] : 0;
-      op_time *p = &f->prof[n->op * PROF_FNS + (fn >= 0 && fn < PROF_FNS ? fn : 0)];
-      p->s += aps_now_s() - t0;
+      int fn = group ? group : n->op == GR_OP_UNARY || n->op == GR_OP_BINARY || n->op == GR_OP_REDUCE ? (int)n->ia[0] : 0;
+      op_time *p = &f->prof[(group ? GR_OP_COUNT : (int)n->op) * PROF_FNS + (fn >= 0 && fn < PROF_FNS ? fn : PROF_FNS - 1)];
+      double dt = aps_now_s() - t0;
+      p->s += dt;
       p->n++;
+      if (f->node_prof) {
+        f->node_prof[i].s += dt;
+        f->node_prof[i].n++;
+        f->by_dnnl[i] = (uint8_t)(done ? 1 : fused ? 1 + group : 0);
+      }
     }
   }
 #ifdef _OPENMP

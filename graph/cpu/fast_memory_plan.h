@@ -19,7 +19,10 @@ typedef struct gr_cpu_plan {
 
 /* Plans the tensors of the nodes with needed[i] set. read0, if not NULL, gives per node the
  * tensor that node really reads as its input 0 (0 = inputs[0]): a conv that folds the zero
- * pads before it reads the unpadded tensor (fast_dnnl.c). */
-aps_status gr_cpu_plan_make(const gr_graph *g, const uint8_t *needed, const uint32_t *read0, gr_cpu_plan *out);
+ * pads before it reads the unpadded tensor (fast_dnnl.c). at, if not NULL, gives per node
+ * where it really runs (an elementwise group's last node, fast_fusion.c), and internal per
+ * tensor those that live only inside a group (no memory: GR_CPU_NONE). */
+aps_status gr_cpu_plan_make(const gr_graph *g, const uint8_t *needed, const uint32_t *read0, const uint32_t *at,
+                            const uint8_t *internal, gr_cpu_plan *out);
 void gr_cpu_plan_free(gr_cpu_plan *p);
 #endif

@@ -16,7 +16,7 @@
 #define CLONES
 #endif
 
-enum { PAR_MIN = 1 << 14 }; /* below this many values a fork/join costs more than it saves */
+enum { PAR_MIN = GR_FAST_PAR_MIN };
 
 /* exp(x) = 2^k · p(r), r = x - k·ln2 in [-ln2/2, ln2/2], Taylor to r^6: relative error
  * about 1e-7, and plain arithmetic, so loops of it vectorise (libm's expf does not). */
@@ -35,20 +35,25 @@ static inline float fast_exp(float x) {
   return p * s;
 }
 
-/* ---- unary */
-CLONES static void unary_chunk(gr_unary f, float a, float b, const float *x, float *y, int64_t n) {
+/* ---- unary. Loops are `omp simd`: the CPU device runs many elementwise nodes in place
+ * (y == x, fast_memory_plan.c), and GCC's own vectoriser would check for overlap and take
+ * its scalar loop (y == x is no hazard: lane i reads x[i] before writing y[i]). This file is
+ * compiled with -fno-trapping-math (graph/CMakeLists.txt) so that the conditionals
+ * vectorise on AVX2 too. */
+#define EACH(expr) _Pragma("omp simd") for (int64_t i = 0; i < n; i++) y[i] = (expr)
+CLONES void gr_fast_unary_block(gr_unary f, float a, float b, const float *x, float *y, int64_t n) {
   switch (f) {
   case GR_IDENTITY: if (y != x) memcpy(y, x, (size_t)n * sizeof *y); break;
-  case GR_EXP: for (int64_t i = 0; i < n; i++) y[i] = fast_exp(x[i]); break;
-  case GR_SIGMOID: for (int64_t i = 0; i < n; i++) y[i] = 1.0f / (1.0f + fast_exp(-x[i])); break;
-  case GR_SILU: for (int64_t i = 0; i < n; i++) y[i] = x[i] / (1.0f + fast_exp(-x[i])); break;
-  case GR_LEAKY_RELU: for (int64_t i = 0; i < n; i++) y[i] = x[i] >= 0 ? x[i] : a * x[i]; break;
-  case GR_SQUARE: for (int64_t i = 0; i < n; i++) y[i] = x[i] * x[i]; break;
-  case GR_ABS: for (int64_t i = 0; i < n; i++) y[i] = fabsf(x[i]); break;
-  case GR_NEG: for (int64_t i = 0; i < n; i++) y[i] = -x[i]; break;
-  case GR_RELU: for (int64_t i = 0; i < n; i++) y[i] = x[i] > 0 ? x[i] : 0.0f; break;
-  case GR_AFFINE: for (int64_t i = 0; i < n; i++) y[i] = x[i] * a + b; break;
-  case GR_CLAMP: for (int64_t i = 0; i < n; i++) y[i] = fminf(fmaxf(x[i], a), b); break;
+  case GR_EXP: EACH(fast_exp(x[i])); break;
+  case GR_SIGMOID: EACH(1.0f / (1.0f + fast_exp(-x[i]))); break;
+  case GR_SILU: EACH(x[i] / (1.0f + fast_exp(-x[i]))); break;
+  case GR_LEAKY_RELU: EACH(x[i] >= 0 ? x[i] : a * x[i]); break;
+  case GR_SQUARE: EACH(x[i] * x[i]); break;
+  case GR_ABS: EACH(fabsf(x[i])); break;
+  case GR_NEG: EACH(-x[i]); break;
+  case GR_RELU: EACH(x[i] > 0 ? x[i] : 0.0f); break;
+  case GR_AFFINE: EACH(x[i] * a + b); break;
+  case GR_CLAMP: EACH(fminf(fmaxf(x[i], a), b)); break;
   default: for (int64_t i = 0; i < n; i++) y[i] = gr_unary_eval(f, x[i], a, b);
   }
 }
@@ -77,27 +82,28 @@ static int64_t omp_id(void) { return 0; }
 
 void gr_fast_unary(const gr_graph *g, const gr_node *n, const float *const *in, float *out) {
   FOR_CHUNKS(gr_shape_count(SHAPE(n->output)), lo, len,
-             unary_chunk((gr_unary)n->ia[0], n->fa[0], n->fa[1], in[0] + lo, out + lo, len));
+             gr_fast_unary_block((gr_unary)n->ia[0], n->fa[0], n->fa[1], in[0] + lo, out + lo, len));
 }
 
 void gr_fast_reshape(const gr_graph *g, const gr_node *n, const float *const *in, float *out) {
   FOR_CHUNKS(gr_shape_count(SHAPE(n->output)), lo, len, memcpy(out + lo, in[0] + lo, (size_t)len * sizeof *out));
 }
 
-/* ---- binary and where: rows of the 4-D broadcast; sa, sb = 1 (contiguous) or 0 (one value) */
+/* ---- binary and where: rows of the 4-D broadcast; sa, sb = 1 (contiguous) or 0 (one value).
+ * `omp simd` for the in-place case, as the unary loops. */
 #define ROW(expr)                                                               \
   do {                                                                          \
     if (sa && sb)                                                               \
-      for (int64_t i = 0; i < n; i++) { float x = pa[i], z = pb[i]; y[i] = (expr); (void)x; (void)z; } \
+      _Pragma("omp simd") for (int64_t i = 0; i < n; i++) { float x = pa[i], z = pb[i]; y[i] = (expr); (void)x; (void)z; } \
     else if (sa)                                                                \
-      for (int64_t i = 0; i < n; i++) { float x = pa[i], z = pb[0]; y[i] = (expr); (void)x; (void)z; } \
+      _Pragma("omp simd") for (int64_t i = 0; i < n; i++) { float x = pa[i], z = pb[0]; y[i] = (expr); (void)x; (void)z; } \
     else if (sb)                                                                \
-      for (int64_t i = 0; i < n; i++) { float x = pa[0], z = pb[i]; y[i] = (expr); (void)x; (void)z; } \
+      _Pragma("omp simd") for (int64_t i = 0; i < n; i++) { float x = pa[0], z = pb[i]; y[i] = (expr); (void)x; (void)z; } \
     else                                                                        \
       for (int64_t i = 0; i < n; i++) { float x = pa[0], z = pb[0]; y[i] = (expr); (void)x; (void)z; } \
   } while (0)
 
-CLONES static void binary_row(gr_binary f, const float *pa, int sa, const float *pb, int sb, float *y, int64_t n) {
+CLONES void gr_fast_binary_block(gr_binary f, const float *pa, int sa, const float *pb, int sb, float *y, int64_t n) {
   switch (f) {
   case GR_ADD: ROW(x + z); break;
   case GR_SUB: ROW(x - z); break;
@@ -106,6 +112,18 @@ CLONES static void binary_row(gr_binary f, const float *pa, int sa, const float 
   case GR_MAX: ROW(fmaxf(x, z)); break;
   case GR_MIN: ROW(fminf(x, z)); break;
   default: ROW(NAN);
+  }
+}
+
+CLONES void gr_fast_where_block(const float *c, int sc, const float *a, int sa, const float *b, int sb, float *y,
+                                int64_t n) {
+  if (sc && sa && sb) {
+#pragma omp simd
+    for (int64_t i = 0; i < n; i++)
+      y[i] = c[i] != 0.0f ? a[i] : b[i];
+  } else {
+    for (int64_t i = 0; i < n; i++)
+      y[i] = c[i * sc] != 0.0f ? a[i * sa] : b[i * sb];
   }
 }
 
@@ -157,10 +175,9 @@ static void fast_broadcast(const gr_graph *g, const gr_node *n, const float *con
     }
     float *y = out + r * width + lo;
     if (arity == 2) {
-      binary_row((gr_binary)n->ia[0], p[0], sa[0], p[1], sa[1], y, len);
+      gr_fast_binary_block((gr_binary)n->ia[0], p[0], sa[0], p[1], sa[1], y, len);
     } else {
-      for (int64_t i = 0; i < len; i++)
-        y[i] = p[0][i * sa[0]] != 0.0f ? p[1][i * sa[1]] : p[2][i * sa[2]];
+      gr_fast_where_block(p[0], sa[0], p[1], sa[1], p[2], sa[2], y, len);
     }
   }
 }

@@ -166,7 +166,7 @@ aps_status aps_dps_sample(aps_runner *r, const aps_dps_desc *desc, const aps_op_
   if (!d.steps)
     d.steps = APS_DPS_STEPS_DEFAULT;
   if (d.zeta == 0.0f && d.steps > 0)
-    d.zeta = APS_DPS_ZETA_TOTAL / (float)d.steps;
+    d.zeta = fminf(APS_DPS_ZETA_TOTAL / (float)d.steps, APS_DPS_ZETA_MAX);
   if (d.sde.beta0 == 0 && d.sde.beta1 == 0 && d.sde.eps == 0)
     d.sde = aps_sde_default();
   if (d.steps < 1 || !(d.zeta > 0) || !isfinite(d.zeta) || (unsigned)d.rule >= APS_DPS_RULE_COUNT ||

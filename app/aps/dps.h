@@ -6,13 +6,15 @@
  *   "t"   [N]            its time (the sampler gives every sample the same t),
  *   "y"   [N, C, MH, MW] the measurement,
  *   the operator's inputs "op.param", "op.kernel", "op.sigma_b", "op.sigma_y" (those of its
- *   class, aps_op_graph_inputs with prefix "op"; σ_y is an input but the step does not use it),
+ *   class, aps_op_graph_inputs with prefix "op"; σ_y enters only "consistency"),
  * and its outputs:
  *   "eps"  [N, C, H, W]  ε = ε_θ(x_t, t),
  *   "x0"   [N, C, H, W]  Tweedie's x̂₀ = (x_t − σ(t) ε) / a(t),
  *   "norm" [N]           ‖y − A x̂₀‖₂ per sample (the norm, not its square),
  *   "grad" [N, C, H, W]  ∇_{x_t} ‖y − A x̂₀‖, through the network (gr_grad with respect to the
- *                        input x_t; the prior's weights are parameters, not differentiated).
+ *                        input x_t; the prior's weights are parameters, not differentiated),
+ *   "consistency" [N]    ‖y − A x̂₀‖ / (max(σ_y, APS_SIGMA_Y_FLOOR) √M), M the measured values
+ *                        (C·Σm for masks): about 1 for a fit as close as the noise allows.
  * Samples are independent, so the gradient of the batch's sum of norms is each sample's own.
  * The prior's parameters keep the names of its model file (aps_dps_open loads them).
  *
@@ -34,16 +36,22 @@
  * ζ = 2ζ'), not a separate option. The step moves x_t by about ζ along the residual's direction
  * (mapped back through the network) whatever the residual's size, so what matters is the total
  * guidance ζ·steps: in the Gaussian case of tests/app/test_dps.c the best ζ was 0.1 at 200
- * steps and 0.02 at 1000. The default is therefore ζ = APS_DPS_ZETA_TOTAL / steps.
+ * steps and 0.02 at 1000. The default is therefore ζ = APS_DPS_ZETA_TOTAL / steps, but at most
+ * APS_DPS_ZETA_MAX: with few steps a large ζ throws samples far off (finite, so not caught).
  *
  * Box inpainting (a 12×12 box, σ_y = 0.05) of 32×32 Fashion-MNIST test images 0-7 with the
  * shipped prior, mean PSNR against the clean images and ‖y − A x‖ / (σ_y √M) (1 = a fit as
  * close as the noise allows), CPU device (tests/app/test_dps.c, dps_zeta_sweep):
+ *   em, 20 steps:    ζ 1: 18.0 dB, 4.56;  ζ 2.5: 20.4 dB, 3.00;  ζ 5: 20.2 dB, 3.22;  ζ 12.5: −17.6 dB
+ *                    (6 of 8 images thrown off to about −30 dB)
+ *   em, 50 steps:    ζ 2.5: 24.7 dB, 1.22;  ζ 5: 23.2 dB, 1.79
  *   em, 100 steps:   ζ 0.3: 21.2 dB, 2.98;  ζ 1: 25.4 dB, 1.32;  ζ 3: 25.9 dB, 0.88;  ζ 10: 20.2 dB, 3.33
  *   em, 250 steps:   ζ 0.8: 26.4 dB, 0.85;  ζ 2.5: 25.5 dB, 0.70
+ *   em, 1000 steps:  ζ 0.25: 24.7 dB, 0.85
  *   ddim η = 1, 100: ζ 1: 25.9 dB, 1.31;  ζ 3: 26.4 dB, 0.94
  *   ddim η = 0, 100: ζ 0.3: 19.9 dB, 2.23;  ζ 1: 12.0 dB, 7.50 (every image);  ζ 3: 22.9 dB, 3.16
- * so ζ·steps ≈ 250 with em or ddim η = 1. Deterministic DDIM (η = 0) with guidance is erratic
+ * (one sample per image: differences of 1-2 dB are within the draw's spread), so ζ·steps ≈ 250
+ * with em or ddim η = 1, and ζ <= 2.5 below 100 steps. Deterministic DDIM (η = 0) with guidance is erratic
  * in ζ; prefer em or η = 1.
  *
  * After every network run the outputs are checked finite; a NaN or Inf stops the sampler with
@@ -57,8 +65,10 @@
 #include "runner.h"
 
 #define APS_DPS_STEPS_DEFAULT 1000
-/* The default ζ is APS_DPS_ZETA_TOTAL / steps (0.25 at 1000 steps, 2.5 at 100): see above. */
+/* The default ζ is min(APS_DPS_ZETA_TOTAL / steps, APS_DPS_ZETA_MAX): 0.25 at 1000 steps, 1 at
+ * 250, 2.5 at 100 and fewer. See above. */
 #define APS_DPS_ZETA_TOTAL 250.0f
+#define APS_DPS_ZETA_MAX 2.5f
 
 typedef enum aps_dps_rule { APS_DPS_EM = 0, APS_DPS_DDIM, APS_DPS_RULE_COUNT } aps_dps_rule;
 const char *aps_dps_rule_name(aps_dps_rule r); /* "em", "ddim" */
@@ -81,7 +91,7 @@ typedef void (*aps_dps_progress_fn)(void *user, int step, int steps, double t, c
 
 typedef struct aps_dps_desc {
   int steps;          /* 0 = APS_DPS_STEPS_DEFAULT */
-  float zeta;         /* ζ > 0; 0 = APS_DPS_ZETA_TOTAL / steps */
+  float zeta;         /* ζ > 0; 0 = the default above */
   aps_dps_rule rule;  /* 0 = em */
   float eta;          /* ddim: 0 (deterministic) to 1 (ancestral); em ignores it */
   aps_sde sde;        /* must be the graph's (the prior's config's); all 0 = aps_sde_default() */

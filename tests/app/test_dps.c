@@ -91,6 +91,14 @@ TEST_CASE(dps_step_graph) {
         double want = residual(o[0].x0 + s * TPIX, y + s * TPIX, b.param + s * TPIX, TPIX);
         CHECK(fabs(o[0].norm[s] - want) < 1e-5 * want, "sample %d: norm %g, host %g", s, o[0].norm[s], want);
       }
+      float dc[TB];
+      REQUIRE_OK(aps_runner_get(r, "consistency", dc, TB));
+      for (int s = 0; s < TB; s++) {
+        double m = 0;
+        for (int k = s * TPIX; k < (s + 1) * TPIX; k++)
+          m += b.param[k];
+        CHECK(fabs(dc[s] - o[0].norm[s] / (0.05 * sqrt(m))) < 1e-4 * dc[s], "sample %d: consistency %g", s, dc[s]);
+      }
       /* The gradient against central differences along random directions, per sample. */
       const float delta = 1e-2f;
       for (int dir_k = 0; dir_k < 4; dir_k++) {
@@ -146,6 +154,31 @@ TEST_CASE(dps_step_graph) {
         "a NaN measurement: %s", aps_last_error());
   s = aps_dps_sample(r, &(aps_dps_desc){.zeta = -1}, &b, y, 3, out);
   CHECK(s == APS_ERR_INVALID_ARG && strstr(aps_last_error(), "zeta"), "a negative zeta: %s", aps_last_error());
+  /* Super-resolution ×2: the norm of y − pool(x̂₀) on the 4×4 grid, M = 16 values. */
+  aps_op_layout sr = {.cls = APS_OPC_SR, .c = 1, .h = TS, .w = TS, .mh = TS / 2, .mw = TS / 2, .factor = 2};
+  gr_graph *gs = NULL;
+  aps_runner *rs = NULL;
+  REQUIRE_OK(aps_dps_open(path, &(aps_runner_desc){.device = "cpu", .quiet = 1}, &sr, TB, &cfg, &gs, &rs));
+  float ys[TB * TPIX / 4], dcs[TB];
+  for (int i = 0; i < TB * TPIX / 4; i++)
+    ys[i] = 0.3f * aps_rng_normal(&rng);
+  REQUIRE_OK(aps_runner_set(rs, "y", ys, TB * TPIX / 4));
+  REQUIRE_OK(aps_runner_set(rs, "op.sigma_y", b.sigma_y, TB));
+  step_out so;
+  REQUIRE_OK(run_step(rs, x, t, &so));
+  REQUIRE_OK(aps_runner_get(rs, "consistency", dcs, TB));
+  for (int q = 0; q < TB; q++) {
+    double ss = 0;
+    for (int i = 0; i < TS / 2; i++)
+      for (int j = 0; j < TS / 2; j++) {
+        const float *p = so.x0 + q * TPIX + 2 * i * TS + 2 * j;
+        ss += pow(ys[q * TPIX / 4 + i * TS / 2 + j] - 0.25 * (p[0] + p[1] + p[TS] + p[TS + 1]), 2);
+      }
+    CHECK(fabs(so.norm[q] - sqrt(ss)) < 1e-4 * sqrt(ss), "sr: sample %d: norm %g, host %g", q, so.norm[q], sqrt(ss));
+    CHECK(fabs(dcs[q] - sqrt(ss) / (0.05 * 4)) < 1e-4 * dcs[q], "sr: sample %d: consistency %g", q, dcs[q]);
+  }
+  aps_runner_destroy(rs);
+  gr_graph_destroy(gs);
   aps_op_layout other = mask_layout(1, 16, 16);
   gr_graph *g2 = NULL;
   s = aps_dps_graph(&cfg, &other, 1, NULL, NULL, &g2);
@@ -451,7 +484,7 @@ TEST_HELPER(dps_zeta_sweep) {
   free(clean), free(y), free(out), free(fin);
 }
 
-/* One box-masked test image, 20 Euler-Maruyama steps (the default ζ, 250/20) with the shipped
+/* One box-masked test image, 20 Euler-Maruyama steps (the default ζ, 2.5) with the shipped
  * prior on the CPU device: the output is finite and fits the measurement better than the same
  * run without guidance. */
 TEST_CASE(dps_fmnist_box) {
@@ -481,8 +514,8 @@ TEST_CASE(dps_fmnist_box) {
   double scale = b.sigma_y[0] * sqrt(m);
   fprintf(stderr, "Fashion-MNIST test image 0, 12x12 box, sigma_y %.3f, 20 EM steps: DPS (zeta %g) PSNR %.2f dB, "
           "|y - Ax| / (sigma_y sqrt(M)) %.2f (%.0f ms/step); unguided PSNR %.2f dB, %.2f\n", b.sigma_y[0],
-          zeta ? zeta : APS_DPS_ZETA_TOTAL / 20, aps_psnr(out[0], clean, 1024), fin[0] / scale, 1000 * secs[0] / 21, aps_psnr(out[1], clean, 1024),
-          fin[1] / scale);
+          zeta ? zeta : APS_DPS_ZETA_MAX, aps_psnr(out[0], clean, 1024), fin[0] / scale, 1000 * secs[0] / 21,
+          aps_psnr(out[1], clean, 1024), fin[1] / scale);
   CHECK(fin[0] < 0.7 * fin[1], "guidance improves data consistency: %.3f against %.3f unguided", fin[0], fin[1]);
   CHECK(fabs(fin[0] - residual(out[0], y, b.param, 1024)) < 1e-3 * fin[0], "the final norm is the sample's");
   aps_runner_destroy(r);

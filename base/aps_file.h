@@ -17,4 +17,7 @@ typedef struct aps_file_part {
  * and the message names both files. */
 aps_status aps_file_write_atomic(const char *path, const aps_file_part *parts, size_t count);
 
+/* mkdir -p: creates path and its missing parents; 0, or -1 with errno set. */
+int aps_file_make_dirs(const char *path);
+
 #endif

@@ -100,8 +100,13 @@ aps_status aps_distill_run_create(const aps_distill_run_desc *desc, aps_distill_
   }
   if (s == APS_OK)
     s = aps_op_layout_make(&R->spec, c, sz, sz, &R->l);
-  R->fc = R->d.flow.channels ? R->d.flow : aps_flow_config_glow(c, sz, c + 2);
-  if (s == APS_OK && (R->fc.cond != c + 2 || (R->fc.arch == APS_FLOW_GLOW && (R->fc.channels != c || R->fc.size != sz))))
+  R->fc = R->d.flow.channels || R->d.flow.dim ? R->d.flow : aps_flow_config_glow(c, sz, c + 2);
+  /* The condition is an image of C + 2 channels (operators.h): a glow's. A realnvp-fc flow
+   * sees vectors; its distillation is aps_distill_graph with a vector operator. */
+  if (s == APS_OK && R->fc.arch != APS_FLOW_GLOW)
+    s = aps_fail(APS_ERR_UNSUPPORTED, "distill: operator families train glow flows; %s flows take vectors "
+                 "(aps_distill_graph with a vector operator)", aps_flow_arch_name(R->fc.arch));
+  if (s == APS_OK && (R->fc.cond != c + 2 || R->fc.channels != c || R->fc.size != sz))
     s = aps_fail(APS_ERR_INVALID_ARG, "distill: the flow must take %dx%dx%d images and %d condition channels", c, sz, sz,
                  c + 2);
   if (s == APS_OK)

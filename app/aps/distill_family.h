@@ -26,7 +26,7 @@ typedef struct aps_distill_run_desc {
   const char *spec;              /* the family; with a bundle NULL = the bundle's own */
   const aps_dataset *data;       /* clean training images (simulated measurements), or */
   const char *measurements;      /* a bundle of recorded measurements (aps degrade) */
-  aps_flow_config flow;          /* arch 0 and channels 0: the default glow for the prior's images */
+  aps_flow_config flow;          /* a glow (all zero: the default glow for the prior's images) */
   int batch;                     /* 0 = 64 */
   int t_draws;                   /* ELBO draws per sample (0 = 1) */
   float ema_decay;               /* 0 = 0.999 */

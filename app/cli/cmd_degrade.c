@@ -4,8 +4,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
+#include "aps_file.h"
 #include "cli.h"
 #include "cli_args.h"
 #include "dataset.h"
@@ -96,21 +96,6 @@ static aps_status load_images(const char *data, const char *split, const char *i
   }
   aps_dataset_free(ds);
   return s;
-}
-
-/* mkdir -p: 0, or -1 with errno. */
-static int make_dirs(const char *path) {
-  char buf[4096];
-  if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf)
-    return errno = ENAMETOOLONG, -1;
-  for (char *p = buf + 1; *p; p++)
-    if (*p == '/') {
-      *p = 0;
-      if (mkdir(buf, 0777) && errno != EEXIST)
-        return -1;
-      *p = '/';
-    }
-  return mkdir(buf, 0777) && errno != EEXIST ? -1 : 0;
 }
 
 /* Row i of a batch into row j of another of the same layout. */
@@ -267,7 +252,7 @@ int cmd_degrade(const cli_options *o, int argc, char **argv) {
     s = aps_op_batch_alloc(aps_op_family_layout(f), (int)im.count, &all);
   for (int64_t i = 0; s == APS_OK && i < im.count; i++) /* each image's draw from its own index */
     s = aps_op_draw(f, aps_op_seed((uint64_t)seed, (uint64_t)im.index[i]), &all, (int)i);
-  if (s == APS_OK && make_dirs(out))
+  if (s == APS_OK && aps_file_make_dirs(out))
     s = aps_fail(APS_ERR_IO, "%s: cannot create the folder: %s", out, strerror(errno));
   if (s == APS_OK) {
     const aps_op_layout *l = aps_op_family_layout(f);

@@ -22,7 +22,7 @@ int cmd_distill(const cli_options *o, int argc, char **argv) {
       {"--out", CLI_STRING, &out, 0, 0, "flow model file to write, EMA weights (required)"},
       {"--measurements", CLI_STRING, &measurements, 0, 0, "a bundle of recorded measurements (aps degrade) instead"},
       {"--data", CLI_STRING, &data, 0, 0, "clean training images behind the simulated measurements (fashion-mnist)"},
-      {"--arch", CLI_STRING, &arch, 0, 0, "glow (default) | realnvp-fc"},
+      {"--arch", CLI_STRING, &arch, 0, 0, "glow (realnvp-fc takes vectors: refused for image families)"},
       {"--levels", CLI_INT, &levels, 0, 6, "glow: scales (3)"},
       {"--flow-steps", CLI_INT, &flow_steps, 0, 64, "glow: steps per scale (4); realnvp-fc: blocks (8)"},
       {"--hidden", CLI_INT, &hidden, 0, 4096, "coupling nets' width (64)"},

@@ -5,9 +5,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "aps.h"
+#include "aps_file.h"
 #include "cli.h"
 #include "cli_args.h"
 #include "dataset.h"
@@ -18,21 +18,6 @@
 #include "image_read.h"
 
 enum { MAX_BATCH = 64 };
-
-/* mkdir -p: 0, or -1 with errno. */
-static int make_dirs(const char *path) {
-  char buf[4096];
-  if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf)
-    return errno = ENAMETOOLONG, -1;
-  for (char *p = buf + 1; *p; p++)
-    if (*p == '/') {
-      *p = 0;
-      if (mkdir(buf, 0777) && errno != EEXIST)
-        return -1;
-      *p = '/';
-    }
-  return mkdir(buf, 0777) && errno != EEXIST ? -1 : 0;
-}
 
 typedef struct request {
   const char *image, *data, *split, *bundle, *op, *out;
@@ -224,7 +209,7 @@ int cmd_sample(const cli_options *o, int argc, char **argv) {
   aps_status s = aps_posterior_open(&(aps_posterior_desc){.model = model, .device = o->device, .max_batch = batch}, &p);
   if (s == APS_OK)
     s = set_measurement(p, &q);
-  if (s == APS_OK && make_dirs(q.out))
+  if (s == APS_OK && aps_file_make_dirs(q.out))
     s = aps_fail(APS_ERR_IO, "--out %s: cannot create the folder: %s", q.out, strerror(errno));
   int64_t dim = 0;
   if (s == APS_OK) {

@@ -23,37 +23,10 @@ static gr_tensor apply_mask(gr_graph *g, void *user, gr_tensor x) {
   return gr_mul(g, x, gr_const(g, "mask", GR_SHAPE(1, 1, S, S), mask));
 }
 
-aps_prior_config test_tiny_prior(void) {
-  aps_prior_config c = aps_prior_config_default(1, S);
-  c.unet = (gr_unet_config){.image_channels = 1, .image_size = S, .widths = {8, 16}, .levels = 2,
-                            .blocks_per_level = 1, .attention_level_mask = 2, .groups = 4, .time_dim = 8};
-  return c;
-}
-
 static aps_flow_config tiny_flow(void) {
   aps_flow_config c = aps_flow_config_glow(1, S, 2);
   c.levels = 2, c.steps = 2, c.hidden = 8, c.cond_hidden = 4;
   return c;
-}
-
-/* A prior model file (8×8 images) with random weights. */
-aps_status test_write_tiny_prior(const char *path) {
-  aps_prior_config pc = test_tiny_prior();
-  gr_graph *g = NULL;
-  aps_runner *r = NULL;
-  APS_TRY(aps_prior_eps_graph(&pc, 1, &g));
-  aps_status s = aps_runner_create(g, &(aps_runner_desc){.device = "cpu", .quiet = 1}, &r);
-  uint64_t rng = 8;
-  char unet[256], sde[256];
-  gr_st_meta meta[APS_PRIOR_META];
-  aps_prior_config_meta(&pc, unet, sde, meta);
-  if (s == APS_OK)
-    s = aps_prior_init_params(g, r, &rng);
-  if (s == APS_OK)
-    s = aps_runner_save(r, path, APS_SAVE_PARAMS, meta, APS_PRIOR_META);
-  aps_runner_destroy(r);
-  gr_graph_destroy(g);
-  return s;
 }
 
 /* The runner of a distillation graph with the prior loaded, the flow initialised and a
@@ -167,23 +140,4 @@ TEST_CASE(flow_distill_glow) {
   unlink(csv), unlink(path), rmdir(dir);
   unsigned msgs = rt_validation_messages_total();
   CHECK(msgs == 0, "%u validation messages (see above)", msgs);
-}
-
-void test_random_rotation(uint64_t *rng, int d, double *q) {
-  for (int i = 0; i < d * d; i++)
-    q[i] = aps_rng_normal(rng);
-  for (int j = 0; j < d; j++) {
-    for (int k = 0; k < j; k++) {
-      double dot = 0;
-      for (int i = 0; i < d; i++)
-        dot += q[i * d + j] * q[i * d + k];
-      for (int i = 0; i < d; i++)
-        q[i * d + j] -= dot * q[i * d + k];
-    }
-    double norm = 0;
-    for (int i = 0; i < d; i++)
-      norm += q[i * d + j] * q[i * d + j];
-    for (int i = 0; i < d; i++)
-      q[i * d + j] /= sqrt(norm);
-  }
 }

@@ -195,38 +195,8 @@ TEST_CASE(dps_step_graph) {
 
 enum { GS = 4, D = GS * GS };
 
-typedef struct gaussian {
-  double q[D * D], lambda[D], mu[D]; /* Σ = Q diag(λ) Qᵀ */
-  aps_sde sde;
-} gaussian;
+typedef test_gaussian gaussian;
 
-/* ε(x_t, t) = σ Q diag(1 / (a²λ + σ²)) Qᵀ (x_t − aμ) on x_t [N, 1, 4, 4]. */
-static gr_tensor exact_eps(gr_graph *g, void *user, gr_tensor x, gr_tensor t) {
-  gaussian *p = user;
-  int64_t n = gr_tensor_shape(g, x).d[0];
-  float q[D * D], lambda[D], mu[D];
-  for (int i = 0; i < D * D; i++)
-    q[i] = (float)p->q[i];
-  for (int i = 0; i < D; i++)
-    lambda[i] = (float)p->lambda[i], mu[i] = (float)p->mu[i];
-  gr_tensor qc = gr_const(g, "Q", GR_SHAPE(D, D), q), lc = gr_const(g, "lambda", GR_SHAPE(1, D), lambda);
-  gr_tensor a = gr_reshape(g, aps_prior_alpha(g, &p->sde, t), GR_SHAPE(n, 1));
-  gr_tensor s = gr_reshape(g, aps_prior_sigma(g, &p->sde, t), GR_SHAPE(n, 1));
-  gr_tensor centred = gr_sub(g, gr_reshape(g, x, GR_SHAPE(n, D)), gr_mul(g, a, gr_const(g, "mu", GR_SHAPE(1, D), mu)));
-  gr_tensor var = gr_add(g, gr_mul(g, gr_unary_op(g, GR_SQUARE, a), lc), gr_unary_op(g, GR_SQUARE, s));
-  gr_tensor u = gr_mul(g, gr_matmul(g, centred, qc, 0, 0), gr_div(g, s, var));
-  return gr_reshape(g, gr_matmul(g, u, qc, 0, 1), GR_SHAPE(n, 1, GS, GS));
-}
-
-/* A random rotation, eigenvalues over a decade (0.04-0.4), a non-zero mean. */
-static void make_prior(gaussian *p, uint64_t *rng) {
-  test_random_rotation(rng, D, p->q);
-  for (int j = 0; j < D; j++) {
-    p->lambda[j] = 0.04 * pow(10.0, (double)j / (D - 1));
-    p->mu[j] = 0.3 * sin(1.3 * j);
-  }
-  p->sde = aps_sde_default();
-}
 
 static double prior_cov(const gaussian *p, int i, int j) {
   double s = 0;
@@ -277,7 +247,7 @@ typedef struct gauss_result {
 static void gaussian_run(const aps_dps_desc *d, int k_samples, int batch, uint64_t seed, gauss_result *res) {
   uint64_t rng = seed;
   gaussian p;
-  make_prior(&p, &rng);
+  test_gaussian_make(&p, &rng);
   aps_op_layout l = mask_layout(1, GS, GS);
   aps_op_batch b;
   REQUIRE_OK(aps_op_batch_alloc(&l, batch, &b));
@@ -306,7 +276,7 @@ static void gaussian_run(const aps_dps_desc *d, int k_samples, int batch, uint64
   aps_runner *r = NULL;
   aps_prior_config pc = aps_prior_config_default(1, GS);
   pc.sde = p.sde;
-  REQUIRE_OK(aps_dps_graph(&pc, &l, batch, exact_eps, &p, &g));
+  REQUIRE_OK(aps_dps_graph(&pc, &l, batch, test_gaussian_eps, &p, &g));
   REQUIRE_OK(aps_runner_create(g, &(aps_runner_desc){.device = "cpu", .quiet = 1}, &r));
   for (int k = 0; k < k_samples; k += batch)
     REQUIRE_OK(aps_dps_sample(r, d, &b, ys, seed * 1000 + (uint64_t)k, xs + k * D));

@@ -15,10 +15,7 @@
 
 enum { D = 16, MAX_M = 16 };
 
-typedef struct gaussian {
-  double q[D * D], lambda[D], mu[D]; /* Σ = Q diag(λ) Qᵀ, Q's columns the eigenvectors */
-  aps_sde sde;
-} gaussian;
+typedef test_gaussian gaussian;
 
 typedef struct linear_op {
   int m;
@@ -31,24 +28,6 @@ static gr_tensor apply_a(gr_graph *g, void *user, gr_tensor x) {
   return gr_matmul(g, x, gr_const(g, "A", GR_SHAPE(op->m, D), op->a), 0, 1);
 }
 
-/* ε(x_t, t) = σ (a²Σ + σ²I)⁻¹ (x_t − aμ) = σ Q diag(1 / (a²λ + σ²)) Qᵀ (x_t − aμ), for x_t
- * [N, D, 1, 1] as the ELBO hands vectors over. */
-static gr_tensor exact_eps(gr_graph *g, void *user, gr_tensor x, gr_tensor t) {
-  gaussian *p = user;
-  int64_t n = gr_tensor_shape(g, x).d[0];
-  float q[D * D], lambda[D], mu[D];
-  for (int i = 0; i < D * D; i++)
-    q[i] = (float)p->q[i];
-  for (int i = 0; i < D; i++)
-    lambda[i] = (float)p->lambda[i], mu[i] = (float)p->mu[i];
-  gr_tensor qc = gr_const(g, "Q", GR_SHAPE(D, D), q), lc = gr_const(g, "lambda", GR_SHAPE(1, D), lambda);
-  gr_tensor a = gr_reshape(g, aps_prior_alpha(g, &p->sde, t), GR_SHAPE(n, 1));
-  gr_tensor s = gr_reshape(g, aps_prior_sigma(g, &p->sde, t), GR_SHAPE(n, 1));
-  gr_tensor centred = gr_sub(g, gr_reshape(g, x, GR_SHAPE(n, D)), gr_mul(g, a, gr_const(g, "mu", GR_SHAPE(1, D), mu)));
-  gr_tensor var = gr_add(g, gr_mul(g, gr_unary_op(g, GR_SQUARE, a), lc), gr_unary_op(g, GR_SQUARE, s));
-  gr_tensor u = gr_mul(g, gr_matmul(g, centred, qc, 0, 0), gr_div(g, s, var));
-  return gr_reshape(g, gr_matmul(g, u, qc, 0, 1), GR_SHAPE(n, D, 1, 1));
-}
 
 /* Inverse of a symmetric positive definite n × n matrix in place (Gauss-Jordan, double). */
 static void invert(double *a, int n) {
@@ -71,15 +50,6 @@ static void invert(double *a, int n) {
   free(b);
 }
 
-static void make_prior(gaussian *p, uint64_t *rng) {
-  /* A random rotation, eigenvalues spread over a decade, a non-zero mean. */
-  test_random_rotation(rng, D, p->q);
-  for (int j = 0; j < D; j++) {
-    p->lambda[j] = 0.04 * pow(10.0, (double)j / (D - 1));
-    p->mu[j] = 0.3 * sin(1.3 * j);
-  }
-  p->sde = aps_sde_default();
-}
 
 typedef struct posterior {
   double mean[D], cov[D * D];
@@ -122,7 +92,7 @@ static void posterior_check(const char *what, const linear_op *op, float sigma_y
   enum { BATCH = 256, SAMPLE_BATCH = 4096, SAMPLES = 32768 };
   uint64_t rng = seed;
   gaussian p;
-  make_prior(&p, &rng);
+  test_gaussian_make(&p, &rng);
   /* The unknown x ~ N(μ, Σ) and its measurement. */
   double x[D], e[D];
   float y[MAX_M];
@@ -147,7 +117,7 @@ static void posterior_check(const char *what, const linear_op *op, float sigma_y
   gr_graph *g = NULL, *sg = NULL;
   aps_runner *r = NULL, *sr = NULL;
   REQUIRE_OK(aps_distill_graph(&(aps_distill_desc){.flow = fc, .batch = BATCH, .forward = apply_a,
-                                                   .forward_user = (void *)op, .eps = exact_eps, .eps_user = &p},
+                                                   .forward_user = (void *)op, .eps = test_gaussian_eps, .eps_user = &p},
                                &g));
   for (int i = 0; (gr_input_at(g, i)); i++) {
     const char *in = gr_tensor_name(g, gr_input_at(g, i));

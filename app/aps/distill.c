@@ -101,28 +101,35 @@ gr_tensor aps_distill_prior_eps(gr_graph *g, void *prior_config, gr_tensor x, gr
   return y;
 }
 
-aps_status aps_distill_load_prior(const gr_graph *g, aps_runner *r, const gr_st *st) {
+aps_status aps_distill_load_weights(const gr_graph *g, aps_runner *r, const gr_st *st, const char *prefix, int strip,
+                                    const char *what) {
+  size_t skip = strip ? strlen(prefix) : 0;
   for (int pass = 0; pass < 2; pass++) { /* check everything, then set */
     gr_tensor t;
     for (uint32_t i = 0; (t = gr_param_at(g, i)); i++) {
       const char *name = gr_tensor_name(g, t);
-      if (strncmp(name, "prior.", 6) || gr_tensor_is_state(g, t))
+      if (strncmp(name, prefix, strlen(prefix)) || gr_tensor_is_state(g, t))
         continue;
+      const char *file_name = name + skip;
       gr_shape s = gr_tensor_shape(g, t);
       int rank;
       int64_t dims[4];
       const float *data;
-      if (gr_st_find(st, name + 6) < 0)
-        return aps_fail(APS_ERR_FORMAT, "%s: the prior lacks '%s'", gr_st_path(st), name + 6);
-      APS_TRY(gr_st_get_f32(st, name + 6, &rank, dims, &data));
+      if (gr_st_find(st, file_name) < 0)
+        return aps_fail(APS_ERR_FORMAT, "%s: %s lacks '%s'", gr_st_path(st), what, file_name);
+      APS_TRY(gr_st_get_f32(st, file_name, &rank, dims, &data));
       if (rank != s.rank || memcmp(dims, s.d, sizeof(int64_t) * (size_t)rank))
-        return aps_fail(APS_ERR_FORMAT, "%s: '%s' has another shape than the prior network's", gr_st_path(st),
-                        name + 6);
+        return aps_fail(APS_ERR_FORMAT, "%s: '%s' has another shape than %s's network", gr_st_path(st), file_name,
+                        what);
       if (pass)
         APS_TRY(aps_runner_set(r, name, data, gr_shape_count(s)));
     }
   }
   return APS_OK;
+}
+
+aps_status aps_distill_load_prior(const gr_graph *g, aps_runner *r, const gr_st *st) {
+  return aps_distill_load_weights(g, r, st, "prior.", 1, "the prior");
 }
 
 aps_status aps_distill_feed_fn(void *feed, aps_runner *r, int step) {

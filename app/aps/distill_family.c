@@ -230,3 +230,14 @@ aps_status aps_distill_run_init(aps_distill_run *R) {
     memcpy(R->first + i * c * plane, R->cond + i * (c + 2) * plane, (size_t)(c * plane) * sizeof(float));
   return aps_flow_actnorm_init(R->r, &R->fc, 1, R->first, R->cond, (int)n);
 }
+
+aps_status aps_distill_run_init_from(aps_distill_run *R, const gr_st *flow) {
+  aps_flow_config fc;
+  APS_TRY(aps_flow_config_from_file(flow, &fc));
+  char have[256], want[256];
+  aps_flow_config_string(&fc, have);
+  aps_flow_config_string(&R->fc, want);
+  if (strcmp(have, want))
+    return aps_fail(APS_ERR_INVALID_ARG, "%s: its flow is '%s', this run's is '%s'", gr_st_path(flow), have, want);
+  return aps_distill_load_weights(R->g, R->r, flow, "flow.", 0, "the flow");
+}

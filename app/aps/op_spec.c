@@ -68,6 +68,40 @@ static void split_token(char *tok, char **value) {
   }
 }
 
+static int mask_kind_of(const char *tok) {
+  for (int k = 0; k < APS_MASK_KIND_COUNT; k++)
+    if (!strcmp(tok, mask_names[k]))
+      return k;
+  return -1;
+}
+
+/* A mask kind's value into m->mask, *range (box, pixels, strokes) or m->file; `who` prefixes
+ * the errors ("" for inpaint, "map: " for a blur map). */
+static aps_status parse_mask(const parse_ctx *p, const char *who, int mk, const char *value, aps_op_member *m,
+                             aps_range *range) {
+  m->mask = (aps_mask_kind)mk;
+  if (mk == APS_MASK_HALF && value)
+    return bad(p, "%shalf takes no value (inpaint:half, blur:map=half)", who);
+  if (mk == APS_MASK_STROKES && !value)
+    *range = (aps_range){1, 4};
+  else if (mk == APS_MASK_BOX || mk == APS_MASK_PIXELS || mk == APS_MASK_STROKES)
+    APS_TRY(parse_range(p, mask_names[mk], value, range));
+  if (mk == APS_MASK_BOX)
+    APS_TRY(check_bounds(p, "box", *range, 1, 0, 4096, 1, "(box side in pixels)"));
+  if (mk == APS_MASK_PIXELS)
+    APS_TRY(check_bounds(p, "pixels", *range, 0, 1, 1, 0, "(share of pixels kept)"));
+  if (mk == APS_MASK_STROKES)
+    APS_TRY(check_bounds(p, "strokes", *range, 1, 0, 64, 1, "(number of strokes)"));
+  if (mk == APS_MASK_FILE) {
+    if (!value || !*value)
+      return bad(p, "%smask needs a file (inpaint:mask=FILE.png, blur:map=FILE.png)", who);
+    if (strlen(value) >= APS_OP_PATH_MAX)
+      return bad(p, "%sthe file name is longer than %d characters", who, APS_OP_PATH_MAX - 1);
+    strcpy(m->file, value);
+  }
+  return APS_OK;
+}
+
 static aps_status parse_member(const parse_ctx *p, const char *text, aps_op_member *m) {
   memset(m, 0, sizeof *m);
   m->noise = (aps_range){APS_SIGMA_Y_DEFAULT, APS_SIGMA_Y_DEFAULT};
@@ -117,36 +151,11 @@ static aps_status parse_member(const parse_ctx *p, const char *text, aps_op_memb
       m->factor = (int)f, have_kind = 1;
       continue;
     }
-    if (m->kind == APS_OP_INPAINT) {
-      int mk = -1;
-      for (int k = 0; k < APS_MASK_KIND_COUNT; k++)
-        if (!strcmp(tok, mask_names[k]))
-          mk = k;
-      if (mk >= 0) {
-        if (have_kind++)
-          return bad(p, "inpaint: %s after another mask kind (give one of box, pixels, strokes, half, mask)", tok);
-        m->mask = (aps_mask_kind)mk;
-        if (mk == APS_MASK_HALF && value)
-          return bad(p, "half takes no value (inpaint:half)");
-        if (mk == APS_MASK_STROKES && !value)
-          m->range = (aps_range){1, 4};
-        else if (mk == APS_MASK_BOX || mk == APS_MASK_PIXELS || mk == APS_MASK_STROKES)
-          APS_TRY(parse_range(p, tok, value, &m->range));
-        if (mk == APS_MASK_BOX)
-          APS_TRY(check_bounds(p, "box", m->range, 1, 0, 4096, 1, "(box side in pixels)"));
-        if (mk == APS_MASK_PIXELS)
-          APS_TRY(check_bounds(p, "pixels", m->range, 0, 1, 1, 0, "(share of pixels kept)"));
-        if (mk == APS_MASK_STROKES)
-          APS_TRY(check_bounds(p, "strokes", m->range, 1, 0, 64, 1, "(number of strokes)"));
-        if (mk == APS_MASK_FILE) {
-          if (!value || !*value)
-            return bad(p, "mask needs a file (inpaint:mask=FILE.png)");
-          if (strlen(value) >= APS_OP_PATH_MAX)
-            return bad(p, "mask: the file name is longer than %d characters", APS_OP_PATH_MAX - 1);
-          strcpy(m->file, value);
-        }
-        continue;
-      }
+    if (m->kind == APS_OP_INPAINT && mask_kind_of(tok) >= 0) {
+      if (have_kind++)
+        return bad(p, "inpaint: %s after another mask kind (give one of box, pixels, strokes, half, mask)", tok);
+      APS_TRY(parse_mask(p, "", mask_kind_of(tok), value, m, &m->range));
+      continue;
     }
     if (m->kind == APS_OP_BLUR && !strcmp(tok, "sigma")) {
       if (have_sigma++)
@@ -159,10 +168,17 @@ static aps_status parse_member(const parse_ctx *p, const char *text, aps_op_memb
       if (have_map++)
         return bad(p, "blur: map is given twice");
       if (!value || !*value)
-        return bad(p, "map needs a file (blur:map=FILE.png,sigma=2)");
-      if (strlen(value) >= APS_OP_PATH_MAX)
-        return bad(p, "map: the file name is longer than %d characters", APS_OP_PATH_MAX - 1);
-      strcpy(m->file, value);
+        return bad(p, "map needs a file or a kind (blur:map=FILE.png,sigma=2; map=strokes, box=R, pixels=R, half)");
+      char *kind_value;
+      split_token(value, &kind_value);
+      int mk = mask_kind_of(value);
+      if (mk < 0 || mk == APS_MASK_FILE) { /* a file name (which may hold '=') */
+        if (kind_value)
+          kind_value[-1] = '=';
+        kind_value = value, mk = APS_MASK_FILE;
+      }
+      m->map = 1;
+      APS_TRY(parse_mask(p, "map: ", mk, kind_value, m, &m->map_range));
       continue;
     }
     static const char *const takes[APS_OP_KIND_COUNT] = {
@@ -268,28 +284,36 @@ static int put_range(char *buf, size_t size, const char *field, aps_range r) {
   return r.lo == r.hi ? snprintf(buf, size, "%s=%s", field, lo) : snprintf(buf, size, "%s=%s-%s", field, lo, hi);
 }
 
+/* A mask kind as a spec writes it: "box=8-16", "half"; a file by its name alone. */
+static void format_mask(char *buf, size_t size, aps_mask_kind mk, aps_range r, const char *file) {
+  if (mk == APS_MASK_HALF)
+    snprintf(buf, size, "half");
+  else if (mk == APS_MASK_FILE)
+    snprintf(buf, size, "%s", file);
+  else
+    put_range(buf, size, mask_names[mk], r);
+}
+
 aps_status aps_op_member_format(const aps_op_member *m, char *buf, size_t size) {
   char head[APS_OP_PATH_MAX + 128] = "", tail[80];
   switch (m->kind) {
   case APS_OP_DENOISE: snprintf(head, sizeof head, "denoise"); break;
   case APS_OP_SR: snprintf(head, sizeof head, "sr:%d", m->factor); break;
   case APS_OP_BLUR: {
-    char r[80];
+    char r[80], map[APS_OP_PATH_MAX + 80] = "";
     put_range(r, sizeof r, "sigma", m->range);
-    snprintf(head, sizeof head, "blur:%s%s%s", r, m->file[0] ? ",map=" : "", m->file);
+    if (m->map)
+      format_mask(map, sizeof map, m->mask, m->map_range, m->file);
+    snprintf(head, sizeof head, "blur:%s%s%s", r, m->map ? ",map=" : "", map);
     break;
   }
-  case APS_OP_INPAINT:
-    if (m->mask == APS_MASK_HALF)
-      snprintf(head, sizeof head, "inpaint:half");
-    else if (m->mask == APS_MASK_FILE)
-      snprintf(head, sizeof head, "inpaint:mask=%s", m->file);
-    else {
-      char r[80];
-      put_range(r, sizeof r, mask_names[m->mask], m->range);
-      snprintf(head, sizeof head, "inpaint:%s", r);
-    }
+  case APS_OP_INPAINT: {
+    char mask[APS_OP_PATH_MAX + 80];
+    format_mask(mask, sizeof mask, m->mask, m->range, m->file);
+    snprintf(head, sizeof head, "inpaint:%s", m->mask == APS_MASK_FILE ? "mask=" : "");
+    strncat(head, mask, sizeof head - strlen(head) - 1);
     break;
+  }
   default: return aps_fail(APS_ERR_INVALID_ARG, "aps_op_member_format: unknown operator kind %d", (int)m->kind);
   }
   put_range(tail, sizeof tail, "noise", m->noise);

@@ -34,9 +34,11 @@ aps_status aps_op_layout_make(const aps_op_spec *s, int c, int h, int w, aps_op_
                         "%dx%d (width x height)", spec, m->factor, m->factor, w, h);
       l.mh = h / m->factor, l.mw = w / m->factor, l.desc_max = (float)m->factor;
     }
-    if (m->kind == APS_OP_INPAINT && m->mask == APS_MASK_BOX && m->range.hi > (float)(side - 1))
+    int inpaint_box = m->kind == APS_OP_INPAINT && m->mask == APS_MASK_BOX;
+    aps_range box = inpaint_box ? m->range : m->map_range;
+    if ((inpaint_box || (m->kind == APS_OP_BLUR && m->map && m->mask == APS_MASK_BOX)) && box.hi > (float)(side - 1))
       return aps_fail(APS_ERR_INVALID_ARG, "operator %s: box=%g-%g does not fit %dx%d images (sides up to %d)", spec,
-                      m->range.lo, m->range.hi, w, h, side - 1);
+                      box.lo, box.hi, w, h, side - 1);
     if (m->kind == APS_OP_BLUR && m->range.hi > sigma_max)
       sigma_max = m->range.hi;
   }
@@ -141,6 +143,16 @@ void aps_op_gaussian(int k, float sigma, float *out) {
     out[i] = (float)(out[i] / sum);
 }
 
+/* A random mask of a kind drawn from its generator (masks.c). */
+static void draw_mask(uint64_t *rng, aps_mask_kind k, aps_range r, int h, int w, float *p) {
+  switch (k) {
+  case APS_MASK_BOX: aps_mask_box(rng, r, h, w, p); break;
+  case APS_MASK_PIXELS: aps_mask_pixels(rng, r, h, w, p); break;
+  case APS_MASK_STROKES: aps_mask_strokes(rng, r, h, w, p); break;
+  default: aps_mask_half(rng, h, w, p); break;
+  }
+}
+
 aps_status aps_op_draw(const aps_op_family *f, uint64_t seed, aps_op_batch *b, int i) {
   const aps_op_layout *l = &f->l;
   if (i < 0 || i >= b->n || b->l.cls != l->cls || b->l.h != l->h || b->l.w != l->w || b->l.c != l->c ||
@@ -159,19 +171,20 @@ aps_status aps_op_draw(const aps_op_family *f, uint64_t seed, aps_op_batch *b, i
   float fill = l->cls == APS_OPC_BLUR ? 0.0f : 1.0f; /* denoise: no blur weight, or the full mask */
   switch (m->kind) {
   case APS_OP_INPAINT:
-    switch (m->mask) {
-    case APS_MASK_BOX: aps_mask_box(&rng, m->range, l->h, l->w, p); break;
-    case APS_MASK_PIXELS: aps_mask_pixels(&rng, m->range, l->h, l->w, p); break;
-    case APS_MASK_STROKES: aps_mask_strokes(&rng, m->range, l->h, l->w, p); break;
-    case APS_MASK_HALF: aps_mask_half(&rng, l->h, l->w, p); break;
-    default: memcpy(p, f->plane[which], (size_t)hw * sizeof *p); break;
-    }
+    if (m->mask == APS_MASK_FILE)
+      memcpy(p, f->plane[which], (size_t)hw * sizeof *p);
+    else
+      draw_mask(&rng, m->mask, m->range, l->h, l->w, p);
     break;
   case APS_OP_BLUR:
     b->sigma_b[i] = aps_op_uniform_in(&rng, m->range);
     if (f->plane[which])
       memcpy(p, f->plane[which], (size_t)hw * sizeof *p);
-    else
+    else if (m->map) { /* blurred where the mask kind would hide */
+      draw_mask(&rng, m->mask, m->map_range, l->h, l->w, p);
+      for (int64_t k = 0; k < hw; k++)
+        p[k] = 1.0f - p[k];
+    } else
       for (int64_t k = 0; k < hw; k++)
         p[k] = 1.0f;
     break;

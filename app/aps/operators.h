@@ -76,12 +76,15 @@ typedef struct aps_range {
 /* One member of a family. */
 typedef struct aps_op_member {
   aps_op_kind kind;
-  aps_mask_kind mask;         /* inpaint */
+  aps_mask_kind mask;         /* inpaint; blur with map: the map's kind */
   aps_range range;            /* inpaint box: side (px); pixels: keep ratio; strokes: count;
                                  blur: σ_b (px) */
   int factor;                 /* sr: 2 or 4 */
   aps_range noise;            /* σ_y */
-  char file[APS_OP_PATH_MAX]; /* inpaint:mask=FILE; blur map=FILE ("" = blur everywhere) */
+  int map;                    /* blur: 0 blur everywhere; 1 a weight map (w = 1 where the mask kind
+                                 would hide a pixel), drawn per sample, or from FILE */
+  aps_range map_range;        /* blur map: the mask kind's range */
+  char file[APS_OP_PATH_MAX]; /* inpaint:mask=FILE; blur map=FILE */
 } aps_op_member;
 
 typedef struct aps_op_spec {

@@ -12,7 +12,7 @@
 
 int cmd_distill(const cli_options *o, int argc, char **argv) {
   const char *prior = NULL, *op = NULL, *out = NULL, *ckpt = NULL, *csv = NULL, *arch = "glow", *data = "fashion-mnist";
-  const char *measurements = NULL;
+  const char *measurements = NULL, *init = NULL;
   int steps = 4000, batch = 64, every = 200, resume = 0, warmup = 200, seed = 1, t_draws = 1, cosine = 0;
   int levels = 0, flow_steps = 0, hidden = 0;
   float lr = 5e-4f;
@@ -35,6 +35,7 @@ int cmd_distill(const cli_options *o, int argc, char **argv) {
       {"--checkpoint", CLI_STRING, &ckpt, 0, 0, "checkpoint path (<out>.ckpt)"},
       {"--checkpoint-every", CLI_INT, &every, 0, 1e8, "steps between checkpoints (200; 0 = at the end)"},
       {"--resume", CLI_FLAG, &resume, 0, 0, "continue from the checkpoint"},
+      {"--init", CLI_STRING, &init, 0, 0, "start from this flow's weights (same config), e.g. another family's"},
       {"--csv", CLI_STRING, &csv, 0, 0, "loss log (<out>.csv)"},
       {"--seed", CLI_INT, &seed, 0, 1e9, "seed of the initial weights, batches and operators (1)"},
   };
@@ -50,6 +51,10 @@ int cmd_distill(const cli_options *o, int argc, char **argv) {
     fprintf(stderr, "aps distill: --arch '%s': expected glow or realnvp-fc\n", arch);
     return 2;
   }
+  if (init && resume) {
+    fprintf(stderr, "aps distill: --init and --resume exclude each other (a checkpoint holds the weights)\n");
+    return 2;
+  }
   size_t len = strlen(out) + 8;
   char *ckpt_buf = malloc(len), *csv_buf = malloc(len);
   if (!ckpt_buf || !csv_buf)
@@ -61,9 +66,11 @@ int cmd_distill(const cli_options *o, int argc, char **argv) {
 
   aps_dataset *ds = NULL;
   aps_distill_run *run = NULL;
-  aps_status s = APS_OK;
+  gr_st *init_st = NULL;
+  aps_status s = init ? gr_st_open(init, &init_st) : APS_OK;
   char train_s[256];
-  snprintf(train_s, sizeof train_s, "lr=%g warmup=%d schedule=%s", lr, warmup, cosine ? "cosine" : "constant");
+  snprintf(train_s, sizeof train_s, "lr=%g warmup=%d schedule=%s%s%.180s", lr, warmup, cosine ? "cosine" : "constant",
+           init ? " init=" : "", init ? init : "");
   aps_distill_run_desc d = {.prior_path = prior, .spec = op, .measurements = measurements, .batch = batch,
                             .t_draws = t_draws, .device = o->device, .seed = (uint64_t)seed, .train = train_s};
   if (s == APS_OK) { /* the flow's config: the defaults for the prior's images, then the flags */
@@ -71,15 +78,19 @@ int cmd_distill(const cli_options *o, int argc, char **argv) {
     aps_prior_config pc;
     if ((s = gr_st_open(prior, &st)) == APS_OK && (s = aps_prior_config_from_file(st, &pc)) == APS_OK) {
       int c = pc.unet.image_channels, sz = pc.unet.image_size;
-      d.flow = !strcmp(arch, "glow") ? aps_flow_config_glow(c, sz, c + 2)
-                                     : aps_flow_config_realnvp(c * sz * sz, (c + 2) * sz * sz);
+      if (init_st)
+        s = aps_flow_config_from_file(init_st, &d.flow);
+      else
+        d.flow = !strcmp(arch, "glow") ? aps_flow_config_glow(c, sz, c + 2)
+                                       : aps_flow_config_realnvp(c * sz * sz, (c + 2) * sz * sz);
       if (levels && d.flow.arch == APS_FLOW_GLOW)
         d.flow.levels = levels;
       if (flow_steps)
         d.flow.steps = flow_steps;
       if (hidden)
         d.flow.hidden = hidden;
-      s = aps_flow_config_check(&d.flow);
+      if (s == APS_OK)
+        s = aps_flow_config_check(&d.flow);
       if (s == APS_OK && !measurements)
         s = !strcmp(data, "fashion-mnist") ? aps_dataset_load_fashion_mnist(NULL, 1, &ds) : aps_dataset_load(data, sz, c, &ds);
       d.data = ds;
@@ -89,7 +100,7 @@ int cmd_distill(const cli_options *o, int argc, char **argv) {
   if (s == APS_OK)
     s = aps_distill_run_create(&d, &run);
   if (s == APS_OK && !resume)
-    s = aps_distill_run_init(run);
+    s = init_st ? aps_distill_run_init_from(run, init_st) : aps_distill_run_init(run);
   aps_train_result res = {0};
   const gr_st_meta *meta = s == APS_OK ? aps_distill_run_meta(run) : NULL;
   if (s == APS_OK) {
@@ -115,6 +126,7 @@ int cmd_distill(const cli_options *o, int argc, char **argv) {
               res.seconds);
   }
   aps_distill_run_destroy(run);
+  gr_st_close(init_st);
   aps_dataset_free(ds);
   free(ckpt_buf), free(csv_buf);
   if (s != APS_OK) {

@@ -13,6 +13,7 @@
 #include "../test.h"
 #include "app_fixtures.h"
 #include "distill_family.h"
+#include "tiny_flow.h"
 
 enum { S = 8, N = 6, BATCH = 4 };
 
@@ -83,4 +84,61 @@ TEST_CASE(distill_clean_images_unseen) {
           la[0], la[1], lb[0], lb[1], lc[0], lc[1]);
   CHECK(la[0] == lb[0] && la[1] == lb[1], "the clean images behind the same measurements changed the loss");
   CHECK(la[0] != lc[0] && la[1] != lc[1], "other measurements left the loss unchanged: the check cannot fail");
+}
+
+/* --init: a run starts from another flow file's weights (every "flow." parameter equal to
+ * the file's), and a file of another config is refused by naming both. */
+TEST_CASE(distill_init_from_flow) {
+  char dir[] = "/tmp/aps-test-init-XXXXXX", prior[600], flow[600], spec[700];
+  REQUIRE_OK(mkdtemp(dir) ? APS_OK : APS_ERR_IO);
+  snprintf(prior, sizeof prior, "%s/prior.safetensors", dir);
+  snprintf(flow, sizeof flow, "%s/flow.safetensors", dir);
+  snprintf(spec, sizeof spec, "%s/images-idx3-ubyte", dir);
+  REQUIRE_OK(test_write_tiny_prior(prior));
+  REQUIRE_OK(tiny_flow_write(flow, 1, S, "inpaint:box=2-4", 0.1f));
+  unsigned char px[N * S * S];
+  for (int i = 0; i < N * S * S; i++)
+    px[i] = (unsigned char)(29 * i + 3);
+  REQUIRE_OK(write_idx(spec, px) ? APS_OK : APS_ERR_IO);
+  aps_dataset *ds = NULL;
+  REQUIRE_OK(aps_dataset_load_idx(spec, 0, &ds));
+  gr_st *st = NULL;
+  REQUIRE_OK(gr_st_open(flow, &st));
+  for (int hidden = 8; hidden <= 16; hidden += 8) {
+    aps_flow_config fc = aps_flow_config_glow(1, S, 3);
+    fc.levels = 2, fc.steps = 1, fc.hidden = hidden, fc.cond_hidden = 4, fc.seed = 3;
+    aps_distill_run *run = NULL;
+    REQUIRE_OK(aps_distill_run_create(&(aps_distill_run_desc){.prior_path = prior, .spec = "blur:sigma=0.5-2", .data = ds,
+                                                              .flow = fc, .batch = BATCH, .device = "cpu", .seed = 2},
+                                      &run));
+    aps_status s = aps_distill_run_init_from(run, st);
+    if (hidden == 16) {
+      CHECK(s != APS_OK && strstr(aps_last_error(), "hidden=8") && strstr(aps_last_error(), "hidden=16"),
+            "a flow of another config was accepted or not named: %s", aps_last_error());
+    } else {
+      REQUIRE_OK(s);
+      const gr_graph *g = aps_distill_run_graph(run);
+      gr_tensor t;
+      int compared = 0, differ = 0;
+      for (uint32_t i = 0; s == APS_OK && (t = gr_param_at(g, i)); i++) {
+        const char *name = gr_tensor_name(g, t);
+        if (strncmp(name, "flow.", 5) || gr_tensor_is_state(g, t))
+          continue;
+        int rank;
+        int64_t dims[4], n = gr_shape_count(gr_tensor_shape(g, t));
+        const float *want;
+        float *have = malloc(sizeof(float) * (size_t)n);
+        REQUIRE_OK(have ? APS_OK : APS_ERR_OUT_OF_MEMORY);
+        REQUIRE_OK(gr_st_get_f32(st, name, &rank, dims, &want));
+        REQUIRE_OK(aps_runner_get(aps_distill_run_runner(run), name, have, n));
+        differ += memcmp(have, want, sizeof(float) * (size_t)n) != 0;
+        compared++;
+        free(have);
+      }
+      CHECK(compared > 10 && differ == 0, "%d of %d parameters differ from the file's", differ, compared);
+    }
+    aps_distill_run_destroy(run);
+  }
+  gr_st_close(st);
+  aps_dataset_free(ds);
 }

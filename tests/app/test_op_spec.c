@@ -26,7 +26,8 @@ TEST_CASE(op_spec_roundtrip) {
       "blur:map=FILE.png,sigma=2", "blur:sigma=1.25,noise=0", "sr:2", "sr:4,noise=0.1",
       "mix:inpaint:box=8-16+inpaint:strokes", "mix:inpaint:box=8-16+inpaint:pixels=0.1-0.3+inpaint:half+denoise",
       "mix:blur:sigma=0.5-1.5+blur:map=x.png,sigma=2,noise=0.02+denoise", "mix:sr:2+sr:2,noise=0.1",
-      "inpaint:pixels=0.123456789", "blur:sigma=1e-3-3"};
+      "inpaint:pixels=0.123456789", "blur:sigma=1e-3-3", "blur:sigma=0.5-3,map=strokes",
+      "blur:map=half,sigma=2", "blur:sigma=1,map=box=4-8,noise=0.01-0.1", "mix:blur:sigma=0.5-3+blur:sigma=1,map=strokes=2"};
   for (size_t i = 0; i < sizeof specs / sizeof *specs; i++) {
     aps_op_spec a, b;
     char t1[APS_OP_SPEC_MAX], t2[APS_OP_SPEC_MAX];
@@ -44,6 +45,9 @@ TEST_CASE(op_spec_roundtrip) {
       {"blur:map=FILE.png,sigma=2", "blur:sigma=2,map=FILE.png,noise=0.05"},
       {"denoise:noise=0.01-0.1", "denoise,noise=0.01-0.1"},
       {"inpaint:strokes", "inpaint:strokes=1-4,noise=0.05"},
+      {"blur:map=strokes,sigma=0.5-3", "blur:sigma=0.5-3,map=strokes=1-4,noise=0.05"},
+      {"blur:sigma=2,map=half", "blur:sigma=2,map=half,noise=0.05"},
+      {"blur:sigma=2,map=dir/a=b.png", "blur:sigma=2,map=dir/a=b.png,noise=0.05"},
       {"sr:4,noise=0.1", "sr:4,noise=0.1"},
       {"inpaint:pixels=0.2-0.2", "inpaint:pixels=0.2,noise=0.05"},
       {"mix:inpaint:half+denoise,noise=0", "mix:inpaint:half,noise=0.05+denoise,noise=0"},
@@ -99,6 +103,9 @@ TEST_CASE(op_spec_errors) {
       {"blur:sigma=100", "sigma 100-100 is outside"},
       {"blur:sigma=2-1", "sigma range '2-1' is written backwards"},
       {"blur:sigma=1,map=", "map needs a file"},
+      {"blur:sigma=1,map=half=2", "map: half takes no value"},
+      {"blur:sigma=1,map=box=0", "box 0-0 is outside"},
+      {"blur:sigma=1,map=strokes=1-99", "strokes 1-99 is outside"},
       {"blur:sigma=1,sigma=2", "sigma is given twice"},
       {"blur:sigma=1,box=3", "unknown field 'box'"},
       {"sr", "sr needs a factor"},
@@ -251,6 +258,24 @@ TEST_CASE(op_mask_coverage) {
   CHECK(smin >= 0.5 && smax <= 2.5 && fabs(smean - 1.5) < 0.05, "σ_b mean %.3f in 0.5-2.5", smean);
   aps_op_batch_free(&b);
   aps_op_family_destroy(f);
+  /* Random blur maps: blurred (w = 1) where the mask kind would hide, sharp elsewhere; the
+   * descriptor w·σ_b. */
+  REQUIRE_OK(coverage("blur:sigma=1-2,map=half", &mean, &lo, &hi, NULL));
+  CHECK(lo == 0.5 && hi == 0.5, "map=half leaves exactly half sharp: %.4f-%.4f", lo, hi);
+  REQUIRE_OK(coverage("blur:sigma=1-2,map=box=8-16", &mean, &lo, &hi, &b));
+  CHECK(fabs(1 - mean - 144.0 / 1024) < 0.006 && 1 - hi >= 64.0 / 1024 && 1 - lo <= 256.0 / 1024,
+        "map=box=8-16 blurs one 8-16 px box: %.4f", 1 - mean);
+  int desc_ok = 1;
+  for (int i = 0; i < 1000 * 1024; i++)
+    desc_ok &= (b.param[i] == 0.0f || b.param[i] == 1.0f) && b.descriptor[i] == b.param[i] * b.sigma_b[i / 1024];
+  CHECK(desc_ok, "a blur map is 0/1 and the descriptor is w·σ_b");
+  aps_op_batch_free(&b);
+  REQUIRE_OK(coverage("blur:sigma=1,map=strokes", &mean, &lo, &hi, NULL));
+  CHECK(1 - mean >= 0.1 && 1 - mean <= 0.4, "map=strokes blurs %.4f of the image", 1 - mean);
+  REQUIRE_OK(aps_op_spec_parse("blur:sigma=1,map=box=40", &spec));
+  aps_op_layout l;
+  CHECK(aps_op_layout_make(&spec, 1, 32, 32, &l) != APS_OK && strstr(aps_last_error(), "does not fit"),
+        "a blur map box larger than the image is refused: %s", aps_last_error());
 }
 
 /* A 16-bit grey PNG, written by hand (stb_image_write has no 16-bit PNGs). */

@@ -62,10 +62,10 @@ static gr_graph *conv_graph(int n, int c, int o, int s, int k) {
 
 static int bench_ops(rt_device *dev, op_result *r, int *count) {
   int n = 0;
-  r[n] = (op_result){"conv2d 3x3 64->64 32x32 b16", 0, 2.0 * 16 * 64 * 32 * 32 * 64 * 9 / 1e9, "GFLOP/s", {0}};
+  r[n] = (op_result){"conv2d 3x3 64->64 32x32 b16", 0, 2.0 * 16 * 64 * 32 * 32 * 64 * 9 / 1e9, "GFLOP/s", .s = {0, 0, 0, 0}};
   if (bench_op(dev, conv_graph(16, 64, 64, 32, 3), &r[n++]))
     return 1;
-  r[n] = (op_result){"conv2d 1x1 64->64 32x32 b16", 0, 2.0 * 16 * 64 * 32 * 32 * 64 / 1e9, "GFLOP/s", {0}};
+  r[n] = (op_result){"conv2d 1x1 64->64 32x32 b16", 0, 2.0 * 16 * 64 * 32 * 32 * 64 / 1e9, "GFLOP/s", .s = {0, 0, 0, 0}};
   if (bench_op(dev, conv_graph(16, 64, 64, 32, 1), &r[n++]))
     return 1;
   /* The weight gradient of the 3x3 conv above (training's third conv-sized GEMM). */
@@ -73,7 +73,7 @@ static int bench_ops(rt_device *dev, op_result *r, int *count) {
   gr_tensor x = gr_input(g, "x", GR_SHAPE(16, 64, 32, 32));
   gr_output(g, gr_conv2d_wgrad(g, x, gr_input(g, "gy", GR_SHAPE(16, 64, 32, 32)), 3, 3,
                                &(gr_conv2d_desc){.padding = 1}), "dw");
-  r[n] = (op_result){"conv2d weight grad 3x3 64->64 32x32 b16", 0, 2.0 * 16 * 64 * 32 * 32 * 64 * 9 / 1e9, "GFLOP/s", {0}};
+  r[n] = (op_result){"conv2d weight grad 3x3 64->64 32x32 b16", 0, 2.0 * 16 * 64 * 32 * 32 * 64 * 9 / 1e9, "GFLOP/s", .s = {0, 0, 0, 0}};
   if (bench_op(dev, g, &r[n++]))
     return 1;
   /* A blur operator's depthwise convolution: a 9x9 kernel per channel, reflect padding. */
@@ -81,20 +81,20 @@ static int bench_ops(rt_device *dev, op_result *r, int *count) {
   x = gr_input(g, "x", GR_SHAPE(64, 3, 32, 32));
   gr_output(g, gr_conv2d(g, x, gr_param(g, "w", GR_SHAPE(3, 1, 9, 9)), 0,
                          &(gr_conv2d_desc){.padding = 4, .groups = 3, .pad_mode = GR_PAD_REFLECT}), "y");
-  r[n] = (op_result){"depthwise 9x9 blur 3ch 32x32 b64", 0, 2.0 * 64 * 3 * 32 * 32 * 81 / 1e9, "GFLOP/s", {0}};
+  r[n] = (op_result){"depthwise 9x9 blur 3ch 32x32 b64", 0, 2.0 * 64 * 3 * 32 * 32 * 81 / 1e9, "GFLOP/s", .s = {0, 0, 0, 0}};
   if (bench_op(dev, g, &r[n++]))
     return 1;
   g = gr_graph_create();
   x = gr_input(g, "x", GR_SHAPE(1024, 1024));
   gr_output(g, gr_matmul(g, x, gr_param(g, "w", GR_SHAPE(1024, 1024)), 0, 0), "y");
-  r[n] = (op_result){"matmul 1024^3", 0, 2.0 * 1024 * 1024 * 1024 / 1e9, "GFLOP/s", {0}};
+  r[n] = (op_result){"matmul 1024^3", 0, 2.0 * 1024 * 1024 * 1024 / 1e9, "GFLOP/s", .s = {0, 0, 0, 0}};
   if (bench_op(dev, g, &r[n++]))
     return 1;
   g = gr_graph_create();
   x = gr_input(g, "x", GR_SHAPE(16, 64, 32, 32));
   gr_output(g, gr_silu(g, gr_group_norm(g, x, 8, gr_param(g, "gamma", GR_SHAPE(64)), gr_param(g, "beta", GR_SHAPE(64)),
                                         1e-5f)), "y");
-  r[n] = (op_result){"group norm+SiLU 64ch 32x32 b16", 0, 3.0 * 16 * 64 * 32 * 32 * 4 / 1e9, "GB/s", {0}};
+  r[n] = (op_result){"group norm+SiLU 64ch 32x32 b16", 0, 3.0 * 16 * 64 * 32 * 32 * 4 / 1e9, "GB/s", .s = {0, 0, 0, 0}};
   if (bench_op(dev, g, &r[n++]))
     return 1;
   g = gr_graph_create();
@@ -102,7 +102,7 @@ static int bench_ops(rt_device *dev, op_result *r, int *count) {
   gr_output(g, gr_layer_attention(g, "attn", x, 8), "y");
   /* qkv and proj 1x1 convs, then two 64x64x64 matmuls per image */
   r[n] = (op_result){"attention block 64ch 8x8 b16", 0,
-                     16.0 * (2.0 * 64 * 64 * 4 * 64 + 2.0 * 2 * 64 * 64 * 64) / 1e9, "GFLOP/s", {0}};
+                     16.0 * (2.0 * 64 * 64 * 4 * 64 + 2.0 * 2 * 64 * 64 * 64) / 1e9, "GFLOP/s", .s = {0, 0, 0, 0}};
   if (bench_op(dev, g, &r[n++]))
     return 1;
   *count = n;

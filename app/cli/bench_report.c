@@ -131,6 +131,14 @@ static void put_number(text *t, double v) {
     put(t, "null");
 }
 
+/* A string, or null when it is not known. */
+static void put_known(text *t, const char *s) {
+  if (*s)
+    put_string(t, s);
+  else
+    put(t, "null");
+}
+
 static void put_api(text *t, uint32_t v) {
   if (!v) {
     put(t, "null");
@@ -179,7 +187,7 @@ int bench_report_write(const char *path, int quick) {
   put(&t, "{\"schema\": \"%s\",\n \"device\": ", BENCH_SCHEMA);
   put_string(&t, first->device);
   put(&t, ",\n \"driver\": ");
-  put_string(&t, first->driver);
+  put_known(&t, first->driver);
   put(&t, ",\n \"library_version\": ");
   put_string(&t, APS_VERSION);
   put(&t, ",\n \"vulkan_api\": ");
@@ -194,7 +202,7 @@ int bench_report_write(const char *path, int quick) {
     put(&t, ": {\"device\": ");
     put_string(&t, s->device);
     put(&t, ", \"driver\": ");
-    put_string(&t, s->driver);
+    put_known(&t, s->driver);
     put(&t, ", \"vulkan_api\": ");
     put_api(&t, s->vulkan_api);
     put(&t, ", \"figures\": [");

@@ -416,3 +416,25 @@ TEST_CASE(memory_budget) {
   aps_runner_destroy(r);
   gr_graph_destroy(g);
 }
+
+/* The corpus's driver for IDX files (tools/hostile-corpus.sh, class idx): loads the file
+ * named by APS_HOSTILE_IDX and reports as a command would (exit 1, the message on stderr).
+ * Without it, a good file written here must load. */
+TEST_CASE(idx_file) {
+  const char *path = getenv("APS_HOSTILE_IDX");
+  if (!path) {
+    const char *dir = make_tmpdir();
+    aps_dataset *d = bars(dir);
+    CHECK(d && aps_dataset_count(d) == 64, "a good IDX file loads");
+    aps_dataset_free(d);
+    return;
+  }
+  aps_dataset *d = NULL;
+  aps_status s = aps_dataset_load_idx(path, 0, &d);
+  if (s != APS_OK) {
+    fprintf(stderr, "idx: %s\n", aps_last_error());
+    exit(1);
+  }
+  printf("idx: %s: %lld images\n", path, (long long)aps_dataset_count(d));
+  aps_dataset_free(d);
+}

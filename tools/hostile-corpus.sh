@@ -49,7 +49,7 @@ run() {
     echo "FAIL $cls/$name: $why (exit $rc): $*"
     tail -n 5 "$err" | sed 's/^/    /'
   else
-    printf 'ok   %s/%s (exit %d)\n' "$cls" "$name" "$rc"
+    printf 'ok   %s/%s [%s] (exit %d)\n' "$cls" "$name" "$expect" "$rc"
   fi
 }
 

@@ -45,7 +45,7 @@ int cmd_prior_sample(const cli_options *o, int argc, char **argv) {
     return 2;
   }
   batch = batch < count ? batch : count;
-  aps_prior_config cfg;
+  aps_prior_config cfg = {0}; /* read below even when opening failed */
   gr_graph *g = NULL;
   aps_runner *r = NULL;
   aps_status s = aps_prior_open(model, &(aps_runner_desc){.device = o->device, .f16_storage = f16}, batch,
@@ -96,7 +96,7 @@ int cmd_elbo(const cli_options *o, int argc, char **argv) {
     cli_args_usage("elbo", args, nargs);
     return 2;
   }
-  aps_prior_config cfg;
+  aps_prior_config cfg = {0}; /* read below even when opening failed */
   gr_graph *g = NULL;
   aps_runner *r = NULL;
   aps_dataset *ds = NULL;

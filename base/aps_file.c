@@ -65,7 +65,7 @@ aps_status aps_file_check_target(const char *path, const char *what) {
     return aps_fail(APS_ERR_INVALID_ARG, "%s: an empty path", what);
   struct stat sb;
   if (stat(path, &sb) == 0 && !S_ISREG(sb.st_mode))
-    return aps_fail(APS_ERR_INVALID_ARG, "%s %s: is %s; refusing to write over it (give a path to a regular file)",
+    return aps_fail(APS_ERR_IO, "%s %s: is %s; refusing to write over it (give a path to a regular file)",
                     what, path, kind_of(sb.st_mode));
   return APS_OK;
 }

@@ -112,8 +112,8 @@ aps_status aps_op_load_plane(const char *path, const char *what, int h, int w, i
   unsigned char *bytes = NULL;
   size_t nbytes = 0;
   aps_status rs = aps_png_file(path, &bytes, &nbytes);
-  if (rs != APS_OK)
-    return aps_fail_context(rs, "%s: ", what);
+  if (rs != APS_OK) /* a mask that cannot be read is a malformed operator, whatever the cause */
+    return aps_fail_context(APS_ERR_FORMAT, "%s %s: cannot read it: ", what, path);
   int len = (int)nbytes, deep = stbi_is_16_bit_from_memory(bytes, len);
   void *px = NULL;
   if (!stbi_info_from_memory(bytes, len, &iw, &ih, &comp))

@@ -115,15 +115,28 @@ static void blit(uint32_t *fb, const view_layout *l, const view_state *st, int i
   mat3 m, inv;
   view_panel_transform(l, st, i, m);
   glm_mat3_inv(m, inv);
-  /* the transform is a scale and a shift: image x depends on screen x only */
+  /* the transform is a scale and a shift: image x depends on screen x only, so the
+   * columns' image x is found once per panel */
   float ax = inv[0][0], bx = inv[2][0], ay = inv[1][1], by = inv[2][1];
+  int cols[8192];
+  int w = p->size < 8192 ? p->size : 8192;
+  for (int x = 0; x < w; x++) {
+    int ix = (int)floorf(ax * ((float)(p->x + x) + 0.5f) + bx);
+    cols[x] = ix >= 0 && ix < st->w ? ix : -1;
+  }
+  if (p->x + w > l->fb_w)
+    w = l->fb_w - p->x;
   for (int y = p->y; y < p->y + p->size && y < l->fb_h; y++) {
     int iy = (int)floorf(ay * ((float)y + 0.5f) + by);
-    uint32_t *row = fb + (size_t)y * (size_t)l->fb_w;
-    for (int x = p->x; x < p->x + p->size && x < l->fb_w; x++) {
-      int ix = (int)floorf(ax * ((float)x + 0.5f) + bx);
-      row[x] = ix >= 0 && iy >= 0 && ix < st->w && iy < st->h ? tile[iy * st->w + ix] : PANEL_BG;
+    uint32_t *row = fb + (size_t)y * (size_t)l->fb_w + p->x;
+    if (iy < 0 || iy >= st->h) {
+      for (int x = 0; x < w; x++)
+        row[x] = PANEL_BG;
+      continue;
     }
+    const uint32_t *src = tile + iy * st->w;
+    for (int x = 0; x < w; x++)
+      row[x] = cols[x] >= 0 ? src[cols[x]] : PANEL_BG;
   }
 }
 

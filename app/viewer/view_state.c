@@ -35,7 +35,7 @@ aps_status view_state_init(view_state *st, const aps_posterior_info *in, float s
   st->map = calloc((size_t)st->h * (size_t)st->w, sizeof *st->map);
   if (!st->clean || !st->map) {
     view_state_free(st);
-    return aps_fail(APS_ERR_OUT_OF_MEMORY, "aps view: out of host memory");
+    return aps_fail(APS_ERR_OUT_OF_MEMORY, "out of host memory");
   }
   st->sigma_b = sigma_b, st->sigma_y = sigma_y, st->k = k;
   st->brush = 2.5f, st->zoom = 1.0f, st->index = -1;

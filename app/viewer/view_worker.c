@@ -39,7 +39,7 @@ aps_status view_result_alloc(view_result *r, int c, int h, int w) {
   r->damaged = calloc((size_t)h * (size_t)w, sizeof *r->damaged);
   if (!r->samples || !r->mean || !r->std || !r->measurement || !r->damaged) {
     view_result_free(r);
-    return aps_fail(APS_ERR_OUT_OF_MEMORY, "aps view: out of host memory for %d samples of %dx%dx%d", VIEW_K_MAX, c, h,
+    return aps_fail(APS_ERR_OUT_OF_MEMORY, "out of host memory for %d samples of %dx%dx%d", VIEW_K_MAX, c, h,
                     w);
   }
   return APS_OK;
@@ -131,6 +131,7 @@ static void *run(void *arg) {
         w->mine.k = q.k;
         accumulate(w, q.k);
         w->mine.ms_per_sample = aps_posterior_ms_per_sample(w->p);
+        w->mine.total_ms += w->mine.ms_per_sample * q.k, w->mine.total_samples += q.k;
       } else {
         snprintf(w->mine.error, sizeof w->mine.error, "%s", aps_last_error());
         have_set = 0;
@@ -151,7 +152,7 @@ aps_status view_worker_start(aps_posterior *p, view_worker **out) {
   const aps_posterior_info *in = aps_posterior_get_info(p);
   view_worker *w = calloc(1, sizeof *w);
   if (!w)
-    return aps_fail(APS_ERR_OUT_OF_MEMORY, "aps view: out of host memory");
+    return aps_fail(APS_ERR_OUT_OF_MEMORY, "out of host memory");
   w->p = p, w->c = in->channels, w->h = in->height, w->w = in->width;
   w->hw = (int64_t)w->h * w->w, w->dim = w->c * w->hw;
   aps_status s = view_result_alloc(&w->pub, w->c, w->h, w->w);
@@ -162,11 +163,11 @@ aps_status view_worker_start(aps_posterior *p, view_worker **out) {
   w->sum = calloc((size_t)w->dim, sizeof *w->sum);
   w->sumsq = calloc((size_t)w->dim, sizeof *w->sumsq);
   if (s == APS_OK && (!w->req_clean || !w->req_map || !w->sum || !w->sumsq))
-    s = aps_fail(APS_ERR_OUT_OF_MEMORY, "aps view: out of host memory");
+    s = aps_fail(APS_ERR_OUT_OF_MEMORY, "out of host memory");
   pthread_mutex_init(&w->lock, NULL);
   pthread_cond_init(&w->wake, NULL);
   if (s == APS_OK && pthread_create(&w->thread, NULL, run, w) != 0)
-    s = aps_fail(APS_ERR_OUT_OF_MEMORY, "aps view: cannot start the sampling thread");
+    s = aps_fail(APS_ERR_OUT_OF_MEMORY, "cannot start the sampling thread");
   if (s != APS_OK) {
     view_result_free(&w->pub), view_result_free(&w->mine);
     free(w->req_clean), free(w->req_map), free(w->sum), free(w->sumsq), free(w);

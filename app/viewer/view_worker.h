@@ -37,6 +37,8 @@ typedef struct view_result {
   float *measurement;    /* [C, H, W] as the model sees it */
   float *damaged;        /* [H, W] */
   double ms_per_sample;  /* of this batch */
+  double total_ms;       /* sampling time of every batch since start ... */
+  int64_t total_samples; /* ... and their samples */
   char error[512];       /* set when the measurement was refused */
 } view_result;
 

@@ -30,15 +30,23 @@ static int cmp_double(const void *a, const void *b) {
 /* The window, its renderer and a streaming texture; errors say the display cannot open. */
 static aps_status open_window(viewer *v) {
   if (SDL_Init(SDL_INIT_VIDEO) != 0)
-    return aps_fail(APS_ERR_UNSUPPORTED, "aps view: cannot open a display (SDL: %s); --headless runs without a window",
+    return aps_fail(APS_ERR_UNSUPPORTED, "cannot open a display (SDL: %s); --headless runs without a window",
                     SDL_GetError());
+  /* SDL 2.26 falls back to its offscreen driver when no display opens: that is no window
+   * for a person, so refuse it unless someone asked for it by name */
+  const char *drv = SDL_GetCurrentVideoDriver(), *asked = getenv("SDL_VIDEODRIVER");
+  if (drv && (!strcmp(drv, "offscreen") || !strcmp(drv, "dummy")) && !(asked && *asked)) {
+    SDL_Quit();
+    return aps_fail(APS_ERR_UNSUPPORTED, "cannot open a display (DISPLAY=%s; SDL found only its %s driver); "
+                    "--headless runs without a window", getenv("DISPLAY") ? getenv("DISPLAY") : "(unset)", drv);
+  }
   SDL_SetHint(SDL_HINT_RENDER_SCALE_QUALITY, "0");
   v->window = SDL_CreateWindow("aps view", SDL_WINDOWPOS_UNDEFINED, SDL_WINDOWPOS_UNDEFINED, v->d->width,
                                v->d->height, SDL_WINDOW_RESIZABLE | SDL_WINDOW_ALLOW_HIGHDPI);
   if (v->window)
     v->renderer = SDL_CreateRenderer(v->window, -1, v->d->no_vsync ? 0 : SDL_RENDERER_PRESENTVSYNC);
   if (!v->window || !v->renderer)
-    return aps_fail(APS_ERR_UNSUPPORTED, "aps view: cannot open a window (SDL: %s); --headless runs without one",
+    return aps_fail(APS_ERR_UNSUPPORTED, "cannot open a window (SDL: %s); --headless runs without one",
                     SDL_GetError());
   return APS_OK;
 }
@@ -47,20 +55,20 @@ static aps_status open_window(viewer *v) {
 static aps_status resize(viewer *v) {
   int w = v->d->width, h = v->d->height;
   if (v->renderer && SDL_GetRendererOutputSize(v->renderer, &w, &h) != 0)
-    return aps_fail(APS_ERR_UNSUPPORTED, "aps view: SDL: %s", SDL_GetError());
+    return aps_fail(APS_ERR_UNSUPPORTED, "SDL: %s", SDL_GetError());
   w = w < 64 ? 64 : w, h = h < 64 ? 64 : h;
   if (w != v->fb_w || h != v->fb_h || !v->fb) {
     free(v->fb);
     v->fb = malloc((size_t)w * (size_t)h * sizeof *v->fb);
     if (!v->fb)
-      return aps_fail(APS_ERR_OUT_OF_MEMORY, "aps view: out of host memory for a %dx%d frame", w, h);
+      return aps_fail(APS_ERR_OUT_OF_MEMORY, "out of host memory for a %dx%d frame", w, h);
     v->fb_w = w, v->fb_h = h;
     if (v->renderer) {
       if (v->texture)
         SDL_DestroyTexture(v->texture);
       v->texture = SDL_CreateTexture(v->renderer, SDL_PIXELFORMAT_RGB888, SDL_TEXTUREACCESS_STREAMING, w, h);
       if (!v->texture)
-        return aps_fail(APS_ERR_UNSUPPORTED, "aps view: SDL texture of %dx%d: %s", w, h, SDL_GetError());
+        return aps_fail(APS_ERR_UNSUPPORTED, "SDL texture of %dx%d: %s", w, h, SDL_GetError());
     }
   }
   if (v->layout.fb_w != w || v->layout.fb_h != h || v->layout.n != VIEW_PANEL_SAMPLES + v->st.k)
@@ -71,7 +79,7 @@ static aps_status resize(viewer *v) {
 static aps_status present(viewer *v) {
   if (SDL_UpdateTexture(v->texture, NULL, v->fb, v->fb_w * (int)sizeof *v->fb) != 0 ||
       SDL_RenderCopy(v->renderer, v->texture, NULL, NULL) != 0)
-    return aps_fail(APS_ERR_UNSUPPORTED, "aps view: SDL: %s", SDL_GetError());
+    return aps_fail(APS_ERR_UNSUPPORTED, "SDL: %s", SDL_GetError());
   SDL_RenderPresent(v->renderer);
   return APS_OK;
 }
@@ -88,7 +96,7 @@ static aps_status loop(viewer *v, view_worker *worker) {
   const aps_viewer_desc *d = v->d;
   double *ring = calloc(FRAME_RING, sizeof *ring);
   if (!ring)
-    return aps_fail(APS_ERR_OUT_OF_MEMORY, "aps view: out of host memory");
+    return aps_fail(APS_ERR_OUT_OF_MEMORY, "out of host memory");
   aps_status s = APS_OK;
   double t_start = aps_now_ms(), t_prev = t_start, fps = 0, bps = 0, t_window = t_start;
   uint64_t seq_start = 0, seq_window = 0;
@@ -146,10 +154,11 @@ static aps_status loop(viewer *v, view_worker *worker) {
   double p99 = kept ? ring[(int64_t)((double)(kept - 1) * 0.99)] : 0;
   if (s == APS_OK && (d->headless || d->script)) {
     printf("aps view: %lld frames in %.2f s: %.1f FPS, UI frame time p99 %.2f ms; %llu batches of K=%d (%.1f per s), "
-           "%.3f ms per sample on %s\n",
+           "%.3f ms per sample (mean) on %s\n",
            (long long)v->frame, secs, secs > 0 ? (double)v->frame / secs : 0, p99,
            (unsigned long long)(v->res.seq - seq_start), v->st.k,
-           secs > 0 ? (double)(v->res.seq - seq_start) / secs : 0, v->res.ms_per_sample, v->info->device);
+           secs > 0 ? (double)(v->res.seq - seq_start) / secs : 0,
+           v->res.total_samples ? v->res.total_ms / (double)v->res.total_samples : 0.0, v->info->device);
     printf("aps view: resident memory %ld KiB at the end%s", rss_kib(), rss_1000 ? "" : "\n");
     if (rss_1000)
       printf(", %ld KiB at frame 1000\n", rss_1000);
@@ -160,10 +169,10 @@ static aps_status loop(viewer *v, view_worker *worker) {
 
 aps_status aps_viewer_run(const aps_viewer_desc *d) {
   if (!d->model)
-    return aps_fail(APS_ERR_INVALID_ARG, "aps view: --model is required");
+    return aps_fail(APS_ERR_INVALID_ARG, "--model is required");
   viewer *v = calloc(1, sizeof *v);
   if (!v)
-    return aps_fail(APS_ERR_OUT_OF_MEMORY, "aps view: out of host memory");
+    return aps_fail(APS_ERR_OUT_OF_MEMORY, "out of host memory");
   v->d = d;
   aps_status s = d->script ? view_script_load(d->script, &v->script) : APS_OK;
   if (s == APS_OK) {

@@ -136,6 +136,7 @@ static void mouse(viewer *v, const SDL_Event *e) {
 void viewer_poll_events(viewer *v) {
   SDL_Event e;
   while (SDL_PollEvent(&e)) {
+    v->dirty = 1; /* anything may change the picture: draw it again */
     switch (e.type) {
     case SDL_QUIT: v->quit = 1; break;
     case SDL_KEYDOWN: viewer_key(v, e.key.keysym.sym, (e.key.keysym.mod & KMOD_SHIFT) != 0); break;
@@ -193,6 +194,7 @@ aps_status viewer_script_step(viewer *v) {
       v->quit = 1;
     }
     v->pos++;
+    v->dirty = 1;
   }
   return APS_OK;
 }

@@ -71,13 +71,15 @@ static aps_status resize(viewer *v) {
         return aps_fail(APS_ERR_UNSUPPORTED, "SDL texture of %dx%d: %s", w, h, SDL_GetError());
     }
   }
-  if (v->layout.fb_w != w || v->layout.fb_h != h || v->layout.n != VIEW_PANEL_SAMPLES + v->st.k)
+  if (v->layout.fb_w != w || v->layout.fb_h != h || v->layout.n != VIEW_PANEL_SAMPLES + v->st.k) {
     view_layout_compute(&v->layout, w, h, v->st.k);
+    v->dirty = 1;
+  }
   return APS_OK;
 }
 
-static aps_status present(viewer *v) {
-  if (SDL_UpdateTexture(v->texture, NULL, v->fb, v->fb_w * (int)sizeof *v->fb) != 0 ||
+static aps_status present(viewer *v, int upload) {
+  if ((upload && SDL_UpdateTexture(v->texture, NULL, v->fb, v->fb_w * (int)sizeof *v->fb) != 0) ||
       SDL_RenderCopy(v->renderer, v->texture, NULL, NULL) != 0)
     return aps_fail(APS_ERR_UNSUPPORTED, "SDL: %s", SDL_GetError());
   SDL_RenderPresent(v->renderer);
@@ -100,15 +102,18 @@ static aps_status loop(viewer *v, view_worker *worker) {
   aps_status s = APS_OK;
   double t_start = aps_now_ms(), t_prev = t_start, fps = 0, bps = 0, t_window = t_start;
   uint64_t seq_start = 0, seq_window = 0;
-  int64_t frames_window = 0, n_times = 0;
+  int64_t frames_window = 0, n_times = 0, fresh = 0; /* fresh: frames that showed a new batch */
   long rss_1000 = 0;
   int64_t limit = d->frames > 0 ? d->frames : (d->headless && !d->script ? 300 : -1);
   for (v->frame = 0; !v->quit && (limit < 0 || v->frame < limit); v->frame++) {
     v->now_ms = aps_now_ms();
     if (v->window)
       viewer_poll_events(v);
-    if (view_worker_fetch(worker, &v->res) && seq_start == 0)
-      seq_start = v->res.seq; /* batches are counted from the first one on */
+    if (view_worker_fetch(worker, &v->res)) {
+      v->dirty = 1, fresh++;
+      if (seq_start == 0)
+        seq_start = v->res.seq; /* batches are counted from the first one on */
+    }
     if ((s = viewer_script_step(v)) != APS_OK)
       break;
     if (v->script.n && v->pos >= v->script.n && d->frames <= 0)
@@ -122,12 +127,20 @@ static aps_status loop(viewer *v, view_worker *worker) {
       fps = (double)(v->frame - frames_window) * 1000.0 / (v->now_ms - t_window);
       bps = (double)(v->res.seq - seq_window) * 1000.0 / (v->now_ms - t_window);
       t_window = v->now_ms, frames_window = v->frame, seq_window = v->res.seq;
+      v->dirty = 1;
     }
-    view_compose(v->fb, &v->layout, &v->st, &v->res,
-                 &(view_hud){.fps = fps, .batches_per_s = bps, .device = v->info->device, .model = v->info->model},
-                 v->now_ms);
+    if (v->st.message[0] && v->now_ms >= v->st.message_until_ms)
+      v->st.message[0] = 0, v->dirty = 1;
     if (d->screenshot_every > 0 && v->frame % d->screenshot_every == 0 && v->n_shots < 8)
       snprintf(v->shots[v->n_shots++], sizeof v->shots[0], "frame-%06lld", (long long)v->frame);
+    /* a window's picture is drawn again only when something in it changed (it is presented
+     * every frame); headless, drawing is all a frame does */
+    int draw = v->dirty || v->n_shots || !v->window;
+    if (draw)
+      view_compose(v->fb, &v->layout, &v->st, &v->res,
+                   &(view_hud){.fps = fps, .batches_per_s = bps, .device = v->info->device, .model = v->info->model},
+                   v->now_ms);
+    v->dirty = 0;
     for (int i = 0; i < v->n_shots && s == APS_OK; i++)
       if (viewer_save(v, v->shots[i]) != APS_OK) { /* a failed snapshot key is a message; a test's, an error */
         if (v->script.n || d->screenshot_every > 0)
@@ -138,7 +151,7 @@ static aps_status loop(viewer *v, view_worker *worker) {
     v->n_shots = 0;
     if (s != APS_OK)
       break;
-    if (v->window && (s = present(v)) != APS_OK)
+    if (v->window && (s = present(v, draw)) != APS_OK)
       break;
     if (!v->window && !d->no_vsync) /* headless: pace to 60 Hz as vsync would */
       sleep_ms(1000.0 / 60.0 - (aps_now_ms() - v->now_ms));
@@ -153,9 +166,9 @@ static aps_status loop(viewer *v, view_worker *worker) {
   qsort(ring, (size_t)kept, sizeof *ring, cmp_double);
   double p99 = kept ? ring[(int64_t)((double)(kept - 1) * 0.99)] : 0;
   if (s == APS_OK && (d->headless || d->script)) {
-    printf("aps view: %lld frames in %.2f s: %.1f FPS, UI frame time p99 %.2f ms; %llu batches of K=%d (%.1f per s), "
-           "%.3f ms per sample (mean) on %s\n",
-           (long long)v->frame, secs, secs > 0 ? (double)v->frame / secs : 0, p99,
+    printf("aps view: %lld frames in %.2f s: %.1f FPS, %.1f FPS with fresh samples, UI frame time p99 %.2f ms; %llu "
+           "batches of K=%d (%.1f per s), %.3f ms per sample (mean) on %s\n",
+           (long long)v->frame, secs, secs > 0 ? (double)v->frame / secs : 0, secs > 0 ? (double)fresh / secs : 0, p99,
            (unsigned long long)(v->res.seq - seq_start), v->st.k,
            secs > 0 ? (double)(v->res.seq - seq_start) / secs : 0,
            v->res.total_samples ? v->res.total_ms / (double)v->res.total_samples : 0.0, v->info->device);

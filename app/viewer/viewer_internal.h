@@ -36,6 +36,7 @@ typedef struct viewer {
   char shots[8][256];
   int n_shots;
   int quit, snapshots;
+  int dirty; /* the framebuffer must be drawn again */
   int64_t frame;
   double now_ms;
 } viewer;

@@ -235,13 +235,18 @@ TEST_CASE(view_no_display) {
 TEST_CASE(view_headless) {
   char tmp[64], out[65536], cmd[2048];
   const char *dir = tiny_tmpdir(tmp);
+  const char *script = tiny_join(dir, "keys.txt");
+  /* the help overlay and the snapshot key, as a person would press them */
+  write_text(script, "sync\nkey h\nkey s\nwait 2\n");
   snprintf(cmd, sizeof cmd, "%s --device cpu view --headless --no-vsync --model %s --frames 40 --screenshot-every 20 "
-           "--out %s", APS_BIN, INPAINT_FLOW, dir);
+           "--script %s --out %s", APS_BIN, INPAINT_FLOW, script, dir);
   int rc = run(cmd, out, sizeof out);
   CHECK(rc == 0, "exit status %d", rc);
   CHECK(strstr(out, "40 frames in") && strstr(out, "UI frame time p99") && strstr(out, "ms per sample"),
         "no summary");
   shot a;
   CHECK(shot_load(&a, dir, "frame-000020"), "no screenshot frame-000020.png with its layout in %s", dir);
+  free(a.px);
+  CHECK(shot_load(&a, dir, "aps-view-0000"), "the S key saved no snapshot aps-view-0000.png in %s", dir);
   free(a.px);
 }

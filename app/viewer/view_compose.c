@@ -58,18 +58,21 @@ void view_layout_compute(view_layout *l, int fb_w, int fb_h, int k) {
       best = s, best_cols = cols;
   }
   int s = best > 4 ? best : 4;
+  int cols = best_cols > VIEW_PANEL_SAMPLES ? best_cols : VIEW_PANEL_SAMPLES;
+  int x0 = (fb_w - GAP * (cols + 1) - cols * s) / 2; /* centred */
+  x0 = x0 > 0 ? x0 : 0;
   l->n = VIEW_PANEL_SAMPLES + k;
   static const char *const names[] = {"CLEAN", "MEASUREMENT", "MEAN", "STD"};
   int y = l->hud_h + l->label_h;
   for (int i = 0; i < VIEW_PANEL_SAMPLES; i++) {
     snprintf(l->p[i].name, sizeof l->p[i].name, "%s", names[i]);
-    l->p[i].x = GAP + i * (s + GAP), l->p[i].y = y, l->p[i].size = s;
+    l->p[i].x = x0 + GAP + i * (s + GAP), l->p[i].y = y, l->p[i].size = s;
   }
   y += s + l->label_h + GAP + l->label_h; /* the scale bar's strip, then the next labels */
   for (int j = 0; j < k; j++) {
     view_panel *p = &l->p[VIEW_PANEL_SAMPLES + j];
     snprintf(p->name, sizeof p->name, "SAMPLE %d", j + 1);
-    p->x = GAP + (j % best_cols) * (s + GAP), p->y = y + (j / best_cols) * (s + GAP + l->label_h), p->size = s;
+    p->x = x0 + GAP + (j % best_cols) * (s + GAP), p->y = y + (j / best_cols) * (s + GAP + l->label_h), p->size = s;
   }
 }
 

@@ -57,9 +57,9 @@ aps_status viewer_save(viewer *v, const char *name) {
   return view_write_layout(path, &v->layout, &v->st);
 }
 
-void viewer_key(viewer *v, int key, int shift) {
+void viewer_key(viewer *v, int key) {
   aps_status s = APS_OK;
-  switch (view_key(&v->st, key, shift)) {
+  switch (view_key(&v->st, key)) {
   case VIEW_ACT_NEXT_IMAGE:
   case VIEW_ACT_PREV_IMAGE: {
     int step = (key == SDLK_n || key == SDLK_RIGHT) ? 1 : -1;
@@ -139,7 +139,7 @@ void viewer_poll_events(viewer *v) {
     v->dirty = 1; /* anything may change the picture: draw it again */
     switch (e.type) {
     case SDL_QUIT: v->quit = 1; break;
-    case SDL_KEYDOWN: viewer_key(v, e.key.keysym.sym, (e.key.keysym.mod & KMOD_SHIFT) != 0); break;
+    case SDL_KEYDOWN: viewer_key(v, e.key.keysym.sym); break;
     case SDL_DROPFILE:
       if (viewer_open_png(v, e.drop.file) != APS_OK)
         view_say(&v->st, v->now_ms, "%s", aps_last_error());
@@ -183,7 +183,7 @@ aps_status viewer_script_step(viewer *v) {
       view_paint(&v->st, c->v[0], c->v[1], c->v[2], c->v[3], c->eraser ? VIEW_TOOL_ERASER : VIEW_TOOL_BRUSH);
       v->st.brush = r;
     } else if (c->kind == VIEW_CMD_KEY) {
-      viewer_key(v, c->key, 0);
+      viewer_key(v, c->key);
     } else if (c->kind == VIEW_CMD_OPEN) {
       if (viewer_open_png(v, c->text) != APS_OK)
         return aps_fail_context(APS_ERR_INVALID_ARG, "--script %s:%d: ", v->d->script, c->line);

@@ -100,8 +100,7 @@ void view_say(view_state *st, double now_ms, const char *fmt, ...) {
 
 static float clampf(float v, float lo, float hi) { return v < lo ? lo : v > hi ? hi : v; }
 
-view_action view_key(view_state *st, int key, int shift) {
-  (void)shift;
+view_action view_key(view_state *st, int key) {
   switch (key) {
   case SDLK_h: st->help = !st->help; break;
   case SDLK_SPACE: st->paused = !st->paused; break;
@@ -111,11 +110,13 @@ view_action view_key(view_state *st, int key, int shift) {
   case SDLK_RIGHTBRACKET: st->brush = clampf(st->brush + 0.5f, 0.5f, 16.0f); break;
   case SDLK_MINUS: case SDLK_KP_MINUS: st->k = st->k > 2 ? st->k - 1 : 2; break;
   case SDLK_EQUALS: case SDLK_PLUS: case SDLK_KP_PLUS: st->k = st->k < VIEW_K_MAX ? st->k + 1 : VIEW_K_MAX; break;
-  /* σ_y in steps of 0.01, σ_b in steps of 0.25 px, inside what the operators accept */
-  case SDLK_1: st->sigma_y = clampf(roundf(st->sigma_y * 100.0f - 1.0f) / 100.0f, 0.0f, APS_SIGMA_Y_MAX); st->version++; break;
-  case SDLK_2: st->sigma_y = clampf(roundf(st->sigma_y * 100.0f + 1.0f) / 100.0f, 0.0f, APS_SIGMA_Y_MAX); st->version++; break;
+  case SDLK_1:
+  case SDLK_2: /* σ_y in steps of 0.01 within what the operators accept */
+    st->sigma_y = clampf(roundf(st->sigma_y * 100.0f + (key == SDLK_1 ? -1.0f : 1.0f)) / 100.0f, 0.0f, APS_SIGMA_Y_MAX);
+    st->version++;
+    break;
   case SDLK_3: case SDLK_4:
-    if (st->cls == APS_OPC_BLUR) {
+    if (st->cls == APS_OPC_BLUR) { /* σ_b in steps of 0.25 px */
       st->sigma_b = clampf(st->sigma_b + (key == SDLK_3 ? -0.25f : 0.25f), 0.25f, APS_BLUR_SIGMA_MAX);
       st->version++;
     }

@@ -49,8 +49,8 @@ void view_state_set_image(view_state *st, const float *img, int index, const cha
 int view_paint(view_state *st, float x0, float y0, float x1, float y1, view_tool tool);
 /* Nothing damaged: the mask all observed, the blur map all 0. */
 void view_clear(view_state *st);
-/* An SDL keycode (shift: the modifier held); the state's own changes are made here. */
-view_action view_key(view_state *st, int key, int shift);
+/* An SDL keycode; the state's own changes are made here. */
+view_action view_key(view_state *st, int key);
 /* A message in the window for a few seconds (and on stderr). */
 void view_say(view_state *st, double now_ms, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 

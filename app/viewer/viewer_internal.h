@@ -46,7 +46,7 @@ aps_status viewer_open_png(viewer *v, const char *path);
 /* Test image `index` of Fashion-MNIST (wrapping around). */
 aps_status viewer_open_index(viewer *v, int index);
 /* A key's effect, the state's and the loop's. */
-void viewer_key(viewer *v, int key, int shift);
+void viewer_key(viewer *v, int key);
 /* Every pending SDL event. */
 void viewer_poll_events(viewer *v);
 /* The script's commands for this frame; an error when it stalls. */

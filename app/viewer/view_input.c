@@ -53,7 +53,7 @@ aps_status viewer_save(viewer *v, const char *name) {
     return aps_fail(APS_ERR_IO, "--out %s: cannot create the folder", v->d->out);
   snprintf(path, sizeof path, "%s/%s.png", v->d->out, name);
   APS_TRY(view_write_png(path, v->fb, v->fb_w, v->fb_h));
-  snprintf(path, sizeof path, "%s/layout.txt", v->d->out);
+  snprintf(path, sizeof path, "%s/%s.layout.txt", v->d->out, name);
   return view_write_layout(path, &v->layout, &v->st);
 }
 
@@ -80,8 +80,9 @@ void viewer_key(viewer *v, int key) {
 
 /* Window point → framebuffer point (they differ on high-DPI screens). */
 static void to_fb(viewer *v, int x, int y, float *fx, float *fy) {
-  int ww, wh;
-  SDL_GetWindowSize(v->window, &ww, &wh);
+  int ww = v->fb_w, wh = v->fb_h;
+  if (v->window)
+    SDL_GetWindowSize(v->window, &ww, &wh);
   *fx = (float)x * (float)v->fb_w / (float)(ww > 0 ? ww : 1);
   *fy = (float)y * (float)v->fb_h / (float)(wh > 0 ? wh : 1);
 }
@@ -90,6 +91,7 @@ static void mouse(viewer *v, const SDL_Event *e) {
   float fx, fy, ix, iy;
   if (e->type == SDL_MOUSEBUTTONDOWN || e->type == SDL_MOUSEBUTTONUP) {
     int down = e->type == SDL_MOUSEBUTTONDOWN;
+    v->mouse_x = e->button.x, v->mouse_y = e->button.y;
     to_fb(v, e->button.x, e->button.y, &fx, &fy);
     if (e->button.button == SDL_BUTTON_RIGHT)
       v->panning = down;
@@ -102,6 +104,7 @@ static void mouse(viewer *v, const SDL_Event *e) {
       view_paint(&v->st, ix, iy, ix, iy, v->st.tool);
     }
   } else if (e->type == SDL_MOUSEMOTION) {
+    v->mouse_x = e->motion.x, v->mouse_y = e->motion.y;
     if (v->panning) { /* screen px → image px at this zoom */
       float fit = (float)v->layout.p[0].size / (float)(v->st.w > v->st.h ? v->st.w : v->st.h);
       float dx, dy;
@@ -120,9 +123,7 @@ static void mouse(viewer *v, const SDL_Event *e) {
     view_paint(&v->st, v->last_ix, v->last_iy, im[0], im[1], v->st.tool);
     v->last_ix = im[0], v->last_iy = im[1];
   } else if (e->type == SDL_MOUSEWHEEL) { /* zoom about the point under the cursor */
-    int mx, my;
-    SDL_GetMouseState(&mx, &my);
-    to_fb(v, mx, my, &fx, &fy);
+    to_fb(v, v->mouse_x, v->mouse_y, &fx, &fy);
     if (view_hit(&v->layout, &v->st, fx, fy, &ix, &iy) < 0)
       return;
     float z = v->st.zoom * powf(1.25f, (float)e->wheel.y);
@@ -152,6 +153,26 @@ void viewer_poll_events(viewer *v) {
     default: break;
     }
   }
+}
+
+/* A script's drag: the mouse events a person's would make, through the same handling. */
+static void drag(viewer *v, const view_cmd *c) {
+  int button = c->eraser ? SDL_BUTTON_RIGHT : SDL_BUTTON_LEFT, steps = 16;
+  SDL_Event e = {.type = SDL_MOUSEBUTTONDOWN};
+  e.button.button = (Uint8)button, e.button.x = (int)c->v[0], e.button.y = (int)c->v[1];
+  mouse(v, &e);
+  int px = (int)c->v[0], py = (int)c->v[1];
+  for (int i = 1; i <= steps; i++) {
+    int x = (int)lroundf(c->v[0] + (c->v[2] - c->v[0]) * (float)i / (float)steps);
+    int y = (int)lroundf(c->v[1] + (c->v[3] - c->v[1]) * (float)i / (float)steps);
+    e = (SDL_Event){.type = SDL_MOUSEMOTION};
+    e.motion.x = x, e.motion.y = y, e.motion.xrel = x - px, e.motion.yrel = y - py;
+    mouse(v, &e);
+    px = x, py = y;
+  }
+  e = (SDL_Event){.type = SDL_MOUSEBUTTONUP};
+  e.button.button = (Uint8)button, e.button.x = px, e.button.y = py;
+  mouse(v, &e);
 }
 
 aps_status viewer_script_step(viewer *v) {
@@ -190,11 +211,27 @@ aps_status viewer_script_step(viewer *v) {
     } else if (c->kind == VIEW_CMD_SCREENSHOT) {
       if (v->n_shots < 8)
         snprintf(v->shots[v->n_shots++], sizeof v->shots[0], "%s", c->text);
+    } else if (c->kind == VIEW_CMD_DRAG) {
+      drag(v, c);
+    } else if (c->kind == VIEW_CMD_WHEEL) {
+      SDL_Event e = {.type = SDL_MOUSEMOTION};
+      e.motion.x = (int)c->v[0], e.motion.y = (int)c->v[1];
+      mouse(v, &e);
+      e = (SDL_Event){.type = SDL_MOUSEWHEEL};
+      e.wheel.y = c->n;
+      mouse(v, &e);
+    } else if (c->kind == VIEW_CMD_RESIZE) {
+      if (v->window)
+        SDL_SetWindowSize(v->window, c->n, c->key);
+      else
+        v->size_w = c->n, v->size_h = c->key;
     } else if (c->kind == VIEW_CMD_QUIT) {
       v->quit = 1;
     }
     v->pos++;
     v->dirty = 1;
+    if (c->kind == VIEW_CMD_SCREENSHOT)
+      break; /* the screenshot shows this frame: what follows waits for the next */
   }
   return APS_OK;
 }

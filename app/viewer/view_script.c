@@ -51,6 +51,29 @@ static aps_status parse_line(const char *path, int line, char *text, view_cmd *c
     c->key = n == 1 ? (int)SDL_GetKeyFromName(args[0]) : SDLK_UNKNOWN;
     if (c->key == SDLK_UNKNOWN)
       return aps_fail(APS_ERR_FORMAT, "%s:%d: key takes one SDL key name (h, space, right, [)", path, line);
+  } else if (!strcmp(word, "drag") || !strcmp(word, "wheel") || !strcmp(word, "resize")) {
+    int want = word[0] == 'd' ? 4 : word[0] == 'w' ? 3 : 2;
+    c->kind = word[0] == 'd' ? VIEW_CMD_DRAG : word[0] == 'w' ? VIEW_CMD_WHEEL : VIEW_CMD_RESIZE;
+    if (n < want || n > want + (c->kind == VIEW_CMD_DRAG))
+      return aps_fail(APS_ERR_FORMAT, "%s:%d: %s", path, line,
+                      c->kind == VIEW_CMD_DRAG ? "drag X0 Y0 X1 Y1 [left|right]"
+                      : c->kind == VIEW_CMD_WHEEL ? "wheel X Y CLICKS" : "resize WIDTH HEIGHT");
+    long v[4];
+    for (int i = 0; i < want; i++) {
+      v[i] = strtol(args[i], &end, 10);
+      if (*end || end == args[i] || v[i] < -100000 || v[i] > 100000 || (c->kind == VIEW_CMD_RESIZE && v[i] < 64))
+        return aps_fail(APS_ERR_FORMAT, "%s:%d: %s: '%s' is not %s", path, line, word, args[i],
+                        c->kind == VIEW_CMD_RESIZE ? "a size of 64 or more" : "an integer");
+    }
+    if (c->kind == VIEW_CMD_DRAG && n == 5 && strcmp(args[4], "left") && strcmp(args[4], "right"))
+      return aps_fail(APS_ERR_FORMAT, "%s:%d: drag: '%s' is neither left nor right", path, line, args[4]);
+    c->eraser = c->kind == VIEW_CMD_DRAG && n == 5 && !strcmp(args[4], "right");
+    for (int i = 0; i < want && c->kind != VIEW_CMD_RESIZE; i++)
+      c->v[i] = (float)v[i];
+    if (c->kind == VIEW_CMD_WHEEL)
+      c->n = (int)v[2];
+    if (c->kind == VIEW_CMD_RESIZE)
+      c->n = (int)v[0], c->key = (int)v[1];
   } else if (!strcmp(word, "open") || !strcmp(word, "screenshot")) {
     c->kind = word[0] == 'o' ? VIEW_CMD_OPEN : VIEW_CMD_SCREENSHOT;
     if (n != 1 || strlen(args[0]) >= sizeof c->text || (c->kind == VIEW_CMD_SCREENSHOT && strchr(args[0], '/')))
@@ -58,8 +81,8 @@ static aps_status parse_line(const char *path, int line, char *text, view_cmd *c
                       c->kind == VIEW_CMD_OPEN ? "path" : "name (no '/')");
     snprintf(c->text, sizeof c->text, "%s", args[0]);
   } else {
-    return aps_fail(APS_ERR_FORMAT, "%s:%d: unknown command '%s' (wait, sync, batches, stroke, key, open, screenshot, "
-                    "quit)", path, line, word);
+    return aps_fail(APS_ERR_FORMAT, "%s:%d: unknown command '%s' (wait, sync, batches, stroke, key, drag, wheel, resize, "
+                    "open, screenshot, quit)", path, line, word);
   }
   return APS_OK;
 }

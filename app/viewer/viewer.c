@@ -53,7 +53,7 @@ static aps_status open_window(viewer *v) {
 
 /* The framebuffer (and texture) at the output's size; the layout for it. */
 static aps_status resize(viewer *v) {
-  int w = v->d->width, h = v->d->height;
+  int w = v->size_w, h = v->size_h;
   if (v->renderer && SDL_GetRendererOutputSize(v->renderer, &w, &h) != 0)
     return aps_fail(APS_ERR_UNSUPPORTED, "SDL: %s", SDL_GetError());
   w = w < 64 ? 64 : w, h = h < 64 ? 64 : h;
@@ -187,6 +187,7 @@ aps_status aps_viewer_run(const aps_viewer_desc *d) {
   if (!v)
     return aps_fail(APS_ERR_OUT_OF_MEMORY, "out of host memory");
   v->d = d;
+  v->size_w = d->width, v->size_h = d->height;
   aps_status s = d->script ? view_script_load(d->script, &v->script) : APS_OK;
   if (s == APS_OK) {
     s = aps_posterior_open(&(aps_posterior_desc){.model = d->model, .device = d->device, .max_batch = d->k}, &v->p);

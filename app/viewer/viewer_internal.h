@@ -27,6 +27,8 @@ typedef struct viewer {
   int fb_w, fb_h;
   /* the mouse */
   int painting, panning, paint_panel;
+  int mouse_x, mouse_y; /* the last position, window coordinates */
+  int size_w, size_h;   /* headless: the framebuffer's size */
   float last_ix, last_iy;
   /* the script */
   view_script script;

@@ -15,6 +15,7 @@
 #include "image_read.h"
 #include "test.h"
 #include "tiny_flow.h"
+#include "view_compose.h"
 
 #define INPAINT_FLOW APS_SOURCE_DIR "/assets/flow-inpaint-fmnist32.safetensors"
 
@@ -50,7 +51,7 @@ static void write_text(const char *path, const char *text) {
     fputs(text, f), fclose(f);
 }
 
-/* A screenshot and the panels' places in it (layout.txt). */
+/* A screenshot and the panels' places in it (NAME.layout.txt). */
 typedef struct shot {
   float *px; /* [3, h, w] in [-1, 1] */
   int w, h;
@@ -65,7 +66,7 @@ static int shot_load(shot *s, const char *dir, const char *name) {
   int c;
   if (aps_png_read_image(path, &c, &s->h, &s->w, &s->px) != APS_OK || c != 3)
     return 0;
-  snprintf(path, sizeof path, "%s/layout.txt", dir);
+  snprintf(path, sizeof path, "%s/%s.layout.txt", dir, name);
   FILE *f = fopen(path, "r");
   if (!f)
     return 0;
@@ -115,7 +116,7 @@ TEST_CASE(view_inpaint_window) {
   CHECK(strstr(out, "FPS") && strstr(out, "llvmpipe"), "no summary on lavapipe");
   shot a, b;
   if (!shot_load(&a, dir, "a") || !shot_load(&b, dir, "b")) {
-    CHECK(0, "screenshots or layout.txt missing in %s", dir);
+    CHECK(0, "screenshots or their layouts missing in %s", dir);
     return;
   }
   int n_in = 0, n_out = 0;
@@ -156,7 +157,7 @@ TEST_CASE(view_blur_brush_window) {
   CHECK(rc == 0, "exit status %d", rc);
   shot a, b;
   if (!shot_load(&a, dir, "before") || !shot_load(&b, dir, "after")) {
-    CHECK(0, "screenshots or layout.txt missing in %s", dir);
+    CHECK(0, "screenshots or their layouts missing in %s", dir);
     return;
   }
   int inside_changed = 0;
@@ -172,6 +173,67 @@ TEST_CASE(view_blur_brush_window) {
         inside_changed += changed;
     }
   CHECK(inside_changed > 10, "the blur brush changed only %d pixels of the stroke", inside_changed);
+  free(a.px), free(b.px);
+}
+
+/* The mouse as a person uses it, through SDL's event handling in the real window: a left
+ * drag paints where the transform says, the wheel zooms about the cursor, the window
+ * resizes and the panels follow. */
+TEST_CASE(view_mouse_window) {
+  skip_without_xvfb();
+  char tmp[64], out[65536], cmd[2048], text[512];
+  const char *dir = tiny_tmpdir(tmp);
+  const char *script = tiny_join(dir, "mouse.txt");
+  view_layout l; /* where the viewer will put the clean panel */
+  view_layout_compute(&l, 1100, 720, 4);
+  float scale = (float)l.p[0].size / 32.0f;
+  int x0 = l.p[0].x, y0 = l.p[0].y;
+  int ax = x0 + (int)(6.0f * scale), bx = x0 + (int)(26.0f * scale), ay = y0 + (int)(16.0f * scale);
+  int mx = x0 + l.p[0].size / 2 + 3, my = y0 + l.p[0].size / 2 - 5;
+  snprintf(text, sizeof text,
+           "sync\ndrag %d %d %d %d\nsync\nscreenshot painted\nwheel %d %d 1\nresize 800 600\nwait 3\n"
+           "screenshot zoomed\n", ax, ay, bx, ay, mx, my);
+  write_text(script, text);
+  snprintf(cmd, sizeof cmd, "xvfb-run -a %s --device cpu view --model %s --index 2 --k 4 --width 1100 --height 720 "
+           "--no-vsync --script %s --out %s", APS_BIN, INPAINT_FLOW, script, dir);
+  int rc = run(cmd, out, sizeof out);
+  CHECK(rc == 0, "exit status %d", rc);
+  shot a, b;
+  if (!shot_load(&a, dir, "painted") || !shot_load(&b, dir, "zoomed")) {
+    CHECK(0, "screenshots or their layouts missing in %s", dir);
+    return;
+  }
+  /* the drag's image segment, from the mouse's integer pixels through the panel transform */
+  float sx0 = (float)(ax - x0) / scale, sx1 = (float)(bx - x0) / scale, sy = (float)(ay - y0) / scale;
+  int wrong = 0;
+  for (int y = 0; y < 32; y++)
+    for (int x = 0; x < 32; x++) {
+      float cx = x + 0.5f, cy = y + 0.5f, px = cx < sx0 ? sx0 : cx > sx1 ? sx1 : cx, d = hypotf(cx - px, cy - sy);
+      wrong += (d < 2.3f && !missing(&a, x, y)) || (d > 2.7f && missing(&a, x, y));
+    }
+  CHECK(wrong == 0, "%d pixels of the mask disagree with the drag from (%g, %g) to (%g, %g)", wrong, sx0, sy, sx1, sy);
+  view_layout m;
+  view_layout_compute(&m, 800, 600, 4);
+  CHECK(b.w == 800 && b.h == 600 && b.x[0] == m.p[0].x && b.y[0] == m.p[0].y && b.size[0] == m.p[0].size,
+        "after the resize: %dx%d, the clean panel at (%d, %d) size %d; expected 800x600, (%d, %d) size %d", b.w, b.h,
+        b.x[0], b.y[0], b.size[0], m.p[0].x, m.p[0].y, m.p[0].size);
+  /* zoom 1.25 about the cursor's image point q: pan = (1 - 1.25) (q - 16) */
+  float qx = (float)(mx - x0) / scale, qy = (float)(my - y0) / scale, z = 1.25f;
+  float panx = (1 - z) * (qx - 16), pany = (1 - z) * (qy - 16), s2 = (float)b.size[0] / 32.0f;
+  int mismatch = 0, unzoomed = 0, n = 0;
+  for (int y = b.y[0]; y < b.y[0] + b.size[0]; y++)
+    for (int x = b.x[0]; x < b.x[0] + b.size[0]; x++) {
+      float u = ((x + 0.5f - b.x[0]) / s2 - 16 - panx) / z + 16, v = ((y + 0.5f - b.y[0]) / s2 - 16 - pany) / z + 16;
+      if (fabsf(u - roundf(u)) < 0.02f || fabsf(v - roundf(v)) < 0.02f || u < 0 || v < 0 || u >= 32 || v >= 32)
+        continue; /* on a pixel's edge, rounding decides */
+      float got = b.px[(size_t)b.w * b.h + (size_t)y * b.w + x];
+      n++;
+      mismatch += fabsf(got - grey(&a, 0, (int)u, (int)v)) > 1e-3f;
+      unzoomed += fabsf(got - grey(&a, 0, (x - b.x[0]) * 32 / b.size[0], (y - b.y[0]) * 32 / b.size[0])) > 1e-3f;
+    }
+  CHECK(n > 1000 && mismatch * 100 < n, "%d of %d pixels of the zoomed clean panel disagree with zoom 1.25 about "
+        "(%g, %g)", mismatch, n, qx, qy);
+  CHECK(unzoomed * 10 > n, "the clean panel looks unzoomed (%d of %d pixels differ from zoom 1)", unzoomed, n);
   free(a.px), free(b.px);
 }
 

@@ -15,7 +15,7 @@
 #define DEFAULT_FLOW "flow-inpaint-fmnist32.safetensors"
 
 int cmd_view(const cli_options *o, int argc, char **argv) {
-  aps_viewer_desc d = {.k = 8, .sigma_y = APS_SIGMA_Y_DEFAULT, .sigma_b = 1.5f, .width = 1100, .height = 720,
+  aps_viewer_desc d = {.index = -1, .k = 8, .sigma_y = APS_SIGMA_Y_DEFAULT, .sigma_b = 1.5f, .width = 1100, .height = 720,
                        .out = "."};
   const cli_arg args[] = {
       {"--model", CLI_STRING, &d.model, 0, 0, "flow file (assets/" DEFAULT_FLOW ")"},
@@ -36,6 +36,11 @@ int cmd_view(const cli_options *o, int argc, char **argv) {
   const int nargs = (int)(sizeof args / sizeof args[0]);
   if (cli_args_parse("view", argc, argv, args, nargs))
     return 2;
+  if (d.image && d.index >= 0) {
+    fprintf(stderr, "aps view: --image and --index exclude each other (--index picks a Fashion-MNIST test image)\n");
+    return 2;
+  }
+  d.index = d.index < 0 ? 0 : d.index;
   if (!d.model)
     d.model = access("assets/" DEFAULT_FLOW, R_OK) == 0 ? "assets/" DEFAULT_FLOW : APS_ASSETS_DIR "/" DEFAULT_FLOW;
   d.device = o->device;

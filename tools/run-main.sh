@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The main job on a fresh Debian 12 machine: install what is missing, build (Release), list
-# the devices, restore damaged test images with the shipped inpainting flow (posterior
-# samples, their mean and standard deviation as PNGs), draw samples from the shipped
+# the devices, restore damaged test images with the shipped inpainting and blur flows
+# (posterior samples, their mean and standard deviation as PNGs), draw samples from the shipped
 # diffusion prior, then benchmark the runtime, the graph compiler, the prior and the flow.
 # APS_MAIN_NO_BENCH=1 stops after the pictures.
 set -euo pipefail
@@ -17,6 +17,12 @@ echo "== restoring a test image hidden under brush strokes"
 ./build/aps sample --model "$flow" --data fashion-mnist --index 1 --op inpaint:strokes=3 --n 16 --out build/restored/strokes
 echo "== restoring a test image with its left half hidden"
 ./build/aps sample --model "$flow" --data fashion-mnist --index 2 --op inpaint:half --n 16 --seed 3 --out build/restored/half
+blur=assets/flow-blur-fmnist32.safetensors
+echo "== deblurring a test image (Gaussian blur, sigma_b 1.5 px, everywhere)"
+./build/aps sample --model "$blur" --data fashion-mnist --index 3 --op blur:sigma=1.5 --n 16 --out build/restored/blur
+echo "== deblurring a test image blurred only on its left half (a painted blur map)"
+./build/aps sample --model "$blur" --data fashion-mnist --index 4 --op blur:sigma=2,map=assets/operators/half-map.png \
+  --n 16 --out build/restored/blur-half
 ./build/aps prior-sample --model assets/prior-fmnist32.safetensors --sampler ddim --steps 50 --n 16 \
   --out build/prior-samples.png
 [ "${APS_MAIN_NO_BENCH:-0}" = 1 ] && exit 0

@@ -41,8 +41,21 @@
 
 typedef struct aps_posterior aps_posterior;
 
+/* The iterative baseline behind the same API (docs/METHOD.md §7, dps.h): the model is the
+ * diffusion prior's file, the family must be given, and each sample costs steps + 1 network
+ * runs forward and back. */
+typedef struct aps_posterior_dps {
+  int steps;         /* 0 = APS_DPS_STEPS_DEFAULT (1000) */
+  float zeta;        /* 0 = min(250 / steps, 2.5) */
+  int ddim;          /* 0: Euler-Maruyama; 1: DDIM with eta */
+  float eta;
+} aps_posterior_dps;
+
 typedef struct aps_posterior_desc {
-  const char *model;  /* the flow file (required) */
+  const char *model;  /* the flow file (required); with dps, the prior's file */
+  int dps;            /* 1: sample by DPS from the prior (family required) instead of a flow */
+  aps_posterior_dps dps_settings;
+  const char *family; /* dps: the operator family measurements come from (required) */
   const char *device; /* NULL or "auto": a GPU if Vulkan has one, else the CPU device; "cpu";
                          a Vulkan device's index or part of its name (runner.h) */
   int max_batch;      /* samples per flow evaluation (0: 16); samples depend on it */
@@ -58,7 +71,7 @@ typedef struct aps_posterior_info {
   aps_op_class cls;            /* the class of the model's family */
   const char *model;           /* the file */
   const char *family;          /* the canonical spec of the family it was trained on */
-  const char *flow;            /* the flow's config string */
+  const char *flow;            /* the flow's config string; with dps "dps steps=N zeta=Z rule=R" */
   const char *prior;           /* the prior it was distilled from ("" if the file does not say) */
   const char *device;          /* the device that runs it */
 } aps_posterior_info;

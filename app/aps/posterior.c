@@ -46,13 +46,22 @@ aps_status aps_posterior_open(const aps_posterior_desc *d, aps_posterior **out) 
     p->device_req = p->device;
   }
   p->batch = d->max_batch ? d->max_batch : DEFAULT_BATCH;
+  if (d->dps) {
+    aps_status s = aps_posterior_dps_open(p, d);
+    if (s != APS_OK) {
+      aps_posterior_close(p);
+      return s;
+    }
+    *out = p;
+    return APS_OK;
+  }
   gr_st *st = NULL;
   aps_status s = gr_st_open(d->model, &st);
   if (s == APS_OK)
     s = read_model(p, st);
   if (s == APS_OK)
     s = aps_flow_sample_graph(&p->cfg, p->batch, &p->fg);
-  if (s == APS_OK)
+  if (s == APS_OK && (s = gr_st_check_params(p->fg, st)) == APS_OK) /* before any allocation */
     s = aps_runner_create(p->fg, &(aps_runner_desc){.device = p->device_req, .quiet = d->quiet}, &p->fr);
   if (s == APS_OK && (s = aps_runner_load(p->fr, st)) != APS_OK)
     s = aps_fail_context(s, "%s: ", p->model);
@@ -68,6 +77,7 @@ aps_status aps_posterior_open(const aps_posterior_desc *d, aps_posterior **out) 
     aps_posterior_close(p);
     return s;
   }
+  p->on_cpu = aps_runner_is_cpu(p->fr);
   p->info = (aps_posterior_info){.channels = p->cfg.channels, .height = p->cfg.size, .width = p->cfg.size,
                                  .batch = p->batch, .cls = p->layout.cls, .model = p->model, .family = p->family,
                                  .flow = p->flow, .prior = p->prior, .device = aps_runner_device_name(p->fr)};
@@ -85,6 +95,7 @@ void aps_posterior_close(aps_posterior *p) {
   free(p->y), free(p->cond), free(p->clean);
   aps_runner_destroy(p->fr);
   gr_graph_destroy(p->fg);
+  aps_posterior_dps_close(p);
   free(p);
 }
 
@@ -101,7 +112,16 @@ aps_status aps_posterior_sample(aps_posterior *p, int k, uint64_t seed, float *o
   if (k < 1)
     return aps_fail(APS_ERR_INVALID_ARG, "aps_posterior_sample: k = %d samples", k);
   double t0 = aps_now_ms();
-  APS_TRY(aps_flow_sample(p->fr, &p->cfg, p->batch, p->cond, seed, 1.0f, k, out));
+  if (p->dps)
+    APS_TRY(aps_posterior_dps_sample(p, k, seed, out));
+  else
+    APS_TRY(aps_flow_sample(p->fr, &p->cfg, p->batch, p->cond, seed, 1.0f, k, out));
+  int64_t n = (int64_t)k * aps_flow_dim(&p->cfg);
+  for (int64_t i = 0; i < n; i++) /* finite outputs only: broken weights must not become a black PNG */
+    if (!isfinite(out[i]))
+      return aps_fail(APS_ERR_FORMAT, "%s: posterior sample %lld holds %s (the %s gives non-finite values)",
+                      p->model, (long long)(i / aps_flow_dim(&p->cfg)), isnan(out[i]) ? "NaN" : "Inf",
+                      p->dps ? "DPS sampler" : "flow");
   p->ms = (aps_now_ms() - t0) / k;
   return APS_OK;
 }

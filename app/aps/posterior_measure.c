@@ -13,14 +13,14 @@ static const char *class_words(aps_op_class c) {
   return c == APS_OPC_MASK ? "inpainting" : c == APS_OPC_BLUR ? "blur" : "super-resolution";
 }
 
-static int same_layout(const aps_op_layout *a, const aps_op_layout *b) {
+int aps_posterior_same_layout(const aps_op_layout *a, const aps_op_layout *b) {
   return a->cls == b->cls && a->c == b->c && a->h == b->h && a->w == b->w && a->mh == b->mh && a->mw == b->mw &&
          a->factor == b->factor && a->ksize == b->ksize;
 }
 
 /* The operator graph for layout l at the flow's batch (kept while the layout stays). */
 static aps_status ensure_graph(aps_posterior *p, const aps_op_layout *l) {
-  if (p->og && same_layout(&p->ol, l)) {
+  if (p->og && aps_posterior_same_layout(&p->ol, l)) {
     p->ol = *l;
     return APS_OK;
   }
@@ -39,7 +39,7 @@ static aps_status ensure_graph(aps_posterior *p, const aps_op_layout *l) {
     gr_output(g, aps_op_data_term(g, &p->op, x, y), "dc");
     s = gr_graph_status(g);
   }
-  const char *device = aps_runner_is_cpu(p->fr) ? "cpu" : p->device_req;
+  const char *device = p->on_cpu ? "cpu" : p->device_req;
   if (s == APS_OK)
     s = aps_runner_create(g, &(aps_runner_desc){.device = device, .quiet = 1}, &p->orun);
   if (s == APS_OK)

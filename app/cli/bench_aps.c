@@ -11,7 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "bench_util.h"
+#include "bench_report.h"
 #include "cli.h"
 #include "dataset.h"
 #include "distill_family.h"
@@ -24,6 +24,7 @@
 
 typedef struct bench_result {
   double ms[3];       /* sampling, per call, at each batch */
+  bench_stat sample[3], step; /* their spreads, and a whole distillation step's */
   double step_ms;     /* a whole distillation step */
   double feed_ms;     /* ... of which the feed */
   double step_cpu_ms; /* the process's CPU time in a step (all threads): on a shared machine
@@ -140,6 +141,7 @@ static aps_status bench_distill(const cli_options *o, int batch, int reps, bench
   }
   if (s == APS_OK) {
     res->step_ms = bench_median(t, reps);
+    res->step = bench_last();
     qsort(feed, (size_t)reps, sizeof *feed, cmp_double);
     res->feed_ms = feed[reps / 2];
     res->step_cpu_ms = bench_median(cpu, reps);
@@ -157,7 +159,8 @@ int cmd_bench_aps(const cli_options *o) {
   bench_result res = {0};
   aps_status s = APS_OK;
   for (int i = 0; s == APS_OK && i < 3; i++)
-    s = bench_sample(o, &c, b[i], reps, &res.ms[i], &res);
+    if ((s = bench_sample(o, &c, b[i], reps, &res.ms[i], &res)) == APS_OK)
+      res.sample[i] = bench_last();
   if (s == APS_OK)
     s = bench_distill(o, step_batch, step_reps, &res);
   if (s != APS_OK) {
@@ -166,6 +169,12 @@ int cmd_bench_aps(const cli_options *o) {
   }
   char cfg[256];
   aps_flow_config_string(&c, cfg);
+  bench_report_device(res.device, NULL, 0);
+  for (int i = 0; i < 3; i++) {
+    bench_report_stat("flow sampling", "ms", res.sample[i], b[i]);
+    bench_report_stat("flow sampling per sample", "ms", bench_stat_map(res.sample[i], 1.0 / b[i], 0), b[i]);
+  }
+  bench_report_stat("distillation step", "ms", res.step, step_batch);
   if (o->json) {
     printf("{\"device\": \"%s\", \"flow\": \"%s\", \"flow_params\": %lld, \"flow_mflop_per_sample\": %.2f", res.device,
            cfg, (long long)res.params, (double)res.flops * 1e-6);

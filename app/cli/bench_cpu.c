@@ -6,7 +6,7 @@
 #include <stdlib.h>
 
 #include "bench_operators.h"
-#include "bench_util.h"
+#include "bench_report.h"
 #include "bench_values.h"
 #include "cli.h"
 #include "graph.h"
@@ -43,6 +43,9 @@ static aps_status bench_conv(int k, double *gflops) {
   aps_status st = time_graph(g, &ms);
   gr_graph_destroy(g);
   *gflops = 2.0 * N * C * C * k * k * S * S / (ms * 1e6);
+  if (st == APS_OK)
+    bench_report_stat(k == 3 ? "conv2d 3x3 64->64 32x32 b16" : "conv2d 1x1 64->64 32x32 b16", "GFLOP/s",
+                      bench_stat_per(bench_last(), 2.0 * N * C * C * k * k * S * S / 1e6, 0), 0);
   return st;
 }
 
@@ -56,6 +59,9 @@ static aps_status bench_depthwise(double *gflops) {
   aps_status st = time_graph(g, &ms);
   gr_graph_destroy(g);
   *gflops = 2.0 * 64 * 3 * 32 * 32 * 81 / (ms * 1e6);
+  if (st == APS_OK)
+    bench_report_stat("depthwise 9x9 blur 3ch 32x32 b64", "GFLOP/s",
+                      bench_stat_per(bench_last(), 2.0 * 64 * 3 * 32 * 32 * 81 / 1e6, 0), 0);
   return st;
 }
 
@@ -68,6 +74,8 @@ static aps_status bench_matmul(double *gflops) {
   aps_status st = time_graph(g, &ms);
   gr_graph_destroy(g);
   *gflops = 2.0 * M * M * M / (ms * 1e6);
+  if (st == APS_OK)
+    bench_report_stat("matmul 1024^3", "GFLOP/s", bench_stat_per(bench_last(), 2.0 * M * M * M / 1e6, 0), 0);
   return st;
 }
 
@@ -78,11 +86,16 @@ static aps_status bench_unet(int batch, double *ms) {
   gr_output(g, gr_unet(g, bench_unet_config(), in[0], in[1]), "eps");
   aps_status st = time_graph(g, ms);
   gr_graph_destroy(g);
+  if (st == APS_OK) {
+    bench_report_stat("U-Net forward", "ms", bench_last(), batch);
+    bench_report_stat("U-Net forward throughput", "images/s", bench_stat_per(bench_last(), batch * 1e3, 0), batch);
+  }
   return st;
 }
 
 int bench_cpu_device(int json) {
   double conv3 = 0, conv1 = 0, dw = 0, mm = 0, b1 = 0, b64 = 0;
+  bench_report_device("CPU device (oneDNN + OpenMP)", NULL, 0);
   aps_status st = bench_conv(3, &conv3);
   if (st == APS_OK)
     st = bench_conv(1, &conv1);

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 
 #include "bench_operators.h"
-#include "bench_util.h"
+#include "bench_report.h"
 #include "bench_values.h"
 #include "cli.h"
 #include "graph.h"
@@ -39,12 +39,14 @@ typedef struct op_result {
   const char *name;
   double ms, amount; /* amount: GFLOP or GB per run */
   const char *unit;
+  bench_stat s; /* the times' spread */
 } op_result;
 
 static int bench_op(rt_device *dev, gr_graph *g, op_result *r) {
   gr_plan *p;
   CHECK(gr_plan_compile(g, dev, NULL, &p));
   int fail = bench_fill(g, p, bench_set_plan) != APS_OK || time_plan(p, &r->ms);
+  r->s = bench_last();
   gr_plan_destroy(p);
   gr_graph_destroy(g);
   return fail;
@@ -60,10 +62,10 @@ static gr_graph *conv_graph(int n, int c, int o, int s, int k) {
 
 static int bench_ops(rt_device *dev, op_result *r, int *count) {
   int n = 0;
-  r[n] = (op_result){"conv2d 3x3 64->64 32x32 b16", 0, 2.0 * 16 * 64 * 32 * 32 * 64 * 9 / 1e9, "GFLOP/s"};
+  r[n] = (op_result){"conv2d 3x3 64->64 32x32 b16", 0, 2.0 * 16 * 64 * 32 * 32 * 64 * 9 / 1e9, "GFLOP/s", .s = {0, 0, 0, 0}};
   if (bench_op(dev, conv_graph(16, 64, 64, 32, 3), &r[n++]))
     return 1;
-  r[n] = (op_result){"conv2d 1x1 64->64 32x32 b16", 0, 2.0 * 16 * 64 * 32 * 32 * 64 / 1e9, "GFLOP/s"};
+  r[n] = (op_result){"conv2d 1x1 64->64 32x32 b16", 0, 2.0 * 16 * 64 * 32 * 32 * 64 / 1e9, "GFLOP/s", .s = {0, 0, 0, 0}};
   if (bench_op(dev, conv_graph(16, 64, 64, 32, 1), &r[n++]))
     return 1;
   /* The weight gradient of the 3x3 conv above (training's third conv-sized GEMM). */
@@ -71,7 +73,7 @@ static int bench_ops(rt_device *dev, op_result *r, int *count) {
   gr_tensor x = gr_input(g, "x", GR_SHAPE(16, 64, 32, 32));
   gr_output(g, gr_conv2d_wgrad(g, x, gr_input(g, "gy", GR_SHAPE(16, 64, 32, 32)), 3, 3,
                                &(gr_conv2d_desc){.padding = 1}), "dw");
-  r[n] = (op_result){"conv2d weight grad 3x3 64->64 32x32 b16", 0, 2.0 * 16 * 64 * 32 * 32 * 64 * 9 / 1e9, "GFLOP/s"};
+  r[n] = (op_result){"conv2d weight grad 3x3 64->64 32x32 b16", 0, 2.0 * 16 * 64 * 32 * 32 * 64 * 9 / 1e9, "GFLOP/s", .s = {0, 0, 0, 0}};
   if (bench_op(dev, g, &r[n++]))
     return 1;
   /* A blur operator's depthwise convolution: a 9x9 kernel per channel, reflect padding. */
@@ -79,20 +81,20 @@ static int bench_ops(rt_device *dev, op_result *r, int *count) {
   x = gr_input(g, "x", GR_SHAPE(64, 3, 32, 32));
   gr_output(g, gr_conv2d(g, x, gr_param(g, "w", GR_SHAPE(3, 1, 9, 9)), 0,
                          &(gr_conv2d_desc){.padding = 4, .groups = 3, .pad_mode = GR_PAD_REFLECT}), "y");
-  r[n] = (op_result){"depthwise 9x9 blur 3ch 32x32 b64", 0, 2.0 * 64 * 3 * 32 * 32 * 81 / 1e9, "GFLOP/s"};
+  r[n] = (op_result){"depthwise 9x9 blur 3ch 32x32 b64", 0, 2.0 * 64 * 3 * 32 * 32 * 81 / 1e9, "GFLOP/s", .s = {0, 0, 0, 0}};
   if (bench_op(dev, g, &r[n++]))
     return 1;
   g = gr_graph_create();
   x = gr_input(g, "x", GR_SHAPE(1024, 1024));
   gr_output(g, gr_matmul(g, x, gr_param(g, "w", GR_SHAPE(1024, 1024)), 0, 0), "y");
-  r[n] = (op_result){"matmul 1024^3", 0, 2.0 * 1024 * 1024 * 1024 / 1e9, "GFLOP/s"};
+  r[n] = (op_result){"matmul 1024^3", 0, 2.0 * 1024 * 1024 * 1024 / 1e9, "GFLOP/s", .s = {0, 0, 0, 0}};
   if (bench_op(dev, g, &r[n++]))
     return 1;
   g = gr_graph_create();
   x = gr_input(g, "x", GR_SHAPE(16, 64, 32, 32));
   gr_output(g, gr_silu(g, gr_group_norm(g, x, 8, gr_param(g, "gamma", GR_SHAPE(64)), gr_param(g, "beta", GR_SHAPE(64)),
                                         1e-5f)), "y");
-  r[n] = (op_result){"group norm+SiLU 64ch 32x32 b16", 0, 3.0 * 16 * 64 * 32 * 32 * 4 / 1e9, "GB/s"};
+  r[n] = (op_result){"group norm+SiLU 64ch 32x32 b16", 0, 3.0 * 16 * 64 * 32 * 32 * 4 / 1e9, "GB/s", .s = {0, 0, 0, 0}};
   if (bench_op(dev, g, &r[n++]))
     return 1;
   g = gr_graph_create();
@@ -100,7 +102,7 @@ static int bench_ops(rt_device *dev, op_result *r, int *count) {
   gr_output(g, gr_layer_attention(g, "attn", x, 8), "y");
   /* qkv and proj 1x1 convs, then two 64x64x64 matmuls per image */
   r[n] = (op_result){"attention block 64ch 8x8 b16", 0,
-                     16.0 * (2.0 * 64 * 64 * 4 * 64 + 2.0 * 2 * 64 * 64 * 64) / 1e9, "GFLOP/s"};
+                     16.0 * (2.0 * 64 * 64 * 4 * 64 + 2.0 * 2 * 64 * 64 * 64) / 1e9, "GFLOP/s", .s = {0, 0, 0, 0}};
   if (bench_op(dev, g, &r[n++]))
     return 1;
   *count = n;
@@ -112,12 +114,13 @@ typedef struct unet_result {
   int batch;
   double ms, ms_fold, ms_f16; /* same process: fold first, then fp32 and fp16 alternately */
   gr_plan_stats fused, unfused, fold, f16;
+  bench_stat s, s_fold, s_f16; /* the times' spreads */
   int64_t params;
 } unet_result;
 
 /* Medians of REPS runs of a and b taken alternately (after a warm-up of each), so that the
  * shared machine's swings hit both plans alike. */
-static int time_pair(gr_plan *a, gr_plan *b, double *ms_a, double *ms_b) {
+static int time_pair(gr_plan *a, gr_plan *b, double *ms_a, double *ms_b, bench_stat *s_a, bench_stat *s_b) {
   double t[2][REPS];
   CHECK(gr_plan_run(a));
   CHECK(gr_plan_run(b));
@@ -128,7 +131,9 @@ static int time_pair(gr_plan *a, gr_plan *b, double *ms_a, double *ms_b) {
       t[k][i] = aps_now_ms() - t0;
     }
   *ms_a = bench_median(t[0], REPS);
+  *s_a = bench_last();
   *ms_b = bench_median(t[1], REPS);
+  *s_b = bench_last();
   return 0;
 }
 
@@ -148,6 +153,7 @@ static int bench_unet(rt_device *dev, int batch, unet_result *r) {
   CHECK(gr_plan_compile(g, dev, &(gr_plan_desc){.fold_norms = 1}, &q));
   gr_plan_get_stats(q, &r->fold);
   int fail = bench_fill(g, q, bench_set_plan) != APS_OK || time_plan(q, &r->ms_fold);
+  r->s_fold = bench_last();
   gr_plan_destroy(q);
   CHECK(gr_plan_compile(g, dev, NULL, &p));
   gr_plan_get_stats(p, &r->fused);
@@ -155,14 +161,36 @@ static int bench_unet(rt_device *dev, int batch, unet_result *r) {
     CHECK(gr_plan_compile(g, dev, &(gr_plan_desc){.f16_storage = 1}, &q));
     gr_plan_get_stats(q, &r->f16);
     fail = fail || bench_fill(g, p, bench_set_plan) != APS_OK || bench_fill(g, q, bench_set_plan) != APS_OK ||
-           time_pair(p, q, &r->ms, &r->ms_f16);
+           time_pair(p, q, &r->ms, &r->ms_f16, &r->s, &r->s_f16);
     gr_plan_destroy(q);
   } else {
     fail = fail || bench_fill(g, p, bench_set_plan) != APS_OK || time_plan(p, &r->ms);
+    r->s = bench_last();
   }
   gr_plan_destroy(p);
   gr_graph_destroy(g);
   return fail;
+}
+
+static void report_unet(const char *name, bench_stat s, const unet_result *u, const gr_plan_stats *ps) {
+  bench_report_add(&(bench_figure){name, "ms", s, u->batch,
+                                   .peak_memory_bytes = (int64_t)(ps->arena_bytes + ps->unplanned_bytes + u->params * 4),
+                                   .counts = 1, .dispatches = ps->dispatches, .barriers = ps->barriers});
+}
+
+/* The figures into the bench report (bench_report.h); memory: the activations' arena, the
+ * arrays left unplanned and the fp32 weights. */
+static void report(const rt_caps *c, const op_result *ops, int nops, const unet_result *u) {
+  bench_report_device(c->name, c->driver_info, c->api_version);
+  for (int i = 0; i < nops; i++)
+    bench_report_stat(ops[i].name, ops[i].unit, bench_stat_per(ops[i].s, ops[i].amount * 1e3, 0), 0);
+  for (int i = 0; i < 2; i++) {
+    report_unet("U-Net forward", u[i].s, &u[i], &u[i].fused);
+    report_unet("U-Net forward, GroupNorm folded", u[i].s_fold, &u[i], &u[i].fold);
+    if (c->fp16_storage)
+      report_unet("U-Net forward, fp16 storage", u[i].s_f16, &u[i], &u[i].f16);
+    bench_report_stat("U-Net forward throughput", "images/s", bench_stat_per(u[i].s, u[i].batch * 1e3, 0), u[i].batch);
+  }
 }
 
 int cmd_bench_graph(const cli_options *o) {
@@ -182,6 +210,8 @@ int cmd_bench_graph(const cli_options *o) {
   bench_op_row op_rows[BENCH_OP_ROWS]; /* the operators at the prior's batch */
   int nop = fail ? 0 : bench_operators_run(dev, u[1].batch, op_rows, BENCH_OP_ROWS);
   fail = fail || nop < 0;
+  if (!fail)
+    report(c, ops, nops, u);
   if (!fail && o->json) {
     printf("{\"device\": \"%s\", \"driver\": \"%s\",\n \"ops\": [", c->name, c->driver_info);
     for (int i = 0; i < nops; i++)

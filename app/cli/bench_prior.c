@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "bench_util.h"
+#include "bench_report.h"
 #include "bench_values.h"
 #include "cli.h"
 #include "prior.h"
@@ -71,7 +71,13 @@ int cmd_bench_prior(const cli_options *o) {
         fprintf(stderr, "aps bench prior: %s\n", aps_last_error());
         return 1;
       }
+      const char *name = grad ? "forward + input gradient" : "forward";
+      bench_report_stat(name, "ms", bench_last(), b ? big : 1);
+      if (b)
+        bench_report_stat(grad ? "forward + input gradient throughput" : "forward throughput", "images/s",
+                          bench_stat_per(bench_last(), big * 1e3, 0), big);
     }
+  bench_report_device(device, NULL, 0);
   if (o->json) {
     printf("{\"device\": \"%s\", \"batch\": %d, \"forward_ms_b1\": %.2f, \"forward_images_per_s\": %.1f, "
            "\"input_grad_ms_b1\": %.2f, \"input_grad_images_per_s\": %.1f}\n",

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "bench_util.h"
+#include "bench_report.h"
 #include "cli.h"
 #include "gemm_f32.h"
 #include "graph.h" /* and through it rt.h: the devices and kernels measured here */
@@ -23,6 +23,9 @@ typedef struct results {
   /* lavapipe only: the same dispatch and 1024^3 GEMM figures with LP_NUM_THREADS=0 */
   int single_thread;
   double st_dispatch_us, st_dispatch_barrier_us, st_gemm1024;
+  /* the same figures' spreads over the repeats, for the report */
+  bench_stat s_empty, s_dispatch, s_barrier, s_copy, s_shader_copy, s_gemm[3], s_st_dispatch, s_st_barrier, s_st_gemm;
+  int dispatches;
 } results;
 
 #define CHECK(expr)                                                   \
@@ -59,6 +62,7 @@ static int bench_dispatch(rt_device *dev, int n, results *r) {
   CHECK(rt_stream_end(s));
   if (time_stream(s, &empty))
     return 1;
+  bench_stat s_empty = bench_last();
   /* n dispatches reading one buffer: no hazards, no barriers. */
   CHECK(rt_stream_begin(s));
   for (int i = 0; i < n; i++)
@@ -66,6 +70,7 @@ static int bench_dispatch(rt_device *dev, int n, results *r) {
   CHECK(rt_stream_end(s));
   if (time_stream(s, &indep))
     return 1;
+  bench_stat s_indep = bench_last();
   /* n dispatches updating one buffer in place: a barrier before each but the first. */
   struct { uint32_t n; float b; } push = {64, 1.0f};
   CHECK(rt_stream_begin(s));
@@ -75,6 +80,10 @@ static int bench_dispatch(rt_device *dev, int n, results *r) {
   CHECK(rt_stream_end(s));
   if (time_stream(s, &dep))
     return 1;
+  r->s_empty = bench_stat_map(s_empty, 1e3, 0);
+  r->s_dispatch = bench_stat_map(s_indep, 1e3 / n, -empty * 1e3 / n);
+  r->s_barrier = bench_stat_map(bench_last(), 1e3 / n, -empty * 1e3 / n);
+  r->dispatches = n;
   r->empty_submit_us = empty * 1e3;
   r->dispatch_us = (indep - empty) * 1e3 / n;
   r->dispatch_barrier_us = (dep - empty) * 1e3 / n;
@@ -101,6 +110,7 @@ static int bench_copy(rt_device *dev, uint64_t bytes, results *r) {
   if (time_stream(s, &t))
     return 1;
   r->copy_gbs = bytes / ((t - empty) * 1e6);
+  r->s_copy = bench_stat_per(bench_last(), bytes / 1e6, empty);
   rt_kernel *k;
   CHECK(rt_kernel_get(dev, &(rt_kernel_desc){.shader = "copy_vec4"}, &k));
   uint32_t n4 = (uint32_t)(bytes / 16), groups = (n4 + 63) / 64;
@@ -112,13 +122,14 @@ static int bench_copy(rt_device *dev, uint64_t bytes, results *r) {
   if (time_stream(s, &t))
     return 1;
   r->shader_copy_gbs = bytes / ((t - empty) * 1e6);
+  r->s_shader_copy = bench_stat_per(bench_last(), bytes / 1e6, empty);
   rt_stream_destroy(s);
   rt_buffer_destroy(a);
   rt_buffer_destroy(b);
   return 0;
 }
 
-static int bench_gemm(rt_device *dev, int size, double *gflops) {
+static int bench_gemm(rt_device *dev, int size, double *gflops, bench_stat *spread) {
   uint64_t bytes = (uint64_t)size * size * 4;
   rt_buffer *a, *b, *c;
   CHECK(rt_buffer_create(dev, bytes, RT_MEMORY_DEVICE, &a));
@@ -144,6 +155,7 @@ static int bench_gemm(rt_device *dev, int size, double *gflops) {
   if (time_stream(s, &ms))
     return 1;
   *gflops = 2.0 * size * size * (double)size / (ms * 1e6);
+  *spread = bench_stat_per(bench_last(), 2.0 * size * size * (double)size / 1e6, 0);
   rt_stream_destroy(s);
   rt_buffer_destroy(a);
   rt_buffer_destroy(b);
@@ -193,6 +205,30 @@ static void print_results(const rt_caps *c, const results *r, int json) {
            r->st_dispatch_us, r->st_dispatch_barrier_us, r->gemm_size[1], r->st_gemm1024);
 }
 
+/* The figures into the bench report (bench_report.h). */
+static void report(const rt_caps *c, const results *r) {
+  bench_report_device(c->name, c->driver_info, c->api_version);
+  uint32_t n = (uint32_t)r->dispatches;
+  bench_report_stat("empty submit + wait", "us", r->s_empty, 0);
+  bench_report_add(&(bench_figure){"dispatch, independent", "us", r->s_dispatch, .counts = 1, .dispatches = n});
+  bench_report_add(&(bench_figure){"dispatch, barrier before each", "us", r->s_barrier, .counts = 1, .dispatches = n,
+                                   .barriers = n - 1});
+  bench_report_stat("vkCmdCopyBuffer", "GB/s", r->s_copy, 0);
+  bench_report_stat("copy shader, vec4", "GB/s", r->s_shader_copy, 0);
+  for (int i = 0; i < r->gemm_count; i++) {
+    char name[64];
+    snprintf(name, sizeof name, "GEMM fp32 %d^3", r->gemm_size[i]);
+    bench_report_stat(name, "GFLOP/s", r->s_gemm[i], 0);
+  }
+  if (r->single_thread) {
+    char name[64];
+    bench_report_stat("dispatch, independent (LP_NUM_THREADS=0)", "us", r->s_st_dispatch, 0);
+    bench_report_stat("dispatch, barrier before each (LP_NUM_THREADS=0)", "us", r->s_st_barrier, 0);
+    snprintf(name, sizeof name, "GEMM fp32 %d^3 (LP_NUM_THREADS=0)", r->gemm_size[1]);
+    bench_report_stat(name, "GFLOP/s", r->s_st_gemm, 0);
+  }
+}
+
 /* lavapipe reads LP_NUM_THREADS when an instance enumerates it: a second device made with
  * it set measures the single-threaded figures in the same run. */
 static int bench_single_thread(const cli_options *o, results *r) {
@@ -200,9 +236,11 @@ static int bench_single_thread(const cli_options *o, results *r) {
   rt_device *dev;
   CHECK(rt_device_create(&(rt_device_desc){.device = o->device, .quiet = 1}, &dev));
   results st = {0};
-  int fail = bench_dispatch(dev, o->quick ? 50 : 1000, &st) || bench_gemm(dev, r->gemm_size[1], &r->st_gemm1024);
+  int fail = bench_dispatch(dev, o->quick ? 50 : 1000, &st) || bench_gemm(dev, r->gemm_size[1], &r->st_gemm1024, &r->s_st_gemm);
   r->st_dispatch_us = st.dispatch_us;
   r->st_dispatch_barrier_us = st.dispatch_barrier_us;
+  r->s_st_dispatch = st.s_dispatch;
+  r->s_st_barrier = st.s_barrier;
   r->single_thread = !fail;
   rt_device_destroy(dev);
   unsetenv("LP_NUM_THREADS");
@@ -218,7 +256,7 @@ int cmd_bench_runtime(const cli_options *o) {
   const int sizes[3] = {512, 1024, 2048};
   for (int i = 0; i < 3 && !fail; i++) {
     r.gemm_size[i] = o->quick ? 33 << i : sizes[i];
-    fail = bench_gemm(dev, r.gemm_size[i], &r.gemm_gflops[i]);
+    fail = bench_gemm(dev, r.gemm_size[i], &r.gemm_gflops[i], &r.s_gemm[i]);
     r.gemm_count = i + 1;
   }
   if (c->type == RT_DEVICE_CPU)
@@ -230,8 +268,10 @@ int cmd_bench_runtime(const cli_options *o) {
   rt_device_destroy(dev);
   if (!fail && lavapipe)
     fail = bench_single_thread(o, &r);
-  if (!fail)
+  if (!fail) {
+    report(&caps, &r);
     print_results(&caps, &r, o->json);
+  }
   unsigned msgs = rt_validation_messages_total();
   if (msgs) {
     fprintf(stderr, "aps bench runtime: %u validation messages\n", msgs);

@@ -25,7 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "bench_util.h"
+#include "bench_report.h"
 #include "bench_values.h"
 #include "cli.h"
 #include "graph.h"
@@ -80,7 +80,7 @@ static aps_status time_steps(void *runner, step_fn step, double *ms) {
     APS_TRY(step(runner, i + 2));
     t[i] = aps_now_ms() - t0;
   }
-  *ms = bench_median(t, REPS);
+  *ms = bench_median(t, REPS); /* bench_last() has the spread */
   return APS_OK;
 }
 
@@ -93,6 +93,9 @@ int cmd_bench_train(const cli_options *o) {
     return 1;
   }
   double ms = 0;
+  bench_stat spread = {0};
+  uint32_t api = 0;
+  char driver[256] = "";
   gr_plan_stats ps = {0};
   aps_status st;
   const char *device = o->device && !strcmp(o->device, "cpu") ? "CPU device (oneDNN + OpenMP)" : NULL;
@@ -102,6 +105,7 @@ int cmd_bench_train(const cli_options *o) {
     st = gr_cpu_create_ex(g, &(gr_cpu_desc){.fast = 1}, &c);
     if (st == APS_OK && (st = fill_all(g, c, bench_set_cpu)) == APS_OK)
       st = time_steps(c, step_cpu, &ms);
+    spread = bench_last();
     if (c) {
       gr_cpu_memory_stats ms_;
       gr_cpu_memory(c, &ms_);
@@ -114,10 +118,14 @@ int cmd_bench_train(const cli_options *o) {
     rt_device *dev = NULL;
     gr_plan *p = NULL;
     st = rt_device_create(&(rt_device_desc){.device = o->device}, &dev);
-    if (st == APS_OK)
+    if (st == APS_OK) {
       snprintf(name, sizeof name, "%s", rt_device_caps(dev)->name);
+      snprintf(driver, sizeof driver, "%s", rt_device_caps(dev)->driver_info);
+      api = rt_device_caps(dev)->api_version;
+    }
     if (st == APS_OK && (st = gr_plan_compile(g, dev, NULL, &p)) == APS_OK && (st = fill_all(g, p, bench_set_plan)) == APS_OK)
       st = time_steps(p, step_plan, &ms);
+    spread = bench_last();
     if (p)
       gr_plan_get_stats(p, &ps);
     gr_plan_destroy(p);
@@ -128,6 +136,12 @@ int cmd_bench_train(const cli_options *o) {
     fprintf(stderr, "aps bench train: %s\n", aps_last_error());
     return 1;
   }
+  bench_report_device(name, driver[0] ? driver : NULL, api);
+  /* Memory: the activations' arena (one array each where unplanned) and weights with both
+   * Adam moments; the CPU device counts no dispatches. */
+  bench_report_add(&(bench_figure){.name = "training step", .unit = "ms", .s = spread, .batch = batch,
+                                   .peak_memory_bytes = (int64_t)(ps.arena_bytes + ps.unplanned_bytes + param_bytes),
+                                   .counts = !device, .dispatches = ps.dispatches, .barriers = ps.barriers});
   if (o->json)
     printf("{\"device\": \"%s\", \"batch\": %d, \"ms_per_step\": %.1f, \"dispatches\": %u, \"arena_mib\": %.1f, "
            "\"params_and_state_mib\": %.1f}\n",

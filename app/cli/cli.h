@@ -16,6 +16,10 @@ int cmd_bench_profile(const cli_options *o);
 
 int cmd_bench_prior(const cli_options *o);
 int cmd_bench_aps(const cli_options *o);
+int cmd_bench_dps(const cli_options *o);
+/* aps bench [SUITE...] [--json [FILE]] and aps bench compare A B (cmd_bench.c, bench_compare.c). */
+int cmd_bench(const cli_options *o, int argc, char **argv);
+int bench_compare(const char *a_path, const char *b_path);
 /* The method's commands take the arguments after their name. */
 int cmd_train_prior(const cli_options *o, int argc, char **argv);
 int cmd_prior_sample(const cli_options *o, int argc, char **argv);

@@ -35,7 +35,8 @@ int cmd_distill(const cli_options *o, int argc, char **argv) {
       {"--checkpoint", CLI_STRING, &ckpt, 0, 0, "checkpoint path (<out>.ckpt)"},
       {"--checkpoint-every", CLI_INT, &every, 0, 1e8, "steps between checkpoints (200; 0 = at the end)"},
       {"--resume", CLI_FLAG, &resume, 0, 0, "continue from the checkpoint"},
-      {"--init", CLI_STRING, &init, 0, 0, "start from this flow's weights (same config), e.g. another family's"},
+      {"--init", CLI_STRING, &init, 0, 0, "start from this flow's weights (same config), e.g. another family's; "
+                                          "with --resume the checkpoint's weights win"},
       {"--csv", CLI_STRING, &csv, 0, 0, "loss log (<out>.csv)"},
       {"--seed", CLI_INT, &seed, 0, 1e9, "seed of the initial weights, batches and operators (1)"},
   };
@@ -49,10 +50,6 @@ int cmd_distill(const cli_options *o, int argc, char **argv) {
   }
   if (strcmp(arch, "glow") && strcmp(arch, "realnvp-fc")) {
     fprintf(stderr, "aps distill: --arch '%s': expected glow or realnvp-fc\n", arch);
-    return 2;
-  }
-  if (init && resume) {
-    fprintf(stderr, "aps distill: --init and --resume exclude each other (a checkpoint holds the weights)\n");
     return 2;
   }
   size_t len = strlen(out) + 8;
@@ -112,6 +109,7 @@ int cmd_distill(const cli_options *o, int argc, char **argv) {
                          .checkpoint_every = every,
                          .resume = resume,
                          .csv = csv,
+                         .output = out,
                          .meta = meta,
                          .n_meta = APS_DISTILL_META,
                          .rng = aps_distill_run_rng(run),

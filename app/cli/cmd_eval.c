@@ -8,6 +8,7 @@
 
 #include "cli.h"
 #include "cli_args.h"
+#include "cli_method.h"
 #include "dataset.h"
 #include "evaluate.h"
 
@@ -41,13 +42,15 @@ static void json_str(const char *key, const char *v) {
 int cmd_eval(const cli_options *o, int argc, char **argv) {
   const char *model = NULL, *op = NULL;
   int n = 100, k = 8, seed = 1, json = 0;
+  cli_method m = CLI_METHOD_DEFAULT;
   const cli_arg args[] = {
-      {"--model", CLI_STRING, &model, 0, 0, "flow file from aps distill (required)"},
+      {"--model", CLI_STRING, &model, 0, 0, "flow file from aps distill (required); with dps the prior"},
       {"--op", CLI_STRING, &op, 0, 0, "operator family (default: the model's)"},
       {"--n", CLI_INT, &n, 1, 10000, "test images, the first N (100)"},
       {"--k", CLI_INT, &k, 2, 4096, "samples per image (8)"},
       {"--seed", CLI_INT, &seed, 0, 1e9, "seed of operators, noise and samples (1)"},
       {"--json", CLI_FLAG, &json, 0, 0, "one JSON object on stdout"},
+      CLI_METHOD_ARGS(m),
   };
   const int nargs = (int)(sizeof args / sizeof args[0]);
   if (cli_args_parse("eval", argc, argv, args, nargs))
@@ -61,8 +64,10 @@ int cmd_eval(const cli_options *o, int argc, char **argv) {
   aps_posterior *p = NULL;
   aps_dataset *ds = NULL;
   aps_eval_result r;
-  aps_status s = aps_posterior_open(&(aps_posterior_desc){.model = model, .device = o->device, .max_batch = k < 64 ? k : 64,
-                                                          .quiet = json}, &p);
+  aps_posterior_desc pd = {.model = model, .device = o->device, .max_batch = k < 64 ? k : 64, .quiet = json};
+  if (cli_method_desc("eval", &m, op, &pd))
+    return 2;
+  aps_status s = aps_posterior_open(&pd, &p);
   const aps_posterior_info *in = s == APS_OK ? aps_posterior_get_info(p) : NULL;
   if (s == APS_OK)
     s = aps_dataset_load_fashion_mnist(NULL, 0, &ds);
@@ -86,6 +91,7 @@ int cmd_eval(const cli_options *o, int argc, char **argv) {
     printf("{");
     json_str("model", model);
     json_str("op", op_text);
+    json_str("method", in->flow);
     printf("\"images\": %d, \"k\": %d, ", r.images, r.k);
     json_num("psnr_sample", r.psnr_sample, "%.3f", 0);
     json_num("psnr_mean", r.psnr_mean, "%.3f", 0);
@@ -101,8 +107,8 @@ int cmd_eval(const cli_options *o, int argc, char **argv) {
     json_str("device", in->device);
     printf("\"seed\": %d}\n", seed);
   } else if (s == APS_OK) {
-    printf("%s on Fashion-MNIST test images 0-%d, operator %s, %d samples each (seed %d)\n", model, r.images - 1,
-           op_text, r.k, seed);
+    printf("%s (%s) on Fashion-MNIST test images 0-%d, operator %s, %d samples each (seed %d)\n", model, in->flow,
+           r.images - 1, op_text, r.k, seed);
     printf("  PSNR  one sample %7.3f dB   mean of %d %7.3f dB   measurement %7.3f dB\n", r.psnr_sample, r.k,
            r.psnr_mean, r.psnr_measurement);
     printf("  SSIM  one sample %7.4f      mean of %d %7.4f      measurement %7.4f\n", r.ssim_sample, r.k, r.ssim_mean,

@@ -10,6 +10,7 @@
 #include "aps_file.h"
 #include "cli.h"
 #include "cli_args.h"
+#include "cli_method.h"
 #include "dataset.h"
 #include "evaluate.h"
 #include "heatmap.h"
@@ -173,8 +174,9 @@ done:
 int cmd_sample(const cli_options *o, int argc, char **argv) {
   const char *model = NULL;
   request q = {.split = "test", .k = 8, .seed = 1, .index = -1};
+  cli_method m = CLI_METHOD_DEFAULT;
   const cli_arg args[] = {
-      {"--model", CLI_STRING, &model, 0, 0, "flow file from aps distill (required)"},
+      {"--model", CLI_STRING, &model, 0, 0, "flow file from aps distill (required); with dps the prior"},
       {"--image", CLI_STRING, &q.image, 0, 0, "a clean PNG to degrade (or, with --measured, the measurement)"},
       {"--measured", CLI_FLAG, &q.measured, 0, 0, "--image is the measurement itself (--op: a deterministic operator)"},
       {"--data", CLI_STRING, &q.data, 0, 0, "fashion-mnist | a folder of PNGs (with --index)"},
@@ -185,6 +187,7 @@ int cmd_sample(const cli_options *o, int argc, char **argv) {
       {"--n", CLI_INT, &q.k, 1, 100000, "samples (8)"},
       {"--out", CLI_STRING, &q.out, 0, 0, "folder for the PNGs (required)"},
       {"--seed", CLI_INT, &q.seed, 0, 1e9, "seed of the operator, noise and samples (1)"},
+      CLI_METHOD_ARGS(m),
   };
   const int nargs = (int)(sizeof args / sizeof args[0]);
   if (cli_args_parse("sample", argc, argv, args, nargs))
@@ -206,7 +209,10 @@ int cmd_sample(const cli_options *o, int argc, char **argv) {
   aps_posterior *p = NULL;
   float *x = NULL, *mean = NULL, *std = NULL;
   int batch = q.k < MAX_BATCH ? q.k : MAX_BATCH;
-  aps_status s = aps_posterior_open(&(aps_posterior_desc){.model = model, .device = o->device, .max_batch = batch}, &p);
+  aps_posterior_desc pd = {.model = model, .device = o->device, .max_batch = batch};
+  if (cli_method_desc("sample", &m, q.op, &pd))
+    return 2;
+  aps_status s = aps_posterior_open(&pd, &p);
   if (s == APS_OK)
     s = set_measurement(p, &q);
   if (s == APS_OK && aps_file_make_dirs(q.out))

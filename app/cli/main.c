@@ -17,19 +17,11 @@ typedef struct cli_command {
   const char *usage;
 } cli_command;
 
-static int bench_graph(const cli_options *o) {
-  return o->device && !strcmp(o->device, "cpu") ? bench_cpu_device(o->json) : cmd_bench_graph(o);
-}
-
 static const cli_command commands[] = {
     {"devices", NULL, cmd_devices, "[--json]  Vulkan devices, their capabilities, the one chosen"},
-    {"bench runtime", NULL, cmd_bench_runtime, "[--json] [--quick]  dispatch overhead, copy bandwidth, GEMM GFLOP/s"},
-    {"bench graph", NULL, bench_graph,
-     "[--json] [--quick]  per-op throughput, U-Net latency/throughput, fusion (--device cpu: the CPU device)"},
-    {"bench profile", NULL, cmd_bench_profile, "[--json] [--quick]  U-Net forward time per dispatch and kind"},
-    {"bench train", NULL, cmd_bench_train, "[--json] [--quick]  one U-Net training step (forward, backward, Adam)"},
-    {"bench prior", NULL, cmd_bench_prior, "[--json] [--quick]  the prior's ε-network, with the input gradient"},
-    {"bench aps", NULL, cmd_bench_aps, "[--json] [--quick]  flow sampling at batch 1/8/64, one distillation step at 64"},
+    {"bench", cmd_bench, NULL,
+     "[SUITE...] [--quick] [--json [FILE]]  benchmarks: runtime graph train prior aps dps (all by default), profile;\n"
+     "                 bench compare A.json B.json  the ratios of two --json FILE reports (bench --help)"},
     {"train-prior", cmd_train_prior, NULL, "--data D --out F [...]  train the diffusion prior"},
     {"prior-sample", cmd_prior_sample, NULL, "--model F --out P.png [--sampler em|ddim|ode --steps N --n K]"},
     {"elbo", cmd_elbo, NULL, "--model F [--data D --split test]  the prior's -ELBO in bits/dim"},

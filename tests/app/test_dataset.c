@@ -390,9 +390,9 @@ TEST_CASE(dataset_png_errors) {
 
   /* Not a PNG at all. */
   write_plain(join(dir, "c.png"), "this is not a PNG file, just text", 33);
-  EXPECT_FAIL(aps_dataset_load_png_dir(dir, 5, 3, &d), APS_ERR_FORMAT, d, "c.png", "cannot decode the image");
+  EXPECT_FAIL(aps_dataset_load_png_dir(dir, 5, 3, &d), APS_ERR_FORMAT, d, "c.png", "not a PNG file");
   write_plain(join(dir, "c.png"), "", 0);
-  EXPECT_FAIL(aps_dataset_load_png_dir(dir, 5, 3, &d), APS_ERR_FORMAT, d, "c.png", "cannot decode the image");
+  EXPECT_FAIL(aps_dataset_load_png_dir(dir, 5, 3, &d), APS_ERR_FORMAT, d, "c.png", "not a PNG file (it is empty)");
 
   /* A real PNG, truncated, or with its image data damaged. */
   write_png(join(dir, "c.png"), 5, 5, 3, 3);

@@ -1,0 +1,31 @@
+/* --method and DPS's settings into a posterior's description (cli_method.h). */
+#include "cli_method.h"
+
+#include <stdio.h>
+#include <string.h>
+
+int cli_method_desc(const char *command, const cli_method *m, const char *op, aps_posterior_desc *d) {
+  int dps = !strcmp(m->method, "dps");
+  if (!dps && strcmp(m->method, "flow")) {
+    fprintf(stderr, "aps %s: --method '%s': expected flow or dps\n", command, m->method);
+    return 2;
+  }
+  if (!dps && (m->steps || m->zeta != 0.0f)) {
+    fprintf(stderr, "aps %s: --steps and --zeta are DPS's settings (--method dps)\n", command);
+    return 2;
+  }
+  if (strcmp(m->rule, "em") && strcmp(m->rule, "ddim")) {
+    fprintf(stderr, "aps %s: --rule '%s': expected em or ddim\n", command, m->rule);
+    return 2;
+  }
+  if (dps && !op) {
+    fprintf(stderr, "aps %s: --method dps needs --op (the family of the measurements; the prior knows none)\n",
+            command);
+    return 2;
+  }
+  d->dps = dps;
+  d->family = dps ? op : NULL;
+  d->dps_settings = (aps_posterior_dps){.steps = m->steps, .zeta = m->zeta, .ddim = !strcmp(m->rule, "ddim"),
+                                        .eta = m->eta};
+  return 0;
+}

@@ -1,0 +1,24 @@
+/* The sampling method, shared by `aps sample` and `aps eval`: a distilled flow (the default)
+ * or DPS from the diffusion prior (docs/METHOD.md §7) through the same posterior API. */
+#ifndef APS_CLI_METHOD_H
+#define APS_CLI_METHOD_H
+#include "aps.h"
+#include "cli_args.h"
+
+typedef struct cli_method {
+  const char *method, *rule;
+  int steps;
+  float zeta, eta;
+} cli_method;
+
+#define CLI_METHOD_DEFAULT {.method = "flow", .rule = "em", .eta = 1.0f}
+#define CLI_METHOD_ARGS(m)                                                                                        \
+  {"--method", CLI_STRING, &(m).method, 0, 0, "flow (default), or dps: --model is then the prior and --op the family"}, \
+      {"--steps", CLI_INT, &(m).steps, 1, 100000, "dps: steps (1000)"},                                           \
+      {"--zeta", CLI_FLOAT, &(m).zeta, 1e-6, 1e4, "dps: guidance step size (min(250 / steps, 2.5))"},             \
+      {"--rule", CLI_STRING, &(m).rule, 0, 0, "dps: em (default) or ddim"},                                       \
+      {"--eta", CLI_FLOAT, &(m).eta, 0, 1, "dps: ddim's eta, 0 deterministic to 1 ancestral (1)"}
+
+/* Sets d's method fields from m and the family op; 0, or prints what is wrong and returns 2. */
+int cli_method_desc(const char *command, const cli_method *m, const char *op, aps_posterior_desc *d);
+#endif

@@ -1,0 +1,74 @@
+#!/usr/bin/env python3
+"""Evaluates the shipped flows on Fashion-MNIST's test split with `aps eval --json` and
+prints the README's quality table (markdown) and writes every result as JSON lines.
+
+Usage: tools/eval_flows.py [--aps build/aps] [--n 1000] [--k 16] [--device cpu] [--out results.jsonl]
+Out-of-family masks come from tools/make_shape_masks.py."""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+
+
+def cases(masks):
+    inpaint = os.path.join(ROOT, "assets/flow-inpaint-fmnist32.safetensors")
+    blur = os.path.join(ROOT, "assets/flow-blur-fmnist32.safetensors")
+    half = os.path.join(ROOT, "assets/operators/half-map.png")
+    return [
+        ("box 12x12", inpaint, "inpaint:box=12,noise=0.05", "in family"),
+        ("free-form strokes", inpaint, "inpaint:strokes,noise=0.05", "in family"),
+        ("text mask 'APS'", inpaint, f"inpaint:mask={masks}/text-aps.png,noise=0.05", "out of family"),
+        ("ring mask", inpaint, f"inpaint:mask={masks}/ring.png,noise=0.05", "out of family"),
+        ("global blur sigma_b 1.5", blur, "blur:sigma=1.5,noise=0.05", "in family"),
+        ("painted half-image blur map, sigma_b 1.5", blur, f"blur:sigma=1.5,map={half},noise=0.05", "in family"),
+    ]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--aps", default=os.path.join(ROOT, "build/aps"))
+    ap.add_argument("--n", type=int, default=1000)
+    ap.add_argument("--k", type=int, default=16)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--out", default=None)
+    a = ap.parse_args()
+    masks = tempfile.mkdtemp(prefix="aps-masks-")
+    subprocess.run([sys.executable, os.path.join(HERE, "make_shape_masks.py"), masks], check=True,
+                   stdout=subprocess.DEVNULL)
+    rows = []
+    for name, model, op, kind in cases(masks):
+        if not os.path.exists(model):
+            print(f"skipped {name}: {model} is missing", file=sys.stderr)
+            continue
+        cmd = [a.aps, "--device", a.device, "eval", "--model", model, "--op", op, "--n", str(a.n), "--k", str(a.k),
+               "--json"]
+        print("$ " + " ".join(cmd), file=sys.stderr)
+        r = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
+        r["case"], r["kind"] = name, kind
+        rows.append(r)
+    if a.out:
+        with open(a.out + ".tmp", "w") as f:
+            for r in rows:
+                f.write(json.dumps(r) + "\n")
+        os.replace(a.out + ".tmp", a.out)
+    f = lambda v, p: "-" if v is None else f"{v:.{p}f}"
+    print("| damage | flow | PSNR 1 sample | PSNR mean of K | gain | PSNR measurement | SSIM mean | "
+          "consistency | 90 % coverage | std inside / outside | ms/sample |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        ratio = (r["std_inside"] / r["std_outside"]) if r["std_inside"] and r["std_outside"] else None
+        print(f"| {r['case']} ({r['kind']}) | {os.path.basename(r['model']).split('-')[1]} | "
+              f"{f(r['psnr_sample'], 2)} | {f(r['psnr_mean'], 2)} | {f(r['psnr_mean'] - r['psnr_sample'], 2)} | "
+              f"{f(r['psnr_measurement'], 2)} | {f(r['ssim_mean'], 3)} | {f(r['data_consistency'], 2)} | "
+              f"{f(100 * r['coverage90'], 1)} % | {f(r['std_inside'], 3)} / {f(r['std_outside'], 3)} "
+              f"({f(ratio, 1)}x) | {f(r['ms_per_sample'], 2)} |")
+    print(f"\n{rows[0]['images'] if rows else 0} test images, K = {a.k}, device: {rows[0]['device'] if rows else '-'}")
+
+
+if __name__ == "__main__":
+    main()

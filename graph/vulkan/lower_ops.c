@@ -259,6 +259,15 @@ aps_status gr_lower_attention(gr_lower *L, const gr_node *n) {
   } pc = {(uint32_t)s.d[0], (uint32_t)s.d[1], (uint32_t)s.d[2], 1.0f / sqrtf((float)s.d[1])};
   uint32_t qb = pc.L * 8 <= 4096 && pc.C <= 256 ? 8 : 1; /* the shader's shared-memory bounds */
   rt_kernel_desc kd = {.shader = "attention", .spec_count = 1, .spec = {qb}};
+  /* The shader's shared arrays take 4096 + 2048 + 16 floats. Where the device has less shared
+   * memory, they shrink to this node's needs (fewer queries per workgroup if that fits); if
+   * even that does not fit, rt_kernel_get refuses it naming maxComputeSharedMemorySize. */
+  uint32_t shared = rt_device_caps(L->dev)->max_shared_memory;
+  if (shared < (4096 + 2048 + 16) * 4) {
+    if (qb == 8 && (8 * pc.L + 8 * pc.C + 16) * 4 > shared)
+      qb = 1;
+    kd = (rt_kernel_desc){.shader = "attention", .spec_count = 3, .spec = {qb, qb * pc.L, qb * pc.C}};
+  }
   return gr_lower_one_to_one(L, n, &kd, &pc, (uint64_t)pc.N * ((pc.L + qb - 1) / qb));
 }
 
@@ -286,7 +295,12 @@ static aps_status dense(gr_lower *L, const gr_node *n, uint32_t mode, uint32_t i
   struct {
     uint32_t C;
   } pc = {(uint32_t)SHAPE(input).d[0]};
-  rt_kernel_desc kd = {.shader = "lu", .spec_count = 1, .spec = {mode}};
+  /* lu.comp's workgroup: 256 invocations, or the largest power of two the device allows. */
+  const rt_caps *c = rt_device_caps(L->dev);
+  uint32_t size = 256;
+  while (size > 1 && (size > c->max_workgroup_invocations || size > c->max_workgroup_size[0]))
+    size /= 2;
+  rt_kernel_desc kd = {.shader = "lu", .spec_count = 2, .spec = {mode, size}};
   rt_dispatch d = {.push = &pc, .bindings = {gr_lower_binding(L, input), gr_lower_binding(L, n->output)},
                    .groups = {1, 1, 1}};
   return gr_lower_dispatch(L, n, &kd, &d);

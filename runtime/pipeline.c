@@ -204,4 +204,11 @@ aps_status rt_kernel_get(rt_device *dev, const rt_kernel_desc *desc, rt_kernel *
 
 const rt_kernel_info *rt_kernel_get_info(const rt_kernel *k) { return &k->info; }
 
+uint32_t rt_kernel_count(const rt_device *dev, const char *shader) {
+  uint32_t n = 0;
+  for (const rt_kernel *k = dev->kernels; k; k = k->next)
+    n += shader && !strcmp(k->shader_name, shader);
+  return n;
+}
+
 void rt_pipeline_get_stats(const rt_device *dev, rt_pipeline_stats *out) { *out = dev->pipeline_stats; }

@@ -226,6 +226,9 @@ const rt_kernel_info *rt_kernel_get_info(const rt_kernel *k);
  * pipeline (so a lowering can pick a variant that fits the device's limits). Fails when
  * no shader has that name. */
 aps_status rt_shader_info(const char *shader, rt_kernel_info *out);
+/* How many pipelines the device has made from this shader (exact name, any specialization):
+ * lets tests see which kernel variant a plan chose. */
+uint32_t rt_kernel_count(const rt_device *dev, const char *shader);
 
 typedef struct rt_pipeline_stats {
   uint32_t pipelines_created;

@@ -161,15 +161,15 @@ aps_status rt_kernel_get(rt_device *dev, const rt_kernel_desc *desc, rt_kernel *
   if (desc->f16_mask) { /* the fp16-storage variant of the same shader */
     char name[128];
     snprintf(name, sizeof name, "%s_f16", desc->shader);
-    if (!dev->caps.fp16_storage)
-      return aps_fail(APS_ERR_UNSUPPORTED, "shader %s: fp16 storage asked for, but %s lacks storageBuffer16BitAccess",
-                      desc->shader, dev->caps.name);
     if (desc->spec_count > RT_SPEC_F16_MASK)
       return aps_fail(APS_ERR_INVALID_ARG, "shader %s: constant_id %d holds the fp16 mask; %u constants given",
                       desc->shader, RT_SPEC_F16_MASK, desc->spec_count);
     if (!(e = find_shader(name)))
       return aps_fail(APS_ERR_UNSUPPORTED, "shader %s has no fp16-storage variant (it does not include storage.glsl)",
                       desc->shader);
+    if (!dev->caps.fp16_storage)
+      return aps_fail(APS_ERR_UNSUPPORTED, "shader %s: fp16 storage asked for, but %s lacks storageBuffer16BitAccess",
+                      desc->shader, dev->caps.name);
   }
   for (rt_kernel *k = dev->kernels; k; k = k->next)
     if (k->shader_name == e->name && same_desc(&k->desc, desc)) {

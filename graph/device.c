@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "aps_log.h"
 
@@ -30,6 +31,12 @@ aps_status gr_device_open(const gr_device_desc *desc, gr_device **out) {
   gr_device *r = calloc(1, sizeof *r);
   if (!r)
     return aps_fail(APS_ERR_OUT_OF_MEMORY, "out of host memory");
+  const char *env = getenv("APS_DEVICE");
+  if ((d.request && !*d.request) || (!d.request && env && !*env)) { /* "" must not silently pick a device */
+    free(r);
+    return aps_fail(APS_ERR_INVALID_ARG, "%s is an empty string: give cpu, auto, or a Vulkan device's index or "
+                    "part of its name", d.request ? "the device request" : "APS_DEVICE");
+  }
   r->automatic = !d.request || !strcmp(d.request, "auto");
   int cpu = d.request && !strcmp(d.request, "cpu");
   if (r->automatic && !d.vulkan && !getenv("APS_DEVICE"))
@@ -60,3 +67,10 @@ void gr_device_close(gr_device *d) {
 const char *gr_device_name(const gr_device *d) { return d->name; }
 rt_device *gr_device_vulkan(const gr_device *d) { return d->dev; }
 int gr_device_automatic(const gr_device *d) { return d->automatic; }
+
+uint64_t gr_device_memory_bytes(const gr_device *d) {
+  if (d->dev)
+    return rt_device_caps(d->dev)->device_local_heap_size;
+  long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
+  return pages > 0 && page > 0 ? (uint64_t)pages * (uint64_t)page : 0;
+}

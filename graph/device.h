@@ -26,6 +26,9 @@ void gr_device_close(gr_device *d);
 const char *gr_device_name(const gr_device *d);
 /* The Vulkan device, or NULL for the CPU device. */
 rt_device *gr_device_vulkan(const gr_device *d);
+/* The memory a graph may plan on it: the largest device-local heap of a Vulkan device, the
+ * physical memory for the CPU device (0: unknown). */
+uint64_t gr_device_memory_bytes(const gr_device *d);
 /* Whether the choice was automatic (the request was NULL or "auto"). */
 int gr_device_automatic(const gr_device *d);
 

@@ -8,11 +8,14 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <stb/stb_image.h>
 #include <zlib.h>
 
 #include "dataset.h"
+#include "image_read.h"
+#include "aps_file.h"
 
 struct aps_dataset {
   int64_t n;
@@ -129,16 +132,17 @@ typedef struct idx_file {
  * dimension ≥ 1, exactly the declared bytes after the header. what = "images"/"labels". */
 static aps_status idx_read(const char *path, int ndims, const char *what, idx_file *out) {
   memset(out, 0, sizeof *out);
-  struct stat st;
-  if (stat(path, &st))
-    return aps_fail(APS_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-  if (S_ISDIR(st.st_mode))
-    return aps_fail(APS_ERR_IO, "%s: is a folder, expected an IDX %s file", path, what);
+  /* The file rule (aps_file.h): a regular file, opened without blocking on a FIFO. */
+  aps_status os;
+  int fd = aps_file_open_read(path, &os);
+  if (fd < 0)
+    return aps_fail_context(os, "IDX %s file ", what);
   errno = 0;
-  gzFile f = gzopen(path, "rb");
-  if (!f)
-    return aps_fail(errno ? APS_ERR_IO : APS_ERR_OUT_OF_MEMORY, "%s: cannot open: %s", path,
-                    errno ? strerror(errno) : "out of memory");
+  gzFile f = gzdopen(fd, "rb");
+  if (!f) {
+    close(fd);
+    return aps_fail(APS_ERR_OUT_OF_MEMORY, "%s: cannot open: out of memory", path);
+  }
   aps_status s = APS_OK;
   uint8_t head[4 + 4 * IDX_MAX_DIMS];
   uint64_t head_size = 4 + 4 * (uint64_t)ndims;
@@ -455,17 +459,24 @@ aps_status aps_dataset_load_png_dir(const char *dir, int size, int channels, aps
   size_t plane = (size_t)size * (size_t)size;
   for (size_t i = 0; i < n && s == APS_OK; i++) {
     int w, h, comp;
+    unsigned char *bytes = NULL;
+    size_t nbytes = 0;
+    if ((s = aps_png_file(paths[i], &bytes, &nbytes)) != APS_OK)
+      break;
     /* The header first: a wrong size is refused before any decoding. */
-    if (!stbi_info(paths[i], &w, &h, &comp)) {
+    if (!stbi_info_from_memory(bytes, (int)nbytes, &w, &h, &comp)) {
+      free(bytes);
       s = aps_fail(APS_ERR_FORMAT, "%s: cannot decode the image (stb_image: %s)", paths[i], stb_reason());
       break;
     }
     if (w != size || h != size) {
+      free(bytes);
       s = aps_fail(APS_ERR_FORMAT, "%s: image is %d×%d, expected %d×%d (images are not resized)", paths[i], w, h,
                    size, size);
       break;
     }
-    uint8_t *px = stbi_load(paths[i], &w, &h, &comp, channels);
+    uint8_t *px = stbi_load_from_memory(bytes, (int)nbytes, &w, &h, &comp, channels);
+    free(bytes);
     if (!px) {
       s = aps_fail(APS_ERR_FORMAT, "%s: cannot decode the image (stb_image: %s)", paths[i], stb_reason());
       break;

@@ -96,7 +96,7 @@ aps_status aps_dps_open(const char *path, const aps_runner_desc *device, const a
     s = aps_prior_config_from_file(st, cfg);
   if (s == APS_OK && (s = aps_dps_graph(cfg, l, batch, NULL, NULL, g)) != APS_OK)
     aps_fail_context(s, "%s: ", path);
-  if (s == APS_OK)
+  if (s == APS_OK && (s = gr_st_check_params(*g, st)) == APS_OK) /* before any allocation */
     s = aps_runner_create(*g, device, r);
   if (s == APS_OK && (s = aps_runner_load(*r, st)) != APS_OK)
     aps_fail_context(s, "%s: ", path);

@@ -6,6 +6,7 @@
 
 #include <stb/stb_image.h>
 
+#include "image_read.h"
 #include "rng.h"
 #include "operators_internal.h"
 
@@ -108,17 +109,26 @@ static const char *stb_reason(void) {
 
 aps_status aps_op_load_plane(const char *path, const char *what, int h, int w, int binary, float *out) {
   int iw = 0, ih = 0, comp = 0;
-  if (!stbi_info(path, &iw, &ih, &comp))
-    return aps_fail(APS_ERR_FORMAT, "%s %s: cannot read it as an image (stb_image: %s)", what, path, stb_reason());
-  if (iw != w || ih != h)
-    return aps_fail(APS_ERR_INVALID_ARG, "%s %s is %dx%d (width x height), the images are %dx%d: paint it at the "
-                    "images' size (no silent resizing)", what, path, iw, ih, w, h);
-  if (comp < 1 || comp > 4)
-    return aps_fail(APS_ERR_FORMAT, "%s %s: %d channels (expected grey, grey+alpha, RGB or RGBA)", what, path, comp);
-  int deep = stbi_is_16_bit(path);
-  void *px = deep ? (void *)stbi_load_16(path, &iw, &ih, &comp, 0) : (void *)stbi_load(path, &iw, &ih, &comp, 0);
-  if (!px)
-    return aps_fail(APS_ERR_FORMAT, "%s %s: cannot decode the image (stb_image: %s)", what, path, stb_reason());
+  unsigned char *bytes = NULL;
+  size_t nbytes = 0;
+  aps_status rs = aps_png_file(path, &bytes, &nbytes);
+  if (rs != APS_OK) /* a mask that cannot be read is a malformed operator, whatever the cause */
+    return aps_fail_context(APS_ERR_FORMAT, "%s %s: cannot read it: ", what, path);
+  int len = (int)nbytes, deep = stbi_is_16_bit_from_memory(bytes, len);
+  void *px = NULL;
+  if (!stbi_info_from_memory(bytes, len, &iw, &ih, &comp))
+    rs = aps_fail(APS_ERR_FORMAT, "%s %s: cannot read it as an image (stb_image: %s)", what, path, stb_reason());
+  else if (iw != w || ih != h)
+    rs = aps_fail(APS_ERR_INVALID_ARG, "%s %s is %dx%d (width x height), the images are %dx%d: paint it at the "
+                  "images' size (no silent resizing)", what, path, iw, ih, w, h);
+  else if (comp < 1 || comp > 4)
+    rs = aps_fail(APS_ERR_FORMAT, "%s %s: %d channels (expected grey, grey+alpha, RGB or RGBA)", what, path, comp);
+  else if (!(px = deep ? (void *)stbi_load_16_from_memory(bytes, len, &iw, &ih, &comp, 0)
+                       : (void *)stbi_load_from_memory(bytes, len, &iw, &ih, &comp, 0)))
+    rs = aps_fail(APS_ERR_FORMAT, "%s %s: cannot decode the image (stb_image: %s)", what, path, stb_reason());
+  free(bytes);
+  if (rs != APS_OK)
+    return rs;
   aps_status s = APS_OK;
   if (iw != w || ih != h) /* cannot happen after stbi_info; never trust it blindly */
     s = aps_fail(APS_ERR_FORMAT, "%s %s: decoded as %dx%d, not %dx%d", what, path, iw, ih, w, h);

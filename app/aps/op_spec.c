@@ -295,7 +295,7 @@ static void format_mask(char *buf, size_t size, aps_mask_kind mk, aps_range r, c
 }
 
 aps_status aps_op_member_format(const aps_op_member *m, char *buf, size_t size) {
-  char head[APS_OP_PATH_MAX + 128] = "", tail[80];
+  char head[APS_OP_PATH_MAX + 256] = "", tail[80];
   switch (m->kind) {
   case APS_OP_DENOISE: snprintf(head, sizeof head, "denoise"); break;
   case APS_OP_SR: snprintf(head, sizeof head, "sr:%d", m->factor); break;

@@ -61,7 +61,7 @@ aps_status aps_posterior_open(const aps_posterior_desc *d, aps_posterior **out) 
     s = read_model(p, st);
   if (s == APS_OK)
     s = aps_flow_sample_graph(&p->cfg, p->batch, &p->fg);
-  if (s == APS_OK)
+  if (s == APS_OK && (s = gr_st_check_params(p->fg, st)) == APS_OK) /* before any allocation */
     s = aps_runner_create(p->fg, &(aps_runner_desc){.device = p->device_req, .quiet = d->quiet}, &p->fr);
   if (s == APS_OK && (s = aps_runner_load(p->fr, st)) != APS_OK)
     s = aps_fail_context(s, "%s: ", p->model);
@@ -116,6 +116,12 @@ aps_status aps_posterior_sample(aps_posterior *p, int k, uint64_t seed, float *o
     APS_TRY(aps_posterior_dps_sample(p, k, seed, out));
   else
     APS_TRY(aps_flow_sample(p->fr, &p->cfg, p->batch, p->cond, seed, 1.0f, k, out));
+  int64_t n = (int64_t)k * aps_flow_dim(&p->cfg);
+  for (int64_t i = 0; i < n; i++) /* finite outputs only: broken weights must not become a black PNG */
+    if (!isfinite(out[i]))
+      return aps_fail(APS_ERR_FORMAT, "%s: posterior sample %lld holds %s (the %s gives non-finite values)",
+                      p->model, (long long)(i / aps_flow_dim(&p->cfg)), isnan(out[i]) ? "NaN" : "Inf",
+                      p->dps ? "DPS sampler" : "flow");
   p->ms = (aps_now_ms() - t0) / k;
   return APS_OK;
 }

@@ -32,6 +32,15 @@ aps_status aps_prior_config_check(const aps_prior_config *c) {
     return aps_fail(APS_ERR_INVALID_ARG, "prior config: channels=%d, expected 1 to 4", u->image_channels);
   if (u->levels < 1 || u->levels > 4)
     return aps_fail(APS_ERR_INVALID_ARG, "prior config: %d widths, expected 1 to 4", u->levels);
+  /* Sane ranges before anything is built: a hostile file's size=65536 or widths of 4096
+   * would otherwise plan gigabytes (or overflow a shape) before failing. */
+  if (u->image_size > 1024 || u->blocks_per_level > 8 || u->time_dim > 4096 || u->groups > 1024)
+    return aps_fail(APS_ERR_INVALID_ARG, "prior config: size=%d blocks=%d time_dim=%d groups=%d beyond the sane "
+                    "ranges (size <= 1024, blocks <= 8, time_dim <= 4096, groups <= 1024)", u->image_size,
+                    u->blocks_per_level, u->time_dim, u->groups);
+  for (int l = 0; l < u->levels; l++)
+    if (u->widths[l] > 1024)
+      return aps_fail(APS_ERR_INVALID_ARG, "prior config: width %d of level %d is beyond 1024", u->widths[l], l);
   if (u->image_size < 4 || u->image_size % (1 << (u->levels - 1)))
     return aps_fail(APS_ERR_INVALID_ARG, "prior config: size=%d is not divisible by 2^(levels-1) = %d",
                     u->image_size, 1 << (u->levels - 1));
@@ -46,8 +55,9 @@ aps_status aps_prior_config_check(const aps_prior_config *c) {
     return aps_fail(APS_ERR_INVALID_ARG, "prior config: attention=%d names a level beyond the %d levels",
                     u->attention_level_mask, u->levels);
   const aps_sde *s = &c->sde;
-  if (!(s->beta0 > 0 && s->beta1 > s->beta0 && s->eps > 0 && s->eps < 0.5))
-    return aps_fail(APS_ERR_INVALID_ARG, "prior config: need 0 < beta0 < beta1 and 0 < eps < 0.5 (have %g, %g, %g)",
+  if (!(s->beta0 > 0 && s->beta1 > s->beta0 && s->beta1 <= 1000 && s->eps > 0 && s->eps < 0.5))
+    return aps_fail(APS_ERR_INVALID_ARG, "prior config: need 0 < beta0 < beta1 <= 1000 and 0 < eps < 0.5 (have %g, "
+                    "%g, %g)",
                     s->beta0, s->beta1, s->eps);
   return APS_OK;
 }
@@ -206,6 +216,8 @@ gr_tensor aps_prior_neg_elbo(gr_graph *g, const aps_sde *s, aps_eps_builder eps,
                              gr_tensor t, gr_tensor e_t, gr_tensor e_1, gr_tensor e_0) {
   gr_shape sx = gr_tensor_shape(g, x);
   int64_t n = sx.d[0];
+  if (n < 1 || gr_graph_status(g) != APS_OK) /* x failed to build (a shape too large): the graph holds the error */
+    return x;
   double dim = (double)(gr_shape_count(sx) / n), log2pi = log(2.0 * M_PI);
   double z = aps_sde_importance_z(s), a_eps = aps_sde_alpha(s, s->eps), s_eps = aps_sde_sigma(s, s->eps);
   double s_q = s_eps / a_eps;
@@ -261,7 +273,7 @@ aps_status aps_prior_open(const char *path, const aps_runner_desc *device, int b
     s = aps_prior_config_from_file(st, cfg);
   if (s == APS_OK && (s = build(cfg, batch, g)) != APS_OK)
     aps_fail_context(s, "%s: ", path);
-  if (s == APS_OK)
+  if (s == APS_OK && (s = gr_st_check_params(*g, st)) == APS_OK) /* before any allocation */
     s = aps_runner_create(*g, device, r);
   if (s == APS_OK)
     s = aps_runner_load(*r, st);

@@ -25,6 +25,15 @@ aps_status aps_runner_create(const gr_graph *g, const aps_runner_desc *desc, aps
   r->g = g;
   aps_status s = gr_device_open(&(gr_device_desc){.request = d.device, .vulkan = d.vulkan, .quiet = 1}, &r->dev);
   rt_device *vk = s == APS_OK ? gr_device_vulkan(r->dev) : NULL;
+  /* A budget before building: weights that cannot fit the device are refused before the
+   * plan allocates anything (with the weights' gradients and Adam moments a training
+   * graph holds them several times over, so this is a floor, not the peak). */
+  gr_stats st;
+  gr_graph_get_stats(g, &st);
+  uint64_t need = (uint64_t)st.param_floats * sizeof(float), have = s == APS_OK ? gr_device_memory_bytes(r->dev) : 0;
+  if (s == APS_OK && have && need > have / 2)
+    s = aps_fail(APS_ERR_OUT_OF_MEMORY, "the graph's %u parameters take %.2f GiB, over half of the %.2f GiB of %s",
+                 st.params, need / 1073741824.0, have / 1073741824.0, gr_device_name(r->dev));
   if (s == APS_OK && !vk && d.f16_storage)
     s = aps_fail(APS_ERR_UNSUPPORTED, "fp16 storage is an option of Vulkan plans; the CPU device%s stores fp32 "
                  "(choose a Vulkan device with --device)", gr_device_automatic(r->dev) ? ", chosen as no GPU was found," : "");

@@ -77,6 +77,12 @@ aps_status aps_prior_sample(aps_runner *r, const aps_prior_config *c, int batch,
     for (int64_t i = 0; i < n; i++)
       x[i] = (float)((x[i] - sg * eps[i]) / a);
   }
+  /* Finite outputs only: broken weights or an absurd SDE must not become a black PNG. */
+  for (int64_t i = 0; st == APS_OK && i < n; i++)
+    if (!isfinite(x[i]))
+      st = aps_fail(APS_ERR_FORMAT, "sampler: sample %lld of the batch holds %s after %d %s steps (the prior's "
+                    "weights or SDE give non-finite values)", (long long)(i / (n / batch)), isnan(x[i]) ? "NaN" : "Inf",
+                    steps, aps_sampler_name(kind));
   free(eps), free(d1), free(x2), free(tbuf);
   return st;
 }

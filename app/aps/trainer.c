@@ -1,11 +1,10 @@
 #include "trainer.h"
 
 #include "aps_clock.h"
+#include "aps_file.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
-#include <libgen.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -19,26 +18,65 @@ static void on_sigint(int sig) {
   interrupted = 1;
 }
 
-/* Removes "<path>.tmp.*" left by a run that was killed while writing. */
-static void remove_stale_temporaries(const char *path) {
-  char *copy1 = strdup(path), *copy2 = strdup(path);
-  if (!copy1 || !copy2) {
-    free(copy1), free(copy2);
-    return;
+/* The loss log is kept in memory and replaced whole (aps_file_write_atomic) before every
+ * checkpoint, every 30 s and at the end: a kill leaves the last complete log, and because it
+ * is written before the checkpoint it never ends before the checkpoint's step. */
+typedef struct loss_log {
+  const char *path;
+  char *text;
+  size_t n, cap;
+  double written_at;
+} loss_log;
+
+static const char LOG_HEADER[] = "step,loss,grad_norm,lr,seconds\n";
+
+static aps_status log_append(loss_log *l, const char *line, size_t len) {
+  if (l->n + len + 1 > l->cap) {
+    size_t cap = l->cap ? l->cap : 4096;
+    while (cap < l->n + len + 1)
+      cap *= 2;
+    char *grown = realloc(l->text, cap);
+    if (!grown)
+      return aps_fail(APS_ERR_OUT_OF_MEMORY, "%s: out of host memory for the loss log", l->path);
+    l->text = grown, l->cap = cap;
   }
-  const char *dir = dirname(copy1), *base = basename(copy2);
-  DIR *d = opendir(dir);
-  char prefix[512], full[1024];
-  snprintf(prefix, sizeof prefix, "%s.tmp.", base);
-  for (struct dirent *e; d && (e = readdir(d));)
-    if (!strncmp(e->d_name, prefix, strlen(prefix))) {
-      snprintf(full, sizeof full, "%s/%s", dir, e->d_name);
-      if (unlink(full) == 0)
-        fprintf(stderr, "aps: removed %s, left by an interrupted run\n", full);
-    }
-  if (d)
-    closedir(d);
-  free(copy1), free(copy2);
+  memcpy(l->text + l->n, line, len);
+  l->n += len;
+  l->text[l->n] = 0;
+  return APS_OK;
+}
+
+/* A resumed run keeps the old log's rows up to the checkpoint's step: the steps after it run
+ * again and would otherwise appear twice. */
+static aps_status log_open(loss_log *l, const char *path, int resume, int step) {
+  l->path = path;
+  APS_TRY(log_append(l, LOG_HEADER, sizeof LOG_HEADER - 1));
+  if (!resume || access(path, F_OK))
+    return APS_OK;
+  unsigned char *old = NULL;
+  size_t size = 0;
+  APS_TRY(aps_file_read(path, (uint64_t)1 << 32, &old, &size));
+  aps_status s = APS_OK;
+  char *line = strchr((char *)old, '\n');
+  while (s == APS_OK && line && *++line) {
+    char *next = strchr(line, '\n'), *end;
+    long at = strtol(line, &end, 10);
+    if (end == line || *end != ',' || !next)
+      break; /* a torn last row of an older aps: dropped */
+    if (at >= 1 && at <= step)
+      s = log_append(l, line, (size_t)(next - line + 1));
+    line = next;
+  }
+  free(old);
+  return s;
+}
+
+static aps_status log_write(loss_log *l) {
+  if (!l->path)
+    return APS_OK;
+  l->written_at = aps_now_s();
+  aps_status s = aps_file_write_atomic(l->path, &(aps_file_part){l->text, l->n}, 1);
+  return s == APS_OK ? s : aps_fail_context(s, "the loss log: ");
 }
 
 static aps_status save(aps_runner *r, const aps_train_desc *d, int step) {
@@ -108,21 +146,22 @@ aps_status aps_train(aps_runner *r, const aps_train_desc *d, aps_train_result *o
   if (d->steps < 1 || !d->feed || (d->resume && !d->checkpoint))
     return aps_fail(APS_ERR_INVALID_ARG, "trainer: need steps >= 1, a feed function%s",
                     d->resume ? " and a checkpoint path to resume from" : "");
+  const char *names[] = {"the model file", "the checkpoint", "the loss log"};
+  const char *paths[] = {d->output, d->checkpoint, d->csv};
+  APS_TRY(aps_file_check_outputs(names, paths, 3));
   int step = 0;
   if (d->checkpoint)
-    remove_stale_temporaries(d->checkpoint);
+    aps_file_remove_stale_temporaries(d->checkpoint);
   if (d->resume) {
     APS_TRY(restore(r, d, &step));
     if (!d->quiet)
       fprintf(stderr, "aps: resumed from %s at step %d\n", d->checkpoint, step);
   }
-  FILE *csv = NULL;
-  if (d->csv) {
-    csv = fopen(d->csv, d->resume ? "a" : "w");
-    if (!csv)
-      return aps_fail(APS_ERR_IO, "%s: cannot open the loss log: %s", d->csv, strerror(errno));
-    if (!d->resume)
-      fprintf(csv, "step,loss,grad_norm,lr,seconds\n");
+  loss_log csv = {0};
+  aps_status s = d->csv ? log_open(&csv, d->csv, d->resume, step) : APS_OK;
+  if (s != APS_OK) {
+    free(csv.text);
+    return s;
   }
   struct sigaction sa = {.sa_handler = on_sigint}, old;
   sigemptyset(&sa.sa_mask);
@@ -131,7 +170,6 @@ aps_status aps_train(aps_runner *r, const aps_train_desc *d, aps_train_result *o
   int tty = !d->quiet && isatty(STDERR_FILENO);
   double t0 = aps_now_s(), last_print = 0;
   out->first_step = step + 1;
-  aps_status s = APS_OK;
   int has_norm = aps_runner_has(r, "grad_norm");
   while (step < d->steps && !interrupted) {
     step++;
@@ -150,17 +188,20 @@ aps_status aps_train(aps_runner *r, const aps_train_desc *d, aps_train_result *o
     double elapsed = aps_now_s() - t0;
     out->last_step = step;
     out->last_loss = loss;
-    if (csv)
-      fprintf(csv, "%d,%.6g,%.6g,%.6g,%.3f\n", step, loss, norm, lr, elapsed);
+    if (d->csv) {
+      char row[160];
+      int len = snprintf(row, sizeof row, "%d,%.6g,%.6g,%.6g,%.3f\n", step, loss, norm, lr, elapsed);
+      if ((s = log_append(&csv, row, (size_t)len)) != APS_OK ||
+          (aps_now_s() - csv.written_at > 30.0 && (s = log_write(&csv)) != APS_OK))
+        break;
+    }
     int done = step == d->steps;
     if (!d->quiet && (done || (tty ? elapsed - last_print > 0.25 : elapsed - last_print > 30.0 || step == out->first_step))) {
       progress(d, tty, step, loss, (step - out->first_step + 1) / elapsed, elapsed);
       last_print = elapsed;
     }
     if (d->checkpoint && (done || interrupted || (d->checkpoint_every > 0 && step % d->checkpoint_every == 0))) {
-      if (csv)
-        fflush(csv);
-      if ((s = save(r, d, step)) != APS_OK)
+      if ((s = log_write(&csv)) != APS_OK || (s = save(r, d, step)) != APS_OK)
         break;
     }
   }
@@ -169,8 +210,15 @@ aps_status aps_train(aps_runner *r, const aps_train_desc *d, aps_train_result *o
   sigaction(SIGINT, &old, NULL);
   out->interrupted = interrupted && s == APS_OK;
   out->seconds = aps_now_s() - t0;
-  if (csv && fclose(csv) != 0 && s == APS_OK)
-    s = aps_fail(APS_ERR_IO, "%s: writing the loss log: %s", d->csv, strerror(errno));
+  if (s == APS_OK) {
+    s = log_write(&csv);
+  } else if (d->csv) { /* the rows up to a failure (a NaN loss) are kept; the failure's message too */
+    char *why = strdup(aps_last_error());
+    if (log_write(&csv) != APS_OK && why)
+      aps_fail(s, "%s", why);
+    free(why);
+  }
+  free(csv.text);
   if (out->interrupted && d->checkpoint)
     fprintf(stderr, "aps: interrupted at step %d; checkpoint %s saved (continue with --resume)\n", step, d->checkpoint);
   return s;

@@ -8,7 +8,9 @@
  * config), "aps.step" and "aps.rng" (the host generator's state after that step), so a
  * resumed run continues exactly where the checkpoint was written. Checkpoints are written
  * to a temporary file, fsync'd and renamed; stale temporary files of a killed run are
- * removed at start. A run whose loss becomes NaN/Inf stops with an error and does not
+ * removed at start. Every output is checked first (aps_file_check_outputs). The CSV log is
+ * replaced whole, atomically, before each checkpoint, every 30 s and at the end; a resumed
+ * run keeps its rows up to the checkpoint's step, so no step appears twice. A run whose loss becomes NaN/Inf stops with an error and does not
  * write a checkpoint over good weights. */
 #ifndef APS_TRAINER_H
 #define APS_TRAINER_H
@@ -23,7 +25,9 @@ typedef struct aps_train_desc {
   const char *checkpoint;    /* path; NULL: no checkpoints */
   int checkpoint_every;      /* steps between checkpoints; 0 = only at the end */
   int resume;                /* continue from `checkpoint` (which must exist) */
-  const char *csv;           /* NULL: no log; appended to on resume */
+  const char *csv;           /* NULL: no log; on resume, continued after the checkpoint's step */
+  const char *output;        /* the model file the caller writes after training (NULL: none):
+                                checked, with the others, to be a distinct regular file */
   const gr_st_meta *meta;    /* the model's metadata, checked to match on resume */
   uint32_t n_meta;
   uint64_t *rng;             /* the caller's host generator state, saved and restored */

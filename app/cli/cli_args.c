@@ -1,5 +1,6 @@
 #include "cli_args.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -18,6 +19,8 @@ static int number(const char *command, const cli_arg *a, const char *text) {
   errno = 0;
   double v = strtod(text, &end);
   if (a->kind == CLI_INT && strpbrk(text, "xXpP")) /* strtod reads hexadecimal: not an integer here */
+    end = (char *)text;
+  if (isspace((unsigned char)text[0])) /* strtod skips it; a value is the number alone */
     end = (char *)text;
   if (end == text || *end || errno || !isfinite(v) || (a->kind == CLI_INT && v != floor(v)) || v < a->min ||
       v > a->max) {

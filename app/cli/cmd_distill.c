@@ -109,6 +109,7 @@ int cmd_distill(const cli_options *o, int argc, char **argv) {
                          .checkpoint_every = every,
                          .resume = resume,
                          .csv = csv,
+                         .output = out,
                          .meta = meta,
                          .n_meta = APS_DISTILL_META,
                          .rng = aps_distill_run_rng(run),

@@ -3,7 +3,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
+#include "aps_file.h"
 #include "cli.h"
 #include "cli_args.h"
 #include "dataset.h"
@@ -34,8 +36,16 @@ int cmd_prior_sample(const cli_options *o, int argc, char **argv) {
     cli_args_usage("prior-sample", args, nargs);
     return 2;
   }
+  /* Outputs are checked before any work (aps_file.h); --out over --model would destroy it. */
+  struct stat ms, os;
+  if (aps_file_check_target(out, "--out") != APS_OK ||
+      (stat(model, &ms) == 0 && stat(out, &os) == 0 && ms.st_dev == os.st_dev && ms.st_ino == os.st_ino &&
+       aps_fail(APS_ERR_INVALID_ARG, "--out %s is the --model file; writing the PNG would destroy it", out))) {
+    fprintf(stderr, "aps prior-sample: %s\n", aps_last_error());
+    return 2;
+  }
   batch = batch < count ? batch : count;
-  aps_prior_config cfg;
+  aps_prior_config cfg = {0}; /* read below even when opening failed */
   gr_graph *g = NULL;
   aps_runner *r = NULL;
   aps_status s = aps_prior_open(model, &(aps_runner_desc){.device = o->device, .f16_storage = f16}, batch,
@@ -47,7 +57,8 @@ int cmd_prior_sample(const cli_options *o, int argc, char **argv) {
     s = aps_fail(APS_ERR_OUT_OF_MEMORY, "out of host memory");
   uint64_t rng = 0x853c49e6748fea9bull ^ (uint64_t)seed;
   for (int done = 0; s == APS_OK && done < count; done += batch) {
-    s = aps_prior_sample(r, &cfg, batch, (aps_sampler)kind, steps, &rng, all + done * per);
+    if ((s = aps_prior_sample(r, &cfg, batch, (aps_sampler)kind, steps, &rng, all + done * per)) != APS_OK)
+      aps_fail_context(s, "%s: ", model);
     fprintf(stderr, "aps: %d/%d samples\n", done + batch < count ? done + batch : count, count);
   }
   if (s == APS_OK)
@@ -85,7 +96,7 @@ int cmd_elbo(const cli_options *o, int argc, char **argv) {
     cli_args_usage("elbo", args, nargs);
     return 2;
   }
-  aps_prior_config cfg;
+  aps_prior_config cfg = {0}; /* read below even when opening failed */
   gr_graph *g = NULL;
   aps_runner *r = NULL;
   aps_dataset *ds = NULL;
@@ -97,7 +108,8 @@ int cmd_elbo(const cli_options *o, int argc, char **argv) {
             ? aps_dataset_load_fashion_mnist(NULL, !strcmp(split, "train"), &ds)
             : aps_dataset_load(data, cfg.unet.image_size, cfg.unet.image_channels, &ds);
   if (s == APS_OK)
-    s = aps_elbo_estimate(r, &cfg, batch, ds, limit, draws, (uint64_t)seed, &res);
+    if ((s = aps_elbo_estimate(r, &cfg, batch, ds, limit, draws, (uint64_t)seed, &res)) != APS_OK)
+      aps_fail_context(s, "%s: ", model);
   if (s == APS_OK) {
     long long images = (long long)(res.samples / draws);
     if (o->json)

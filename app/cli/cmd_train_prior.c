@@ -99,6 +99,7 @@ int cmd_train_prior(const cli_options *o, int argc, char **argv) {
                          .checkpoint_every = every,
                          .resume = resume,
                          .csv = csv,
+                         .output = out,
                          .meta = meta,
                          .n_meta = APS_PRIOR_META + 1,
                          .rng = &f.rng,

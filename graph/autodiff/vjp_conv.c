@@ -52,7 +52,8 @@ int gr_vjp_conv2d(gr_graph *g, const gr_node *n, gr_tensor gy, gr_tensor *d) {
   }
   if (n->ia[4] != GR_PAD_ZERO && pad > 0)
     return 0;
-  gr_tensor x = n->inputs[0], w = n->inputs[1];
+  /* n may point into g's node array, which the builders below can move (realloc): read it now. */
+  gr_tensor x = n->inputs[0], w = n->inputs[1], bias = n->n_inputs > 2 ? n->inputs[2] : 0;
   gr_shape sx = SHAPE(x), sw = SHAPE(w);
   const gr_conv2d_desc desc = {.stride = stride, .padding = pad, .dilation = dil, .groups = groups};
   d[1] = gr_conv2d_wgrad(g, x, gy, (int)sw.d[2], (int)sw.d[3], &desc);
@@ -69,7 +70,9 @@ int gr_vjp_conv2d(gr_graph *g, const gr_node *n, gr_tensor gy, gr_tensor *d) {
   wt = gr_reshape(g, gr_permute(g, wt, (const int[4]){0, 2, 1, 3}), GR_SHAPE(groups * ig, og, sw.d[2], sw.d[3]));
   gr_tensor wf = gr_flip(g, wt, 12u); /* KH and KW */
   d[0] = gr_conv2d(g, up, wf, 0, &(gr_conv2d_desc){.dilation = dil, .groups = groups});
-  if (n->n_inputs > 2)
-    d[2] = gr_reshape(g, gr_reduce_op(g, GR_SUM, gy, 13u), SHAPE(n->inputs[2]));
+  if (bias) { /* the sum first: building it may move g->t, which SHAPE reads */
+    gr_tensor sum = gr_reduce_op(g, GR_SUM, gy, 13u);
+    d[2] = gr_reshape(g, sum, SHAPE(bias));
+  }
   return 1;
 }

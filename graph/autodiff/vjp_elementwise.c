@@ -68,8 +68,9 @@ int gr_vjp_binary(gr_graph *g, const gr_node *n, gr_tensor gy, gr_tensor *d) {
   gr_tensor a = n->inputs[0], b = n->inputs[1];
   if (n->ia[0] == GR_MAX || n->ia[0] == GR_MIN) { /* b wins where b > a (max), b < a (min) */
     gr_tensor other = gr_vjp_positive(g, n->ia[0] == GR_MAX ? gr_sub(g, b, a) : gr_sub(g, a, b));
-    d[0] = gr_vjp_unbroadcast(g, gr_where(g, other, zero(g), gy), SHAPE(a));
-    d[1] = gr_vjp_unbroadcast(g, gr_where(g, other, gy, zero(g)), SHAPE(b));
+    gr_shape sa = SHAPE(a), sb = SHAPE(b); /* copies: the builders below may move g->t */
+    d[0] = gr_vjp_unbroadcast(g, gr_where(g, other, zero(g), gy), sa);
+    d[1] = gr_vjp_unbroadcast(g, gr_where(g, other, gy, zero(g)), sb);
     return 1;
   }
   switch ((gr_binary)n->ia[0]) {
@@ -90,8 +91,9 @@ int gr_vjp_binary(gr_graph *g, const gr_node *n, gr_tensor gy, gr_tensor *d) {
 /* Nothing to the mask. */
 int gr_vjp_where(gr_graph *g, const gr_node *n, gr_tensor gy, gr_tensor *d) {
   gr_tensor mask = n->inputs[0];
-  d[1] = gr_vjp_unbroadcast(g, gr_where(g, mask, gy, zero(g)), SHAPE(n->inputs[1]));
-  d[2] = gr_vjp_unbroadcast(g, gr_where(g, mask, zero(g), gy), SHAPE(n->inputs[2]));
+  gr_shape s1 = SHAPE(n->inputs[1]), s2 = SHAPE(n->inputs[2]); /* copies: the builders may move g->t */
+  d[1] = gr_vjp_unbroadcast(g, gr_where(g, mask, gy, zero(g)), s1);
+  d[2] = gr_vjp_unbroadcast(g, gr_where(g, mask, zero(g), gy), s2);
   return 1;
 }
 

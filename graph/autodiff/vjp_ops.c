@@ -9,8 +9,9 @@
 /* dA = G Bᵀ, dB = Aᵀ G, summed over broadcast batches */
 int gr_vjp_matmul(gr_graph *g, const gr_node *n, gr_tensor gy, gr_tensor *d) {
   gr_tensor a = n->inputs[0], b = n->inputs[1];
-  d[0] = gr_vjp_unbroadcast(g, gr_matmul(g, gy, b, 0, 1), SHAPE(a));
-  d[1] = gr_vjp_unbroadcast(g, gr_matmul(g, a, gy, 1, 0), SHAPE(b));
+  gr_shape sa = SHAPE(a), sb = SHAPE(b); /* copies: the builders below may move g->t */
+  d[0] = gr_vjp_unbroadcast(g, gr_matmul(g, gy, b, 0, 1), sa);
+  d[1] = gr_vjp_unbroadcast(g, gr_matmul(g, a, gy, 1, 0), sb);
   return 1;
 }
 

@@ -23,13 +23,15 @@ enum { PAR_MIN = GR_FAST_PAR_MIN };
 static inline float fast_exp(float x) {
   x = x < -87.0f ? -87.0f : x > 88.0f ? 88.0f : x; /* (fminf is a libm call: no vectors) */
   float t = x * 1.44269504f + 12582912.0f; /* rounds x/ln2 to an integer in t's low bits */
-  int32_t k;
+  /* Unsigned: a NaN input passes the clamp and leaves any bits in t; signed arithmetic on
+   * them (k + 127, << 23) would be undefined behaviour. The result is NaN through p. */
+  uint32_t k;
   memcpy(&k, &t, sizeof k);
-  k -= 0x4B400000;
+  k -= 0x4B400000u;
   float kf = t - 12582912.0f;
   float r = x - kf * 0.693145752f - kf * 1.42860677e-6f;
   float p = 1.0f + r * (1.0f + r * (0.5f + r * (1.0f / 6 + r * (1.0f / 24 + r * (1.0f / 120 + r * (1.0f / 720))))));
-  int32_t e = (k + 127) << 23;
+  uint32_t e = (k + 127u) << 23;
   float s;
   memcpy(&s, &e, sizeof s);
   return p * s;

@@ -57,5 +57,15 @@ static aps_status load(void *target, set_fn set, const gr_graph *g, const gr_st 
   return APS_OK;
 }
 
+aps_status gr_st_check_params(const gr_graph *g, const gr_st *st) {
+  if (!g || !st)
+    return aps_fail(APS_ERR_INVALID_ARG, "checking parameters: NULL %s", !g ? "graph" : "file");
+  APS_TRY(gr_graph_status(g));
+  gr_tensor t;
+  for (uint32_t i = 0; (t = gr_param_at(g, i)); i++)
+    APS_TRY(check_param(g, t, st));
+  return APS_OK;
+}
+
 aps_status gr_plan_load(gr_plan *p, const gr_st *st) { return load(p, set_plan, gr_plan_graph(p), st); }
 aps_status gr_cpu_load(gr_cpu *c, const gr_st *st) { return load(c, set_cpu, gr_cpu_graph(c), st); }

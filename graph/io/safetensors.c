@@ -13,6 +13,7 @@
 #include "safetensors.h"
 
 #include "json.h"
+#include "aps_file.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "safetensors.c hands out file bytes as floats: it assumes a little-endian host"
@@ -310,31 +311,11 @@ static aps_status make_floats(gr_st *st) {
 
 /* ------------------------------------------------------------------ opening */
 
+/* The file rule (aps_file.h): a regular file, opened without blocking, at most 16 GiB. */
 static aps_status read_file(gr_st *st) {
-  const char *path = st->path;
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
-    return aps_fail(APS_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-  struct stat sb;
-  aps_status s = APS_OK;
-  if (fstat(fd, &sb))
-    s = aps_fail(APS_ERR_IO, "%s: cannot stat: %s", path, strerror(errno));
-  else if (!S_ISREG(sb.st_mode))
-    s = aps_fail(APS_ERR_IO, "%s: not a regular file", path);
-  else if ((uint64_t)sb.st_size > SIZE_MAX - 1 || !(st->buf = malloc((size_t)sb.st_size + 1)))
-    s = aps_fail(APS_ERR_OUT_OF_MEMORY, "%s: out of host memory reading %" PRId64 " bytes", path,
-                 (int64_t)sb.st_size);
-  st->size = s == APS_OK ? (uint64_t)sb.st_size : 0;
-  for (uint64_t got = 0; s == APS_OK && got < st->size;) {
-    ssize_t r = read(fd, st->buf + got, (size_t)(st->size - got));
-    if (r < 0 && errno == EINTR)
-      continue;
-    if (r <= 0)
-      s = aps_fail(APS_ERR_IO, "%s: read failed after %" PRIu64 " of %" PRIu64 " bytes: %s", path, got, st->size,
-                   r < 0 ? strerror(errno) : "the file got shorter");
-    got += r > 0 ? (uint64_t)r : 0;
-  }
-  close(fd);
+  size_t size = 0;
+  aps_status s = aps_file_read(st->path, (uint64_t)1 << 34, &st->buf, &size);
+  st->size = size;
   return s;
 }
 

@@ -58,6 +58,10 @@ aps_status gr_st_write(const char *path, const gr_st_tensor *t, uint32_t n, cons
  * All parameters are checked first (present, same shape, finite values, else an error
  * naming the first one at fault), then set, so a failed load changes nothing. Tensors in st that are not
  * parameters of the graph are ignored. */
+/* Checks that the file holds every parameter of g with g's shape, finite, before anything is
+ * allocated for g (a budget: a config that disagrees with its weights is refused in
+ * milliseconds, naming the file and tensor, not after gigabytes of arena). */
+aps_status gr_st_check_params(const gr_graph *g, const gr_st *st);
 aps_status gr_plan_load(gr_plan *p, const gr_st *st);
 aps_status gr_cpu_load(gr_cpu *c, const gr_st *st);
 

@@ -32,6 +32,10 @@ leftovers=$(find "$dir" -name '*.tmp.*')
 # The log continues after the checkpoint's step, and the saved model samples.
 tail -n +2 "$dir/m.safetensors.csv" | awk -F, -v from="$from" 'BEGIN{ok=0} $1 == from + 1 {ok=1} END{exit !ok}' ||
   { echo "FAIL: the loss log does not continue at step $((from + 1))"; exit 1; }
+# ... and holds every step once, in order: the rows past the checkpoint that the killed run had
+# logged were cut on resume (they run again).
+tail -n +2 "$dir/m.safetensors.csv" | awk -F, 'NR != $1 {exit 1} END {exit NR != 40}' ||
+  { echo "FAIL: the loss log repeats or skips steps"; cut -d, -f1 "$dir/m.safetensors.csv" | tr '\n' ' '; exit 1; }
 "$aps" --device cpu prior-sample --model "$dir/m.safetensors" --out "$dir/s.png" --n 4 --steps 3 >/dev/null 2>&1 ||
   { echo "FAIL: sampling the resumed model"; exit 1; }
 echo "ok"

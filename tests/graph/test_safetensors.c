@@ -475,11 +475,11 @@ TEST_CASE(write_errors) {
         "duplicate metadata: %s", aps_last_error());
   CHECK(same_file(path, old, size), "the old file changed");
 
-  /* The rename fails: the target is a non-empty folder. */
+  /* The target is a non-empty folder: refused before anything is written (aps_file.h). */
   const char *target = tmp_path("target");
   mkdir(target, 0755);
   put_file(tmp_path("target/keep"), "k", 1);
-  CHECK(gr_st_write(target, &t, 1, NULL, 0) == APS_ERR_IO && strstr(aps_last_error(), "rename"), "rename: %s",
+  CHECK(gr_st_write(target, &t, 1, NULL, 0) == APS_ERR_IO && strstr(aps_last_error(), "is a folder"), "folder: %s",
         aps_last_error());
   CHECK(count_entries(dir) == 2 && count_entries(target) == 1, "a temporary was left behind");
 

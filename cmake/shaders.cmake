@@ -1,5 +1,6 @@
 # Compiles every shaders/*.comp to SPIR-V with glslangValidator (and a second time with
-# -DAPS_F16 as <name>_f16 when it includes storage.glsl), checks it with spirv-val,
+# -DAPS_F16 as <name>_f16 when it includes storage.glsl, and with -DAPS_FEW_BINDINGS as
+# <name>_b4 when it includes epilogue.glsl), checks it with spirv-val,
 # and embeds the words in a static library together with a name -> words table
 # (aps_shader_table in runtime/shader_table.h). No compiler is vendored; no network is used.
 function(aps_add_shaders target dir)
@@ -17,12 +18,20 @@ function(aps_add_shaders target dir)
     if(f16)
       list(APPEND variants ${name}_f16)
     endif()
+    # One that includes epilogue.glsl also gets <name>_b4, whose fusion operands alias its
+    # first bindings: 4 storage buffers per stage at most (Vulkan's minimum).
+    file(STRINGS ${comp} few REGEX "^#include \"epilogue.glsl\"")
+    if(few)
+      list(APPEND variants ${name}_b4)
+    endif()
     foreach(variant ${variants})
       set(spv ${outdir}/${variant}.spv)
       set(csrc ${outdir}/${variant}.spv.c)
       set(defines "")
-      if(NOT variant STREQUAL name)
+      if(variant STREQUAL ${name}_f16)
         set(defines -DAPS_F16)
+      elseif(variant STREQUAL ${name}_b4)
+        set(defines -DAPS_FEW_BINDINGS)
       endif()
       add_custom_command(
         OUTPUT ${csrc}

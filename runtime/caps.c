@@ -129,6 +129,8 @@ void rt_caps_probe(VkPhysicalDevice pd, rt_caps *c) {
     c->max_workgroup_count[i] = l->maxComputeWorkGroupCount[i];
   }
   c->max_push_constants_size = l->maxPushConstantsSize;
+  c->max_storage_buffers = l->maxPerStageDescriptorStorageBuffers;
+  snprintf(c->limits, sizeof c->limits, "device");
   c->timestamp_period_ns = l->timestampPeriod;
   probe_memory(pd, c);
   if (base.apiVersion < VK_API_VERSION_1_2)
@@ -207,4 +209,37 @@ void rt_caps_apply_quirks(rt_caps *c) {
     c->unified_memory = 0;
   if (c->quirks[RT_QUIRK_NO_FP16_STORAGE])
     c->fp16_storage = 0;
+}
+
+static void clamp32(uint32_t *v, uint32_t max) {
+  if (*v > max)
+    *v = max;
+}
+
+/* APS_LIMITS=vulkan-min: the Vulkan 1.1 spec's required minimums (Table "Required Limits"),
+ * so that kernel choice and plans can be exercised on lavapipe as on the smallest conformant
+ * GPU. Only ever lowers a limit or turns a feature off; the device itself is unchanged. */
+aps_status rt_caps_apply_limits(rt_caps *c) {
+  const char *want = getenv("APS_LIMITS");
+  if (!want || !*want || !strcmp(want, "device"))
+    return APS_OK;
+  if (strcmp(want, "vulkan-min") != 0)
+    return aps_fail(APS_ERR_INVALID_ARG, "APS_LIMITS='%s' is not a limits profile (known: device, vulkan-min)", want);
+  snprintf(c->limits, sizeof c->limits, "vulkan-min");
+  clamp32(&c->max_shared_memory, 16384);
+  clamp32(&c->max_workgroup_invocations, 128);
+  clamp32(&c->max_workgroup_size[0], 128);
+  clamp32(&c->max_workgroup_size[1], 128);
+  clamp32(&c->max_workgroup_size[2], 64);
+  for (int i = 0; i < 3; i++)
+    clamp32(&c->max_workgroup_count[i], 65535);
+  clamp32(&c->max_push_constants_size, 128);
+  clamp32(&c->max_storage_buffers, 4);
+  if (c->max_storage_buffer_range > (1u << 27))
+    c->max_storage_buffer_range = 1u << 27;
+  /* No fp16 or int8 arithmetic or storage, no cooperative matrices: none is required. */
+  c->fp16_storage = c->fp16_arithmetic = c->int8_storage = c->int8_arithmetic = 0;
+  c->coopmat = 0;
+  c->coopmat_shape_count = 0;
+  return APS_OK;
 }

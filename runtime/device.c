@@ -75,6 +75,7 @@ static aps_status list_devices(rt_instance *inst, rt_device_list *out, VkPhysica
   for (uint32_t i = 0; i < n; i++) {
     rt_caps_probe(handles[i], &out->caps[i]);
     rt_caps_apply_quirks(&out->caps[i]);
+    APS_TRY(rt_caps_apply_limits(&out->caps[i]));
   }
   return APS_OK;
 }

@@ -38,8 +38,50 @@ void rt_kernels_destroy(rt_device *dev) {
   }
 }
 
-static aps_status create_pipeline(rt_device *dev, rt_kernel *k, const aps_shader_entry *e,
-                                  const rt_reflection *refl) {
+/* Every pipeline is checked against the caps before it is made, so that a kernel never
+ * exceeds a device's limits silently (or, with APS_LIMITS, the profile's). */
+static aps_status check_limits(const rt_caps *c, const char *shader, const rt_kernel_info *i) {
+  const char *dev = c->name, *prof = c->limits;
+  if (i->binding_count > c->max_storage_buffers)
+    return aps_fail(APS_ERR_UNSUPPORTED,
+                    "shader %s needs %u storage buffers per stage; %s (limits %s) allows %u "
+                    "(maxPerStageDescriptorStorageBuffers)",
+                    shader, i->binding_count, dev, prof, c->max_storage_buffers);
+  uint64_t inv = (uint64_t)i->local_size[0] * i->local_size[1] * i->local_size[2];
+  if (inv > c->max_workgroup_invocations)
+    return aps_fail(APS_ERR_UNSUPPORTED,
+                    "shader %s has workgroups of %llu invocations; %s (limits %s) allows %u "
+                    "(maxComputeWorkGroupInvocations)",
+                    shader, (unsigned long long)inv, dev, prof, c->max_workgroup_invocations);
+  for (int d = 0; d < 3; d++)
+    if (i->local_size[d] > c->max_workgroup_size[d])
+      return aps_fail(APS_ERR_UNSUPPORTED,
+                      "shader %s has local_size_%c %u; %s (limits %s) allows %u (maxComputeWorkGroupSize[%d])",
+                      shader, "xyz"[d], i->local_size[d], dev, prof, c->max_workgroup_size[d], d);
+  if (i->shared_bytes > c->max_shared_memory)
+    return aps_fail(APS_ERR_UNSUPPORTED,
+                    "shader %s needs %u bytes of shared memory; %s (limits %s) allows %u "
+                    "(maxComputeSharedMemorySize)",
+                    shader, i->shared_bytes, dev, prof, c->max_shared_memory);
+  if (i->push_size > c->max_push_constants_size)
+    return aps_fail(APS_ERR_UNSUPPORTED,
+                    "shader %s needs %u bytes of push constants; %s (limits %s) allows %u (maxPushConstantsSize)",
+                    shader, i->push_size, dev, prof, c->max_push_constants_size);
+  return APS_OK;
+}
+
+aps_status rt_shader_info(const char *shader, rt_kernel_info *out) {
+  memset(out, 0, sizeof *out);
+  const aps_shader_entry *e = shader ? find_shader(shader) : NULL;
+  if (!e)
+    return aps_fail(APS_ERR_INVALID_ARG, "no shader named '%s' is built into aps", shader ? shader : "(null)");
+  rt_reflection refl;
+  APS_TRY(rt_reflect(e->words, *e->size, e->name, &refl));
+  *out = refl.info;
+  return APS_OK;
+}
+
+static aps_status create_pipeline(rt_device *dev, rt_kernel *k, const aps_shader_entry *e) {
   const rt_caps *c = &dev->caps;
   VkDescriptorSetLayoutBinding b[RT_MAX_BINDINGS];
   for (uint32_t i = 0; i < k->info.binding_count; i++)
@@ -51,9 +93,6 @@ static aps_status create_pipeline(rt_device *dev, rt_kernel *k, const aps_shader
       .pBindings = b,
   };
   RT_VK(vkCreateDescriptorSetLayout(dev->device, &dsl, NULL, &k->set_layout));
-  if (k->info.push_size > c->max_push_constants_size)
-    return aps_fail(APS_ERR_UNSUPPORTED, "shader %s needs %u bytes of push constants; %s allows %u", e->name,
-                    k->info.push_size, c->name, c->max_push_constants_size);
   VkPushConstantRange pcr = {VK_SHADER_STAGE_COMPUTE_BIT, 0, k->info.push_size};
   VkPipelineLayoutCreateInfo pl = {
       .sType = VK_STRUCTURE_TYPE_PIPELINE_LAYOUT_CREATE_INFO,
@@ -94,7 +133,6 @@ static aps_status create_pipeline(rt_device *dev, rt_kernel *k, const aps_shader
                 .pSpecializationInfo = n ? &spec : NULL},
       .layout = k->layout,
   };
-  (void)refl;
   double t0 = aps_now_ms();
   VkResult r = vkCreateComputePipelines(dev->device, dev->pipeline_cache, 1, &ci, NULL, &k->pipeline);
   dev->pipeline_stats.create_ms += aps_now_ms() - t0;
@@ -123,15 +161,15 @@ aps_status rt_kernel_get(rt_device *dev, const rt_kernel_desc *desc, rt_kernel *
   if (desc->f16_mask) { /* the fp16-storage variant of the same shader */
     char name[128];
     snprintf(name, sizeof name, "%s_f16", desc->shader);
-    if (!dev->caps.fp16_storage)
-      return aps_fail(APS_ERR_UNSUPPORTED, "shader %s: fp16 storage asked for, but %s lacks storageBuffer16BitAccess",
-                      desc->shader, dev->caps.name);
     if (desc->spec_count > RT_SPEC_F16_MASK)
       return aps_fail(APS_ERR_INVALID_ARG, "shader %s: constant_id %d holds the fp16 mask; %u constants given",
                       desc->shader, RT_SPEC_F16_MASK, desc->spec_count);
     if (!(e = find_shader(name)))
       return aps_fail(APS_ERR_UNSUPPORTED, "shader %s has no fp16-storage variant (it does not include storage.glsl)",
                       desc->shader);
+    if (!dev->caps.fp16_storage)
+      return aps_fail(APS_ERR_UNSUPPORTED, "shader %s: fp16 storage asked for, but %s lacks storageBuffer16BitAccess",
+                      desc->shader, dev->caps.name);
   }
   for (rt_kernel *k = dev->kernels; k; k = k->next)
     if (k->shader_name == e->name && same_desc(&k->desc, desc)) {
@@ -144,14 +182,16 @@ aps_status rt_kernel_get(rt_device *dev, const rt_kernel_desc *desc, rt_kernel *
   k->desc = *desc;
   k->desc.shader = k->shader_name = e->name;
   rt_reflection refl;
-  aps_status s = rt_reflect(e->words, *e->size, e->name, &refl);
+  aps_status s = rt_reflect_spec(e->words, *e->size, e->name, desc->spec, desc->spec_count, &refl);
   if (s == APS_OK) {
     k->info = refl.info;
     for (int d = 0; d < 3; d++)
       if (refl.local_size_spec[d] < desc->spec_count)
         k->info.local_size[d] = desc->spec[refl.local_size_spec[d]];
-    s = create_pipeline(dev, k, e, &refl);
+    s = check_limits(&dev->caps, e->name, &k->info);
   }
+  if (s == APS_OK)
+    s = create_pipeline(dev, k, e);
   if (s != APS_OK) {
     kernel_free(dev, k);
     return s;
@@ -163,5 +203,12 @@ aps_status rt_kernel_get(rt_device *dev, const rt_kernel_desc *desc, rt_kernel *
 }
 
 const rt_kernel_info *rt_kernel_get_info(const rt_kernel *k) { return &k->info; }
+
+uint32_t rt_kernel_count(const rt_device *dev, const char *shader) {
+  uint32_t n = 0;
+  for (const rt_kernel *k = dev->kernels; k; k = k->next)
+    n += shader && !strcmp(k->shader_name, shader);
+  return n;
+}
 
 void rt_pipeline_get_stats(const rt_device *dev, rt_pipeline_stats *out) { *out = dev->pipeline_stats; }

@@ -15,7 +15,7 @@ enum {
   DEC_SPEC_ID = 1, DEC_ARRAY_STRIDE = 6, DEC_BUILTIN = 11, DEC_NON_WRITABLE = 24,
   DEC_NON_READABLE = 25, DEC_BINDING = 33, DEC_SET = 34, DEC_OFFSET = 35,
   BUILTIN_WORKGROUP_SIZE = 25, MODE_LOCAL_SIZE = 17, MODE_LOCAL_SIZE_ID = 38,
-  SC_UNIFORM = 2, SC_PUSH_CONSTANT = 9, SC_STORAGE_BUFFER = 12,
+  SC_UNIFORM = 2, SC_WORKGROUP = 4, SC_PUSH_CONSTANT = 9, SC_STORAGE_BUFFER = 12,
   MAX_MEMBERS = 32,
 };
 
@@ -42,7 +42,7 @@ static uint32_t type_size(const id_info *ids, uint32_t bound, uint32_t t, int de
   case OP_TYPE_VECTOR:
   case OP_TYPE_MATRIX: return i->b * type_size(ids, bound, i->a, depth + 1);
   case OP_TYPE_ARRAY: {
-    uint32_t len = i->b < bound && ids[i->b].op == OP_CONSTANT ? ids[i->b].a : 0;
+    uint32_t len = i->b < bound && (ids[i->b].op == OP_CONSTANT || ids[i->b].op == OP_SPEC_CONSTANT) ? ids[i->b].a : 0;
     uint32_t stride = i->array_stride ? i->array_stride : type_size(ids, bound, i->a, depth + 1);
     return len * stride;
   }
@@ -77,6 +77,11 @@ static aps_status bad(const char *name, const char *what) {
 }
 
 aps_status rt_reflect(const uint32_t *w, size_t size, const char *name, rt_reflection *out) {
+  return rt_reflect_spec(w, size, name, NULL, 0, out);
+}
+
+aps_status rt_reflect_spec(const uint32_t *w, size_t size, const char *name, const uint32_t *spec,
+                           uint32_t spec_count, rt_reflection *out) {
   memset(out, 0, sizeof *out);
   for (int i = 0; i < 3; i++)
     out->local_size_spec[i] = UINT32_MAX;
@@ -133,6 +138,9 @@ aps_status rt_reflect(const uint32_t *w, size_t size, const char *name, rt_refle
       if (no >= 3 && o[1] < bound) {
         ids[o[1]].op = (uint16_t)op;
         ids[o[1]].a = o[2];
+        /* Decorations precede constants, so the SpecId is known here. */
+        if (op == OP_SPEC_CONSTANT && ids[o[1]].spec_id < spec_count)
+          ids[o[1]].a = spec[ids[o[1]].spec_id];
       }
       break;
     case OP_CONSTANT_COMPOSITE:
@@ -198,6 +206,8 @@ aps_status rt_reflect(const uint32_t *w, size_t size, const char *name, rt_refle
       continue;
     if (v->c == SC_PUSH_CONSTANT) {
       info->push_size = type_size(ids, bound, pointee, 0);
+    } else if (v->c == SC_WORKGROUP) {
+      info->shared_bytes += type_size(ids, bound, pointee, 0);
     } else if (v->c == SC_STORAGE_BUFFER || v->c == SC_UNIFORM) {
       if (v->set != 0 && v->set != UINT32_MAX)
         status = bad(name, "only descriptor set 0 is supported");

@@ -15,6 +15,9 @@
  *   APS_VALIDATE_SYNC=1                also synchronization validation
  *   APS_VULKAN_LIBRARY=<path>          load this Vulkan loader instead of libvulkan.so.1
  *   APS_QUIRK_<NAME>=0|1               override a quirk flag (see rt_quirk)
+ *   APS_LIMITS=device|vulkan-min       the limits kernels and plans must respect: the device's
+ *                                      own (default), or clamped to the Vulkan 1.1 required
+ *                                      minimums (rt_caps.limits names the profile in effect)
  *   XDG_CACHE_HOME                     the pipeline cache lives in $XDG_CACHE_HOME/aps/
  *   APS_PIPELINE_CACHE=0               do not read or write the on-disk pipeline cache
  *
@@ -101,6 +104,8 @@ typedef struct rt_caps {
   uint32_t max_workgroup_size[3];
   uint32_t max_workgroup_count[3];
   uint32_t max_push_constants_size;
+  uint32_t max_storage_buffers; /* maxPerStageDescriptorStorageBuffers */
+  char limits[16];              /* the APS_LIMITS profile in effect: "device" or "vulkan-min" */
 
   /* subgroups */
   uint32_t subgroup_size, min_subgroup_size, max_subgroup_size;
@@ -197,6 +202,7 @@ typedef struct rt_kernel_info {
   rt_access access[RT_MAX_BINDINGS];
   uint32_t push_size;     /* bytes of the push-constant block */
   uint32_t local_size[3]; /* after specialization */
+  uint32_t shared_bytes;  /* workgroup (shared) memory, after specialization */
 } rt_kernel_info;
 
 typedef struct rt_kernel_desc {
@@ -211,9 +217,18 @@ typedef struct rt_kernel_desc {
 } rt_kernel_desc;
 
 /* Returns the pipeline for (shader, specialization), created on first request and kept
- * by the device (do not destroy it). */
+ * by the device (do not destroy it). Before creating it, the reflected interface is checked
+ * against the caps (storage buffers per stage, workgroup size and invocations, shared
+ * memory, push constants): APS_ERR_UNSUPPORTED naming the shader and the limit otherwise. */
 aps_status rt_kernel_get(rt_device *dev, const rt_kernel_desc *desc, rt_kernel **out);
 const rt_kernel_info *rt_kernel_get_info(const rt_kernel *k);
+/* What a built-in shader's SPIR-V says with its default specialization, without making a
+ * pipeline (so a lowering can pick a variant that fits the device's limits). Fails when
+ * no shader has that name. */
+aps_status rt_shader_info(const char *shader, rt_kernel_info *out);
+/* How many pipelines the device has made from this shader (exact name, any specialization):
+ * lets tests see which kernel variant a plan chose. */
+uint32_t rt_kernel_count(const rt_device *dev, const char *shader);
 
 typedef struct rt_pipeline_stats {
   uint32_t pipelines_created;

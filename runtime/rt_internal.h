@@ -37,6 +37,8 @@ void rt_instance_destroy(rt_instance *inst);
 /* ---- capabilities (caps.c) */
 void rt_caps_probe(VkPhysicalDevice pd, rt_caps *caps);
 void rt_caps_apply_quirks(rt_caps *caps);
+/* Clamps the caps to the APS_LIMITS profile; refuses an unknown profile by name. */
+aps_status rt_caps_apply_limits(rt_caps *caps);
 
 /* ---- memory (memory.c) */
 typedef struct rt_block {
@@ -72,6 +74,10 @@ typedef struct rt_reflection {
 /* Parses SPIR-V: set-0 storage buffer bindings and their access, push-constant size,
  * local size (spec-constant ids too). */
 aps_status rt_reflect(const uint32_t *words, size_t size, const char *name, rt_reflection *out);
+/* The same with specialization constants 0..spec_count-1 replaced by spec[] (local size and
+ * the lengths of shared arrays follow them). */
+aps_status rt_reflect_spec(const uint32_t *words, size_t size, const char *name, const uint32_t *spec,
+                           uint32_t spec_count, rt_reflection *out);
 
 struct rt_kernel {
   rt_kernel_desc desc;

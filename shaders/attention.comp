@@ -12,8 +12,12 @@ layout(set = 0, binding = 1) writeonly buffer Y { float y[]; };
 F16_IN(0, qkv) F16_OUT(1, y)
 layout(push_constant) uniform PC { uint N; uint C; uint L; float scale; } pc;
 
-shared float p[4096];  // p[q * L + j]
-shared float qs[2048]; // qs[c * QB + q]
+// Shared arrays sized by specialization: the defaults (24 KiB in all) cover every case the
+// builder allows; a device with less shared memory gets the node's own QB*L and C*QB.
+layout(constant_id = 1) const uint P_LEN = 4096u;
+layout(constant_id = 2) const uint QS_LEN = 2048u;
+shared float p[P_LEN];   // p[q * L + j]
+shared float qs[QS_LEN]; // qs[c * QB + q]
 shared float row_max[8], row_inv[8];
 
 void main() {

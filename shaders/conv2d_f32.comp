@@ -76,14 +76,24 @@ F16_IN(0, x) F16_IN(1, w) F16_IN(2, bias) F16_OUT(3, y)   // the statistics (8-1
 #define EP_BINDING 4
 #include "epilogue.glsl"
 
+// The fusions' bindings (8-15); in the <name>_b4 variant they alias the output (written) or
+// binding 0 (read), and a plan for such a device never asks for those fusions.
+#ifdef APS_FEW_BINDINGS
+#define FUSED_OUT(b) 3
+#define FUSED_IN(b) 0
+#else
+#define FUSED_OUT(b) b
+#define FUSED_IN(b) b
+#endif
+
 layout(constant_id = 21) const uint STATS_GROUPS = 0u;
 layout(constant_id = 22) const uint NORM_GROUPS = 0u;
 layout(constant_id = 23) const uint NORM_FLAGS = 0u;   // bit 0 gamma, bit 1 beta, bit 2 SiLU
 layout(constant_id = 24) const float NORM_EPS = 0.0;
-layout(set = 0, binding = 8, std430) writeonly buffer BufSo { float stats_out[]; };
-layout(set = 0, binding = 9, std430) readonly buffer BufSi { float stats_in[]; };
-layout(set = 0, binding = 10, std430) readonly buffer BufG { float gamma[]; };
-layout(set = 0, binding = 11, std430) readonly buffer BufBt { float beta[]; };
+layout(set = 0, binding = FUSED_OUT(8), std430) writeonly buffer BufSo { float stats_out[]; };
+layout(set = 0, binding = FUSED_IN(9), std430) readonly buffer BufSi { float stats_in[]; };
+layout(set = 0, binding = FUSED_IN(10), std430) readonly buffer BufG { float gamma[]; };
+layout(set = 0, binding = FUSED_IN(11), std430) readonly buffer BufBt { float beta[]; };
 
 layout(constant_id = 25) const uint UPSAMPLE = 0u;
 layout(constant_id = 26) const uint X2_FLAGS = 0u;     // bit 0 x2 and w2, bit 1 b2
@@ -91,10 +101,10 @@ layout(constant_id = 27) const uint Y_CHANNELS = 0u;   // 0: the output is [N, O
 layout(constant_id = 28) const uint Y_C0 = 0u;
 layout(constant_id = 29) const uint Y2_CHANNELS = 0u;  // 0: no second output
 layout(constant_id = 30) const uint Y2_C0 = 0u;
-layout(set = 0, binding = 12, std430) writeonly buffer BufY2 { float y2[]; };
-layout(set = 0, binding = 13, std430) readonly buffer BufX2 { float x2[]; };
-layout(set = 0, binding = 14, std430) readonly buffer BufW2 { float w2[]; };
-layout(set = 0, binding = 15, std430) readonly buffer BufB2 { float b2[]; };
+layout(set = 0, binding = FUSED_OUT(12), std430) writeonly buffer BufY2 { float y2[]; };
+layout(set = 0, binding = FUSED_IN(13), std430) readonly buffer BufX2 { float x2[]; };
+layout(set = 0, binding = FUSED_IN(14), std430) readonly buffer BufW2 { float w2[]; };
+layout(set = 0, binding = FUSED_IN(15), std430) readonly buffer BufB2 { float b2[]; };
 F16_OUT(12, y2) F16_IN(13, x2) F16_IN(14, w2) F16_IN(15, b2)
 
 layout(push_constant) uniform PC { uint N, C, H, W, O, OH, OW, C2; } pc;

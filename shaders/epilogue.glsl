@@ -27,10 +27,19 @@ layout(constant_id = 18) const float EP_B1 = 0.0;
 layout(constant_id = 19) const float EP_B2 = 0.0;
 layout(constant_id = 20) const float EP_B3 = 0.0;
 
-layout(set = 0, binding = EP_BINDING + 0) readonly buffer EpOperand0 { float ep_op0[]; };
-layout(set = 0, binding = EP_BINDING + 1) readonly buffer EpOperand1 { float ep_op1[]; };
-layout(set = 0, binding = EP_BINDING + 2) readonly buffer EpOperand2 { float ep_op2[]; };
-layout(set = 0, binding = EP_BINDING + 3) readonly buffer EpOperand3 { float ep_op3[]; };
+// APS_FEW_BINDINGS (the shader's <name>_b4 variant, for devices with 4 storage buffers per
+// stage): the operands alias binding 0 (a read-only input of every kernel that includes this)
+// so the kernel has no binding of its own for them; plans for such devices fuse no binary
+// step (graph/passes/fusion.c) and the lowering refuses one (graph/vulkan/lower_common.c).
+#ifdef APS_FEW_BINDINGS
+#define EP_OPERAND_BINDING(i) 0
+#else
+#define EP_OPERAND_BINDING(i) (EP_BINDING + i)
+#endif
+layout(set = 0, binding = EP_OPERAND_BINDING(0)) readonly buffer EpOperand0 { float ep_op0[]; };
+layout(set = 0, binding = EP_OPERAND_BINDING(1)) readonly buffer EpOperand1 { float ep_op1[]; };
+layout(set = 0, binding = EP_OPERAND_BINDING(2)) readonly buffer EpOperand2 { float ep_op2[]; };
+layout(set = 0, binding = EP_OPERAND_BINDING(3)) readonly buffer EpOperand3 { float ep_op3[]; };
 #include "storage.glsl"
 F16_IN(EP_BINDING + 0, ep_op0) F16_IN(EP_BINDING + 1, ep_op1) F16_IN(EP_BINDING + 2, ep_op2) F16_IN(EP_BINDING + 3, ep_op3)
 

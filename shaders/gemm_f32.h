@@ -9,6 +9,11 @@
 #define APS_GEMM_F32_TILE_N 16
 #define APS_GEMM_F32_ACCUMULATE 1u /* flags: C += alpha·A·B */
 
+/* shaders/gemm_tiled_f32.comp, the GPU-shaped variant with the same push constants and
+ * bindings: workgroups of WG x WG (constant_ids 0 and 1: 16 or 8), each a 4·WG square tile;
+ * dispatch (ceil(N / (4·WG)), ceil(M / (4·WG)), batches). Its shared arrays take 8 KiB. */
+#define APS_GEMM_TILED_SHARED_BYTES 8192u
+
 /* Bindings: 0 A, 1 B, 2 C, 3..6 epilogue operands (bind anything readable when unused). */
 #define APS_GEMM_F32_BINDINGS 7
 

@@ -5,15 +5,17 @@
 //   MODE 1: packed LU with partial pivoting (rows swapped in place; unit L below the diagonal).
 //   MODE 2: y[0] = Σ log|x[k, k]| of a packed LU (fp32 sum).
 // Pivot: the largest |a[i, k]|, i >= k, lowest i on ties (as the CPU reference).
-layout(local_size_x = 256) in;
+// The workgroup size is constant_id 1 (a power of two up to 256; the lowering takes 256 or
+// what the device allows): Vulkan's minimum is 128 invocations.
+layout(local_size_x_id = 1) in;
 layout(constant_id = 0) const uint MODE = 0u;
 layout(set = 0, binding = 0) readonly buffer X { float x[]; };
 layout(set = 0, binding = 1) coherent buffer Y { float a[]; };
 layout(push_constant) uniform PC { uint C; } pc;
 
-const uint T = 256u;
-shared float s_val[T];
-shared uint s_row[T];
+const uint T = gl_WorkGroupSize.x;
+shared float s_val[256];
+shared uint s_row[256];
 shared float s_col[512]; // column k of the other rows, or the multipliers
 shared uint s_piv[512];
 

@@ -10,11 +10,13 @@ static void print_caps_text(const rt_caps *c, unsigned index, int chosen) {
   printf("    type %s, vendor 0x%04x, device 0x%04x, driver %s (%s), Vulkan %u.%u.%u\n",
          rt_device_type_name(c->type), c->vendor_id, c->device_id, c->driver_name, c->driver_info,
          c->api_version >> 22, (c->api_version >> 12) & 0x3ff, c->api_version & 0xfff);
-  printf("    limits: storage buffer range %.0f MiB, allocation %.0f MiB, device-local heap %.0f MiB,\n"
-         "            shared memory %u KiB, workgroup %u invocations (%u, %u, %u), push constants %u B\n",
-         c->max_storage_buffer_range / 1048576.0, c->max_memory_allocation_size / 1048576.0,
+  printf("    limits (profile %s): storage buffer range %.0f MiB, allocation %.0f MiB, device-local heap %.0f MiB,\n"
+         "            shared memory %u KiB, workgroup %u invocations (%u, %u, %u), push constants %u B,\n"
+         "            %u storage buffers per stage\n",
+         c->limits, c->max_storage_buffer_range / 1048576.0, c->max_memory_allocation_size / 1048576.0,
          c->device_local_heap_size / 1048576.0, c->max_shared_memory / 1024, c->max_workgroup_invocations,
-         c->max_workgroup_size[0], c->max_workgroup_size[1], c->max_workgroup_size[2], c->max_push_constants_size);
+         c->max_workgroup_size[0], c->max_workgroup_size[1], c->max_workgroup_size[2], c->max_push_constants_size,
+         c->max_storage_buffers);
   printf("    subgroup size %u (range %u-%u%s), ops 0x%x\n", c->subgroup_size, c->min_subgroup_size,
          c->max_subgroup_size, c->subgroup_size_control ? ", controllable" : "", c->subgroup_ops);
   printf("    fp16 storage/arith %d/%d, int8 storage/arith %d/%d, cooperative matrix %s (%u shapes)\n",
@@ -40,10 +42,12 @@ static void print_caps_json(const rt_caps *c, unsigned index, int chosen, int la
          c->api_version & 0xfff);
   printf("     \"max_storage_buffer_range\": %llu, \"max_memory_allocation_size\": %llu, "
          "\"device_local_heap_size\": %llu, \"max_shared_memory\": %u, \"max_workgroup_invocations\": %u, "
-         "\"max_workgroup_size\": [%u, %u, %u], \"max_push_constants_size\": %u,\n",
+         "\"max_workgroup_size\": [%u, %u, %u], \"max_push_constants_size\": %u, \"max_storage_buffers\": %u, "
+         "\"limits\": \"%s\",\n",
          (unsigned long long)c->max_storage_buffer_range, (unsigned long long)c->max_memory_allocation_size,
          (unsigned long long)c->device_local_heap_size, c->max_shared_memory, c->max_workgroup_invocations,
-         c->max_workgroup_size[0], c->max_workgroup_size[1], c->max_workgroup_size[2], c->max_push_constants_size);
+         c->max_workgroup_size[0], c->max_workgroup_size[1], c->max_workgroup_size[2], c->max_push_constants_size,
+         c->max_storage_buffers, c->limits);
   printf("     \"subgroup_size\": %u, \"min_subgroup_size\": %u, \"max_subgroup_size\": %u, \"subgroup_ops\": %u, "
          "\"fp16_storage\": %d, \"fp16_arithmetic\": %d, \"int8_storage\": %d, \"int8_arithmetic\": %d, "
          "\"cooperative_matrix_shapes\": %u, \"unified_memory\": %d, \"push_descriptor\": %d, "

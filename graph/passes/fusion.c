@@ -108,7 +108,7 @@ static aps_status fold_group_norms(gr_graph *g, uint32_t *fused) {
   return st;
 }
 
-aps_status gr_pass_fuse(gr_graph *g, int fold_norms, uint32_t *fused) {
+aps_status gr_pass_fuse(gr_graph *g, int fold_norms, uint32_t max_buffers, uint32_t *fused) {
   *fused = 0;
   uint32_t *uses = gr_count_uses(g);
   if (!uses)
@@ -118,6 +118,8 @@ aps_status gr_pass_fuse(gr_graph *g, int fold_norms, uint32_t *fused) {
     if (a->dead || !gr_op_impls[a->op].fusable)
       continue;
     int channel_last = a->op == GR_OP_MATMUL;
+    /* An operand is one more binding of the anchor's kernel (conv2d_f32 declares all 16). */
+    int operands = max_buffers >= (a->op == GR_OP_CONV2D ? GR_FUSE_CONV_BUFFERS : GR_FUSE_EPILOGUE_BUFFERS);
     for (;;) {
       uint32_t t = a->output;
       if (a->ep.count == GR_MAX_EPILOGUE || uses[t] != 1 || g->t[t].output)
@@ -139,7 +141,7 @@ aps_status gr_pass_fuse(gr_graph *g, int fold_norms, uint32_t *fused) {
         s.a = c->fa[0];
         s.b = c->fa[1];
       } else {
-        if (c->inputs[0] == c->inputs[1])
+        if (c->inputs[0] == c->inputs[1] || !operands)
           break;
         int first = c->inputs[1] == t;
         uint32_t operand = first ? c->inputs[0] : c->inputs[1];
@@ -170,9 +172,13 @@ aps_status gr_pass_fuse(gr_graph *g, int fold_norms, uint32_t *fused) {
   /* Norm folding sees each conv as the epilogue pass left it, with its skip conv merged
    * (so a residual block's norm2 still folds); upsampling and concatenations go last, where
    * a norm reading them can no longer fold. */
-  APS_TRY(gr_pass_fuse_skip_convs(g, fused));
-  if (fold_norms)
+  /* Upsampling needs no binding; skip convs (x2, w2, b2), folded norms (statistics, gamma,
+   * beta) and concatenations (a second output) do. */
+  int conv_buffers = max_buffers >= GR_FUSE_CONV_BUFFERS;
+  if (conv_buffers)
+    APS_TRY(gr_pass_fuse_skip_convs(g, fused));
+  if (fold_norms && conv_buffers)
     APS_TRY(fold_group_norms(g, fused));
   APS_TRY(gr_pass_fuse_upsample(g, fused));
-  return gr_pass_fuse_concats(g, fused);
+  return conv_buffers ? gr_pass_fuse_concats(g, fused) : APS_OK;
 }

@@ -30,8 +30,11 @@ aps_status gr_pass_f16_storage(const gr_graph *g, uint8_t *flags, uint32_t *coun
 /* ---- fusion.c */
 /* Folds chains of elementwise nodes into the epilogue of the node producing their input
  * (conv, matmul, group norm, elementwise), then the fusions into convolutions below (and,
- * with fold_norms, GroupNorms between convs), counting folded nodes. */
-aps_status gr_pass_fuse(gr_graph *g, int fold_norms, uint32_t *fused);
+ * with fold_norms, GroupNorms between convs), counting folded nodes. max_buffers: the
+ * device's storage buffers per stage; fusions whose kernels would need more are not made
+ * (binary epilogue steps need 8, the conv fusions with extra tensors 16). */
+enum { GR_FUSE_EPILOGUE_BUFFERS = 8, GR_FUSE_CONV_BUFFERS = 16 };
+aps_status gr_pass_fuse(gr_graph *g, int fold_norms, uint32_t max_buffers, uint32_t *fused);
 
 /* ---- fusion_conv.c */
 /* Fusions into convolutions, each removing one node (counted in *fused):

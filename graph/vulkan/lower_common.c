@@ -1,5 +1,7 @@
 /* What the lowering functions of every op share: bindings of tensors, the epilogue's
  * specialisation constants, workgroup counts, and recording a dispatch. */
+#include <stdio.h>
+
 #include "lower.h"
 
 rt_binding gr_lower_binding(gr_lower *L, uint32_t tensor) {
@@ -26,8 +28,41 @@ void gr_lower_epilogue(gr_lower *L, const gr_node *n, rt_kernel_desc *kd, rt_dis
   }
 }
 
+/* On a device with fewer storage buffers per stage than a shader declares (4 at Vulkan's
+ * minimum), its <name>_b4 variant (cmake/shaders.cmake) runs instead, provided every binding
+ * it lacks is one the node does not use: the dummy, or a range it binds anyway. */
+static aps_status few_bindings(gr_lower *L, const gr_node *n, const rt_dispatch *d, const char *shader,
+                               char *variant, size_t size) {
+  const rt_caps *c = rt_device_caps(L->dev);
+  rt_kernel_info full, few;
+  if (c->max_storage_buffers >= RT_MAX_BINDINGS || rt_shader_info(shader, &full) != APS_OK ||
+      full.binding_count <= c->max_storage_buffers)
+    return APS_OK;
+  snprintf(variant, size, "%s_b4", shader);
+  if (rt_shader_info(variant, &few) != APS_OK) {
+    variant[0] = 0;
+    return APS_OK; /* rt_kernel_get refuses it, naming the limit */
+  }
+  for (uint32_t b = few.binding_count; b < full.binding_count; b++) {
+    const rt_binding *x = &d->bindings[b];
+    int spare = x->buffer == L->dummy;
+    for (uint32_t a = 0; a < few.binding_count && !spare; a++)
+      spare = x->buffer == d->bindings[a].buffer && x->offset == d->bindings[a].offset && x->size == d->bindings[a].size;
+    if (!spare)
+      return aps_fail(APS_ERR_UNSUPPORTED,
+                      "node %s: shader %s needs binding %u (a fused operand, statistics or second input), but %s "
+                      "(limits %s) allows %u storage buffers per stage (maxPerStageDescriptorStorageBuffers)",
+                      n->name, shader, b, c->name, c->limits, c->max_storage_buffers);
+  }
+  return APS_OK;
+}
+
 aps_status gr_lower_dispatch(gr_lower *L, const gr_node *n, const rt_kernel_desc *kd, rt_dispatch *d) {
   rt_kernel_desc f16 = *kd; /* the bindings that hold halves pick the shader's fp16 variant */
+  char variant[64] = "";
+  APS_TRY(few_bindings(L, n, d, kd->shader, variant, sizeof variant));
+  if (variant[0])
+    f16.shader = variant;
   for (int b = 0; b < RT_MAX_BINDINGS; b++)
     f16.f16_mask |= d->bindings[b].f16 ? 1u << b : 0u;
   rt_kernel *k;

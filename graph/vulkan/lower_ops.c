@@ -3,6 +3,7 @@
  * into the plan's stream. Shapes are padded to 4-D; push-constant layouts mirror the shaders
  * named in each function. */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "gemm_f32.h"
@@ -66,6 +67,25 @@ aps_status gr_lower_reduce(gr_lower *L, const gr_node *n) {
 }
 
 /* gemm_f32.comp (transposes were made explicit permutes by gr_matmul). */
+/* Which GEMM: gemm_tiled_f32 (GPU-shaped: big workgroups, shared-memory tiles) on GPUs,
+ * gemm_f32 (one 8-lane subgroup per workgroup, broadcasts) on lavapipe and other CPU devices,
+ * where shared memory does not pay (docs/LAVAPIPE.md). APS_KERNEL_VARIANT=gpu|lavapipe forces
+ * one (tests run the GPU variant on lavapipe this way). *wg: the tiled variant's workgroup
+ * side, 16 (256 invocations) or 8 (64, within every device's limits) from the caps. */
+static aps_status gemm_variant(gr_lower *L, const gr_node *n, int *tiled, uint32_t *wg) {
+  const rt_caps *c = rt_device_caps(L->dev);
+  const char *v = getenv("APS_KERNEL_VARIANT");
+  if (v && *v && strcmp(v, "gpu") && strcmp(v, "lavapipe"))
+    return aps_fail(APS_ERR_INVALID_ARG, "node %s: APS_KERNEL_VARIANT='%s' is not a variant (known: gpu, lavapipe)",
+                    n->name, v);
+  *tiled = v && *v ? !strcmp(v, "gpu") : !c->is_lavapipe && c->type != RT_DEVICE_CPU;
+  *wg = c->max_workgroup_invocations >= 256 && c->max_workgroup_size[0] >= 16 && c->max_workgroup_size[1] >= 16 ? 16
+                                                                                                               : 8;
+  if (*tiled && c->max_shared_memory < APS_GEMM_TILED_SHARED_BYTES)
+    *tiled = 0;
+  return APS_OK;
+}
+
 aps_status gr_lower_matmul(gr_lower *L, const gr_node *n) {
   const gr_graph *g = L->g;
   gr_shape sa = SHAPE(n->inputs[0]), sb = SHAPE(n->inputs[1]), so = SHAPE(n->output);
@@ -85,6 +105,14 @@ aps_status gr_lower_matmul(gr_lower *L, const gr_node *n) {
                                  gr_lower_binding(L, n->output)},
                     .groups = {(nn + APS_GEMM_F32_TILE_N - 1) / APS_GEMM_F32_TILE_N,
                                (m + APS_GEMM_F32_TILE_M - 1) / APS_GEMM_F32_TILE_M, (uint32_t)batches}};
+  int tiled;
+  uint32_t wg;
+  APS_TRY(gemm_variant(L, n, &tiled, &wg));
+  if (tiled) {
+    kd = (rt_kernel_desc){.shader = "gemm_tiled_f32", .spec_count = 2, .spec = {wg, wg}};
+    dd.groups[0] = (nn + 4 * wg - 1) / (4 * wg);
+    dd.groups[1] = (m + 4 * wg - 1) / (4 * wg);
+  }
   gr_lower_epilogue(L, n, &kd, &dd, 3);
   return gr_lower_dispatch(L, n, &kd, &dd);
 }
@@ -259,6 +287,15 @@ aps_status gr_lower_attention(gr_lower *L, const gr_node *n) {
   } pc = {(uint32_t)s.d[0], (uint32_t)s.d[1], (uint32_t)s.d[2], 1.0f / sqrtf((float)s.d[1])};
   uint32_t qb = pc.L * 8 <= 4096 && pc.C <= 256 ? 8 : 1; /* the shader's shared-memory bounds */
   rt_kernel_desc kd = {.shader = "attention", .spec_count = 1, .spec = {qb}};
+  /* The shader's shared arrays take 4096 + 2048 + 16 floats. Where the device has less shared
+   * memory, they shrink to this node's needs (fewer queries per workgroup if that fits); if
+   * even that does not fit, rt_kernel_get refuses it naming maxComputeSharedMemorySize. */
+  uint32_t shared = rt_device_caps(L->dev)->max_shared_memory;
+  if (shared < (4096 + 2048 + 16) * 4) {
+    if (qb == 8 && (8 * pc.L + 8 * pc.C + 16) * 4 > shared)
+      qb = 1;
+    kd = (rt_kernel_desc){.shader = "attention", .spec_count = 3, .spec = {qb, qb * pc.L, qb * pc.C}};
+  }
   return gr_lower_one_to_one(L, n, &kd, &pc, (uint64_t)pc.N * ((pc.L + qb - 1) / qb));
 }
 
@@ -286,7 +323,12 @@ static aps_status dense(gr_lower *L, const gr_node *n, uint32_t mode, uint32_t i
   struct {
     uint32_t C;
   } pc = {(uint32_t)SHAPE(input).d[0]};
-  rt_kernel_desc kd = {.shader = "lu", .spec_count = 1, .spec = {mode}};
+  /* lu.comp's workgroup: 256 invocations, or the largest power of two the device allows. */
+  const rt_caps *c = rt_device_caps(L->dev);
+  uint32_t size = 256;
+  while (size > 1 && (size > c->max_workgroup_invocations || size > c->max_workgroup_size[0]))
+    size /= 2;
+  rt_kernel_desc kd = {.shader = "lu", .spec_count = 2, .spec = {mode, size}};
   rt_dispatch d = {.push = &pc, .bindings = {gr_lower_binding(L, input), gr_lower_binding(L, n->output)},
                    .groups = {1, 1, 1}};
   return gr_lower_dispatch(L, n, &kd, &d);

@@ -131,7 +131,8 @@ aps_status gr_plan_compile(const gr_graph *graph, rt_device *dev, const gr_plan_
   }
   aps_status s = gr_pass_dead_nodes(p->g);
   if (s == APS_OK && !desc->no_fusion)
-    s = gr_pass_fuse(p->g, desc->fold_norms, &p->stats.fused_nodes); /* may add tensors (GroupNorm statistics) */
+    s = gr_pass_fuse(p->g, desc->fold_norms, rt_device_caps(dev)->max_storage_buffers,
+                     &p->stats.fused_nodes); /* may add tensors (GroupNorm statistics) */
   if (s == APS_OK && !desc->no_fusion)
     s = gr_pass_dead_nodes(p->g); /* slices that fusion reads through are no longer needed */
   if (s == APS_OK) {

@@ -35,4 +35,10 @@ gr_graph *conv_case(size_t i, char *what, size_t what_size);
 /* The same with input, weights and bias passed through an identity step (scale 1, shift 0)
  * and the output through another, so that with fp16 storage the conv reads and writes halves. */
 gr_graph *conv_case_f16(size_t i, char *what, size_t what_size);
+/* Whether the device has `buffers` storage buffers per stage: fusions whose kernels need more
+ * are not made (graph/passes/passes.h: binary epilogue steps need 8, the conv fusions with
+ * extra tensors 16), so fusion counts depend on it (APS_LIMITS=vulkan-min has 4). */
+static inline int check_has_buffers(rt_device *dev, uint32_t buffers) {
+  return rt_device_caps(dev)->max_storage_buffers >= buffers;
+}
 #endif

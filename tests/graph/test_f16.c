@@ -24,6 +24,17 @@ static gr_tensor in16(gr_graph *g, const char *name, gr_shape s) {
  * (fused, the step becomes its epilogue and it writes the fp32 output itself). */
 static void out16(gr_graph *g, gr_tensor t, const char *name) { gr_output(g, gr_scale_shift(g, t, 1, 0), name); }
 
+/* Without fp16 storage (a device that lacks it, or APS_LIMITS=vulkan-min) the fp16 cases have
+ * nothing to run; f16_unsupported checks that such plans are refused, naming the feature. */
+static int no_f16(void) {
+  const rt_caps *c = rt_device_caps(graph_tests_device());
+  if (c->fp16_storage)
+    return 0;
+  fprintf(stderr, "skipped: %s has no fp16 storage (limits %s, quirk no_fp16_storage %d)\n", c->name, c->limits,
+          c->quirks[RT_QUIRK_NO_FP16_STORAGE]);
+  return 1;
+}
+
 static check_opts one_op(float lo, float hi) {
   return (check_opts){.lo = lo, .hi = hi, .atol = 1e-4f, .rtol = 2e-3f, .f16 = 1};
 }
@@ -35,6 +46,8 @@ static void run(gr_graph *g, const char *what, check_opts o) {
 }
 
 TEST_CASE(f16_elementwise) {
+  if (no_f16())
+    return;
   for (int f = 0; f < GR_UNARY_COUNT; f++) {
     gr_graph *g = gr_graph_create();
     gr_tensor x = in16(g, "x", GR_SHAPE(3, 7, 33));
@@ -63,6 +76,8 @@ TEST_CASE(f16_elementwise) {
 }
 
 TEST_CASE(f16_reduce) {
+  if (no_f16())
+    return;
   static const unsigned masks[] = {1, 2, 8, 5, 15, 6};
   for (int f = 0; f < GR_REDUCE_COUNT; f++)
     for (int m = 0; m < 6; m++) {
@@ -79,6 +94,8 @@ TEST_CASE(f16_reduce) {
 }
 
 TEST_CASE(f16_matmul) {
+  if (no_f16())
+    return;
   static const int64_t s[][3] = {{1, 1, 1}, {7, 33, 7}, {33, 7, 257}, {64, 64, 64}, {3, 5, 1}};
   for (int i = 0; i < 5; i++) {
     gr_graph *g = gr_graph_create();
@@ -95,6 +112,8 @@ TEST_CASE(f16_matmul) {
 }
 
 TEST_CASE(f16_conv2d) {
+  if (no_f16())
+    return;
   char what[96];
   gr_graph *g;
   for (size_t i = 0; (g = conv_case_f16(i, what, sizeof what)); i++) {
@@ -105,6 +124,8 @@ TEST_CASE(f16_conv2d) {
 }
 
 TEST_CASE(f16_norms) {
+  if (no_f16())
+    return;
   gr_graph *g = gr_graph_create();
   gr_tensor x = in16(g, "x", GR_SHAPE(3, 6, 7, 5));
   gr_tensor ga = gr_scale_shift(g, gr_param(g, "gamma", GR_SHAPE(6)), 1, 0), be = gr_param(g, "beta", GR_SHAPE(6));
@@ -122,6 +143,8 @@ TEST_CASE(f16_norms) {
 }
 
 TEST_CASE(f16_layout) {
+  if (no_f16())
+    return;
   gr_graph *g = gr_graph_create();
   gr_tensor x = in16(g, "x", GR_SHAPE(2, 3, 7, 5)), z = in16(g, "z", GR_SHAPE(2, 4, 7, 5));
   const int p[4] = {0, 2, 3, 1}, q[3] = {2, 0, 1};
@@ -144,6 +167,8 @@ TEST_CASE(f16_layout) {
 }
 
 TEST_CASE(f16_attention) {
+  if (no_f16())
+    return;
   static const int64_t shapes[][3] = {{1, 1, 1}, {2, 3, 7}, {3, 8, 64}, {1, 33, 70}, {2, 64, 64}};
   for (int i = 0; i < 5; i++) {
     gr_graph *g = gr_graph_create();
@@ -162,6 +187,8 @@ TEST_CASE(f16_attention) {
 
 /* conv -> + per-(n,c) operand -> silu -> + residual, with every operand a half. */
 TEST_CASE(f16_fusion) {
+  if (no_f16())
+    return;
   gr_graph *g = gr_graph_create();
   gr_tensor x = in16(g, "x", GR_SHAPE(2, 8, 9, 7)), temb = in16(g, "temb", GR_SHAPE(2, 8, 1, 1));
   gr_tensor w = gr_param(g, "w", GR_SHAPE(8, 8, 3, 3)), b = gr_param(g, "b", GR_SHAPE(8));
@@ -182,6 +209,8 @@ TEST_CASE(f16_fusion) {
 
 /* Intermediates really are halves: values round, the arena halves, other ops stay fp32. */
 TEST_CASE(f16_storage) {
+  if (no_f16())
+    return;
   rt_device *dev = graph_tests_device();
   gr_graph *g = gr_graph_create();
   gr_tensor x = gr_input(g, "x", GR_SHAPE(5));
@@ -245,6 +274,8 @@ TEST_CASE(f16_storage) {
  * CPU reference. About 60 stored tensors deep, so the tolerance is a chain's: |error| <=
  * 2e-3 + 5e-3 |value| (fp32 plans: 2e-4 + 2e-3 |value|). */
 TEST_CASE(f16_unet) {
+  if (no_f16())
+    return;
   gr_unet_config cfg = gr_unet_config_default(1, 32);
   gr_graph *g = gr_graph_create();
   gr_tensor x = gr_input(g, "x", GR_SHAPE(2, 1, 32, 32)), t = gr_input(g, "t", GR_SHAPE(2));
@@ -275,6 +306,8 @@ TEST_CASE(f16_unet) {
  * kernels (the conv weight gradient stays fp32); against the CPU reference. Gradients are
  * not loss-scaled, so this is a check that nothing breaks, with a chain's tolerance. */
 TEST_CASE(f16_grad_unet) {
+  if (no_f16())
+    return;
   gr_unet_config cfg = {.image_channels = 1, .image_size = 8, .widths = {8, 16}, .levels = 2,
                         .blocks_per_level = 1, .attention_level_mask = 2, .groups = 4, .time_dim = 8};
   gr_graph *g = gr_graph_create();

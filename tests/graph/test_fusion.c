@@ -48,7 +48,10 @@ TEST_CASE(fusion_chains) {
   gr_graph *g = chains();
   check_opts o = {.atol = 1e-4f};
   check_fusion(g, "fusion chains", &o);
-  CHECK(o.fused.fused_nodes >= 11, "the chains were folded (%u nodes)", o.fused.fused_nodes);
+  if (check_has_buffers(graph_tests_device(), 16))
+    CHECK(o.fused.fused_nodes >= 11, "the chains were folded (%u nodes)", o.fused.fused_nodes);
+  else /* no operands: only the unary steps fold (silu, silu, leaky_relu, the affine, exp) */
+    CHECK(o.fused.fused_nodes == 5, "only the unary steps were folded (%u nodes)", o.fused.fused_nodes);
   gr_graph_destroy(g);
 }
 
@@ -71,7 +74,9 @@ TEST_CASE(fusion_counts) {
   check_opts o = {0};
   check_graph(graph_tests_device(), g, "fusion limits", &o);
   fprintf(stderr, "folded %u nodes\n", o.fused.fused_nodes);
-  CHECK(o.fused.fused_nodes == 1, "only silu(s) * s folds (into silu) — %u folded", o.fused.fused_nodes);
+  uint32_t want = check_has_buffers(graph_tests_device(), 8) ? 1 : 0; /* a binary step needs 8 */
+  CHECK(o.fused.fused_nodes == want, "only silu(s) * s folds (into silu), given 8 storage buffers — %u folded, %u expected",
+        o.fused.fused_nodes, want);
   gr_graph_destroy(g);
 }
 
@@ -136,7 +141,11 @@ TEST_CASE(fusion_group_norm) {
   gr_output(g, gr_conv2d(g, n5, gr_param(g, "wj", GR_SHAPE(8, 32, 3, 3)), 0, &(gr_conv2d_desc){.padding = 1}), "y5");
   check_opts o = {.atol = 2e-4f, .rtol = 1e-3f, .fan_in_scale = 1, .fold_norms = 1};
   check_fusion(g, "group norm folded between convs", &o);
-  CHECK(o.fused.dispatches == 11, "two convs per case, and case 5's norm (%u dispatches)", o.fused.dispatches);
+  if (check_has_buffers(graph_tests_device(), 16))
+    CHECK(o.fused.dispatches == 11, "two convs per case, and case 5's norm (%u dispatches)", o.fused.dispatches);
+  else /* the statistics, gamma and beta would be bindings 8-11: no norm folds */
+    CHECK(o.fused.dispatches > 11, "no norm folds with %u storage buffers (%u dispatches)",
+          rt_device_caps(graph_tests_device())->max_storage_buffers, o.fused.dispatches);
   gr_graph_destroy(g);
 }
 
@@ -169,7 +178,10 @@ TEST_CASE(fusion_concat) {
   check_opts o = {.atol = 1e-4f, .rtol = 1e-3f, .fan_in_scale = 1};
   check_fusion(g, "concatenations stored by convs", &o);
   /* 1: a, c0-c2, b, the norm, conv2 with skip merged; 2: p, q; 3: r, concat, s, t, concat */
-  CHECK(o.fused.dispatches == 14, "14 dispatches (%u)", o.fused.dispatches);
+  if (check_has_buffers(graph_tests_device(), 16))
+    CHECK(o.fused.dispatches == 14, "14 dispatches (%u)", o.fused.dispatches);
+  else /* a second output would be binding 12: no concatenation is stored by convs */
+    CHECK(o.fused.dispatches > 14, "no concatenation fused (%u dispatches)", o.fused.dispatches);
   gr_graph_destroy(g);
 }
 
@@ -218,7 +230,10 @@ TEST_CASE(fusion_skip_conv) {
     check_opts o = {.atol = 1e-4f, .rtol = 1e-3f, .fan_in_scale = 1, .fused_only = fold, .fold_norms = fold};
     check_fusion(g, fold ? "skip convs merged, norms folded" : "skip convs merged", &o);
     /* y1, y2: one each; y3: the two norms and conv1, conv2 with the skip (its norm2 folds); y4: two */
-    CHECK(o.fused.dispatches == 8u - (unsigned)fold, "%u dispatches", o.fused.dispatches);
+    if (check_has_buffers(graph_tests_device(), 16))
+      CHECK(o.fused.dispatches == 8u - (unsigned)fold, "%u dispatches", o.fused.dispatches);
+    else /* x2, w2, b2 would be bindings 13-15: no skip conv merges */
+      CHECK(o.fused.dispatches > 8u, "no skip conv merged (%u dispatches)", o.fused.dispatches);
   }
   gr_graph_destroy(g);
 }

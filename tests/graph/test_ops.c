@@ -86,6 +86,40 @@ TEST_CASE(matmul) {
   run(g, "batched matmul with transposes", (check_opts){.atol = 1e-4f});
 }
 
+/* The GPU-shaped GEMM (shaders/gemm_tiled_f32.comp, forced here with APS_KERNEL_VARIANT=gpu)
+ * against the CPU reference at odd sizes (1, 7, 33, 257 in every role), batched, broadcast
+ * and transposed, with a fused epilogue; and proof that it, not gemm_f32, ran (each test case
+ * is its own process, so no other case made pipelines here). An unknown variant is refused. */
+TEST_CASE(matmul_gpu_variant) {
+  setenv("APS_KERNEL_VARIANT", "gpu", 1);
+  static const int64_t s[][3] = {{1, 1, 1}, {7, 33, 257}, {257, 7, 33}, {33, 257, 7}, {1, 257, 1}, {257, 257, 257}};
+  gr_graph *g = gr_graph_create();
+  for (int i = 0; i < 6; i++) {
+    char na[8], nb[8], ny[8];
+    snprintf(na, sizeof na, "a%d", i), snprintf(nb, sizeof nb, "b%d", i), snprintf(ny, sizeof ny, "y%d", i);
+    gr_tensor a = gr_input(g, na, GR_SHAPE(s[i][0], s[i][1])), b = gr_input(g, nb, GR_SHAPE(s[i][1], s[i][2]));
+    gr_output(g, gr_matmul(g, a, b, 0, 0), ny);
+  }
+  gr_tensor a = gr_input(g, "a", GR_SHAPE(2, 3, 33, 7)), b = gr_input(g, "b", GR_SHAPE(7, 257));
+  gr_tensor bias = gr_input(g, "bias", GR_SHAPE(257));
+  gr_output(g, gr_leaky_relu(g, gr_add(g, gr_matmul(g, a, b, 0, 0), bias), 0.1f), "batched_broadcast_epilogue");
+  gr_tensor c = gr_input(g, "c", GR_SHAPE(2, 3, 1, 7));
+  gr_output(g, gr_matmul(g, a, c, 0, 1), "batched_bt");
+  check_opts o = {.atol = 1e-4f, .rtol = 1e-3f};
+  check_graph(dev, g, "GPU-shaped matmul", &o);
+  unsigned tiled = rt_kernel_count(dev, "gemm_tiled_f32") + rt_kernel_count(dev, "gemm_tiled_f32_b4");
+  unsigned plain = rt_kernel_count(dev, "gemm_f32") + rt_kernel_count(dev, "gemm_f32_b4");
+  CHECK(tiled > 0 && plain == 0, "the tiled GEMM ran (%u pipelines), not gemm_f32 (%u)", tiled, plain);
+  setenv("APS_KERNEL_VARIANT", "fastest", 1);
+  gr_plan *p = NULL;
+  aps_status st = gr_plan_compile(g, dev, NULL, &p);
+  CHECK(st == APS_ERR_INVALID_ARG && !p && strstr(aps_last_error(), "'fastest'"), "unknown variant refused: %s",
+        aps_last_error());
+  gr_plan_destroy(p);
+  unsetenv("APS_KERNEL_VARIANT");
+  gr_graph_destroy(g);
+}
+
 TEST_CASE(group_norm) {
   gr_graph *g = gr_graph_create();
   gr_tensor x = gr_input(g, "x", GR_SHAPE(3, 6, 7, 5));

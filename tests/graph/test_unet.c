@@ -26,14 +26,15 @@ TEST_CASE(unet) {
   uint32_t convs = 0;
   for (uint32_t i = 0; i < g->nn; i++)
     convs += g->n[i].op == GR_OP_CONV2D;
-  CHECK(2 * o.fused.dispatches <= o.unfused.dispatches && o.fused.dispatches <= 2 * convs,
+  int full = check_has_buffers(graph_tests_device(), 16); /* else only unary steps fold (APS_LIMITS) */
+  CHECK(!full || (2 * o.fused.dispatches <= o.unfused.dispatches && o.fused.dispatches <= 2 * convs),
         "%u fused dispatches: at most half of %u unfused and two per conv (%u convs)", o.fused.dispatches,
         o.unfused.dispatches, convs);
   /* Again with GroupNorms folded into the convs (off by default: slower on lavapipe). */
   check_opts f = {.atol = 2e-4f, .rtol = 2e-3f, .fan_in_scale = 1, .fused_only = 1, .fold_norms = 1};
   check_graph(graph_tests_device(), g, "U-Net forward, norms folded", &f);
   fprintf(stderr, "norms folded: %u dispatches\n", f.fused.dispatches);
-  CHECK(f.fused.dispatches + 17 == o.fused.dispatches, "17 norms fold (%u vs %u dispatches)", f.fused.dispatches,
-        o.fused.dispatches);
+  CHECK(f.fused.dispatches + (full ? 17 : 0) == o.fused.dispatches, "%d norms fold (%u vs %u dispatches)",
+        full ? 17 : 0, f.fused.dispatches, o.fused.dispatches);
   gr_graph_destroy(g);
 }

@@ -105,3 +105,51 @@ TEST_CASE(quirk_single_thread) {
   }
   test_device_close(dev);
 }
+
+/* APS_LIMITS=vulkan-min: the caps are clamped to Vulkan 1.1's required minimums (never
+ * raised), and an unknown profile is refused by name. */
+TEST_CASE(limits_profile) {
+  const char *was = getenv("APS_LIMITS");
+  char saved[64] = "";
+  if (was)
+    snprintf(saved, sizeof saved, "%s", was);
+  unsetenv("APS_LIMITS");
+  rt_device_list own;
+  REQUIRE_OK(rt_enumerate(&own));
+  const rt_caps *d = &own.caps[own.chosen];
+  CHECK(!strcmp(d->limits, "device"), "default profile 'device' (%s)", d->limits);
+  CHECK(d->max_storage_buffers >= 4, "maxPerStageDescriptorStorageBuffers probed (%u)", d->max_storage_buffers);
+  setenv("APS_LIMITS", "vulkan-min", 1);
+  rt_device *dev = test_device_open(NULL);
+  if (dev) {
+    const rt_caps *c = rt_device_caps(dev);
+    CHECK(!strcmp(c->limits, "vulkan-min"), "profile named (%s)", c->limits);
+#define MIN_OF(field, min) ((d->field) < (min) ? (d->field) : (min))
+    CHECK(c->max_shared_memory == MIN_OF(max_shared_memory, 16384u), "shared memory %u", c->max_shared_memory);
+    CHECK(c->max_workgroup_invocations == MIN_OF(max_workgroup_invocations, 128u), "invocations %u",
+          c->max_workgroup_invocations);
+    CHECK(c->max_workgroup_size[0] == MIN_OF(max_workgroup_size[0], 128u) &&
+              c->max_workgroup_size[1] == MIN_OF(max_workgroup_size[1], 128u) &&
+              c->max_workgroup_size[2] == MIN_OF(max_workgroup_size[2], 64u),
+          "workgroup size (%u, %u, %u)", c->max_workgroup_size[0], c->max_workgroup_size[1], c->max_workgroup_size[2]);
+    CHECK(c->max_push_constants_size == MIN_OF(max_push_constants_size, 128u), "push constants %u",
+          c->max_push_constants_size);
+    CHECK(c->max_storage_buffers == MIN_OF(max_storage_buffers, 4u), "storage buffers %u", c->max_storage_buffers);
+    CHECK(c->max_storage_buffer_range == MIN_OF(max_storage_buffer_range, (uint64_t)1 << 27), "range %llu",
+          (unsigned long long)c->max_storage_buffer_range);
+#undef MIN_OF
+    CHECK(!c->fp16_storage && !c->fp16_arithmetic && !c->int8_storage && !c->int8_arithmetic, "no fp16 or int8");
+    CHECK(!c->coopmat && c->coopmat_shape_count == 0, "no cooperative matrices");
+    test_device_close(dev);
+  }
+  setenv("APS_LIMITS", "vulkan-tiny", 1);
+  rt_device *bad = NULL;
+  aps_status s = rt_device_create(&(rt_device_desc){.quiet = 1}, &bad);
+  fprintf(stderr, "message: %s\n", aps_last_error());
+  CHECK(s == APS_ERR_INVALID_ARG && !bad, "unknown profile refused (%s)", aps_status_name(s));
+  CHECK(strstr(aps_last_error(), "'vulkan-tiny'") != NULL, "the message names the value");
+  if (saved[0])
+    setenv("APS_LIMITS", saved, 1);
+  else
+    unsetenv("APS_LIMITS");
+}

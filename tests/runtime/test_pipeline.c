@@ -85,6 +85,14 @@ TEST_CASE(spec_constants) {
 
 static const char *const cache_kernels[] = {"rt_axpb", "rt_add_inplace", "rt_noop", "copy_vec4", "gemm_f32"};
 
+/* gemm_f32 declares 7 storage buffers (A, B, C, 4 epilogue operands); with fewer per stage
+ * (APS_LIMITS=vulkan-min) its 4-buffer variant is the one a device can run. */
+static const char *gemm_shader(rt_device *dev, const char *name) {
+  if (strcmp(name, "gemm_f32") || rt_device_caps(dev)->max_storage_buffers >= 7)
+    return name;
+  return "gemm_f32_b4";
+}
+
 /* The child: create the kernels and run each once (lavapipe compiles a pipeline at its
  * first dispatch), report the pipeline statistics and the time on stdout. */
 TEST_HELPER(pipeline_cache_child) {
@@ -99,7 +107,7 @@ TEST_HELPER(pipeline_cache_child) {
   double t0 = aps_now_ms();
   for (size_t i = 0; i < sizeof cache_kernels / sizeof *cache_kernels; i++) {
     rt_kernel *k;
-    REQUIRE_OK(rt_kernel_get(dev, &(rt_kernel_desc){.shader = cache_kernels[i]}, &k));
+    REQUIRE_OK(rt_kernel_get(dev, &(rt_kernel_desc){.shader = gemm_shader(dev, cache_kernels[i])}, &k));
     rt_dispatch d = {.kernel = k, .push = zeros, .name = cache_kernels[i]};
     for (uint32_t b = 0; b < rt_kernel_get_info(k)->binding_count; b++)
       d.bindings[b].buffer = buf;
@@ -291,7 +299,7 @@ TEST_CASE(gemm) {
   if (!dev)
     return;
   rt_kernel *k;
-  REQUIRE_OK(rt_kernel_get(dev, &(rt_kernel_desc){.shader = "gemm_f32"}, &k));
+  REQUIRE_OK(rt_kernel_get(dev, &(rt_kernel_desc){.shader = gemm_shader(dev, "gemm_f32")}, &k));
   rt_stream *s;
   REQUIRE_OK(rt_stream_create(dev, NULL, &s));
   static const int sizes[] = {1, 7, 33, 257};
@@ -305,4 +313,53 @@ TEST_CASE(gemm) {
   gemm_case(dev, s, k, 128, 128, 128, 2.0f, 0);
   rt_stream_destroy(s);
   test_device_close(dev);
+}
+
+/* Every pipeline is checked against the caps before it is made: under APS_LIMITS=vulkan-min a
+ * kernel with too many storage buffers or invocations is refused, naming the shader and the
+ * limit; one within them is made. Reflection follows specialization (local size, shared arrays). */
+TEST_CASE(pipeline_limits) {
+  rt_reflection r;
+  const aps_shader_entry *e = shader("lu");
+  uint32_t spec[2] = {0, 128};
+  REQUIRE_OK(e ? rt_reflect_spec(e->words, *e->size, e->name, spec, 2, &r) : APS_ERR_INVALID_ARG);
+  CHECK(r.info.local_size[0] == 128 && r.local_size_spec[0] == 1, "lu: local size 128 from constant_id 1 (%u)",
+        r.info.local_size[0]);
+  CHECK(r.info.shared_bytes == 2 * 256 * 4 + 2 * 512 * 4, "lu: shared memory %u bytes", r.info.shared_bytes);
+  rt_kernel_info full, few;
+  REQUIRE_OK(rt_shader_info("conv2d_f32", &full));
+  REQUIRE_OK(rt_shader_info("conv2d_f32_b4", &few));
+  CHECK(full.binding_count == 16 && few.binding_count == 4, "conv2d_f32: 16 bindings, its _b4 variant 4 (%u, %u)",
+        full.binding_count, few.binding_count);
+  CHECK(rt_shader_info("no_such_shader", &few) == APS_ERR_INVALID_ARG, "unknown shader refused");
+
+  const char *was = getenv("APS_LIMITS");
+  char saved[64] = "";
+  if (was)
+    snprintf(saved, sizeof saved, "%s", was);
+  setenv("APS_LIMITS", "vulkan-min", 1);
+  rt_device *dev = test_device_open(NULL);
+  if (dev) {
+    rt_kernel *k = NULL;
+    aps_status s = rt_kernel_get(dev, &(rt_kernel_desc){.shader = "conv2d_f32"}, &k);
+    fprintf(stderr, "message: %s\n", aps_last_error());
+    CHECK(s == APS_ERR_UNSUPPORTED && !k, "16 storage buffers refused (%s)", aps_status_name(s));
+    CHECK(strstr(aps_last_error(), "conv2d_f32") && strstr(aps_last_error(), "maxPerStageDescriptorStorageBuffers"),
+          "names the shader and the limit");
+    REQUIRE_OK(rt_kernel_get(dev, &(rt_kernel_desc){.shader = "conv2d_f32_b4"}, &k));
+    s = rt_kernel_get(dev, &(rt_kernel_desc){.shader = "rt_axpb", .spec_count = 1, .spec = {256}}, &k);
+    fprintf(stderr, "message: %s\n", aps_last_error());
+    CHECK(s == APS_ERR_UNSUPPORTED, "256 invocations refused (%s)", aps_status_name(s));
+    CHECK(strstr(aps_last_error(), "rt_axpb") && strstr(aps_last_error(), "maxComputeWorkGroupInvocations"),
+          "names the shader and the limit");
+    REQUIRE_OK(rt_kernel_get(dev, &(rt_kernel_desc){.shader = "rt_axpb", .spec_count = 1, .spec = {128}}, &k));
+    REQUIRE_OK(rt_kernel_get(dev, &(rt_kernel_desc){.shader = "lu", .spec_count = 2, .spec = {0, 128}}, &k));
+    s = rt_kernel_get(dev, &(rt_kernel_desc){.shader = "lu", .spec_count = 2, .spec = {0, 256}}, &k);
+    CHECK(s == APS_ERR_UNSUPPORTED, "lu at 256 invocations refused (%s)", aps_status_name(s));
+    test_device_close(dev);
+  }
+  if (saved[0])
+    setenv("APS_LIMITS", saved, 1);
+  else
+    unsetenv("APS_LIMITS");
 }

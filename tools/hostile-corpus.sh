@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The malformed-input corpus (issue 15): generates bad model files, PNGs, IDX files,
+# The malformed-input corpus: generates bad model files, PNGs, IDX files,
 # operator specs, command-line values and output targets, runs `aps` on each with a
 # timeout, and checks each case's class:
 #   error   non-zero exit and a message naming the file or option (the case's needle);

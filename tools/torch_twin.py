@@ -366,19 +366,19 @@ def parity(ref_path, broken=None):
         eps = prior_eps(net, T("prior.x"), T("prior.t"))
         results.append(("prior ε(x, t)", max_rel(eps, ref["prior.eps"]), 1e-4, "max rel"))
         nb = neg_elbo(net, sde, T("prior.x"), T("elbo.t"), T("elbo.e_t"), T("elbo.e_1"), T("elbo.e_0"))
-        if broken == "elbo":
-            nb = nb + 0.5
+        if broken == "elbo":  # a constant off by 0.1 %
+            nb = nb * 1.001
         results.append(("−ELBO(x)", max_rel(nb, ref["elbo.nelbo"]), 1e-4, "max rel"))
 
     glow = Glow(os.path.join(root, "assets/flow-inpaint-fmnist32.safetensors"))
+    if broken == "perm":  # one 1×1 conv's permutation rotated by a row
+        scope = "flow.l1.s3.invconv"
+        glow.factors[scope] = (torch.roll(glow.factors[scope][0], 1, 0), glow.factors[scope][1])
     for name, v in ref.items():
         if name.startswith("factors."):
             scope, what = name[len("factors."):].rsplit(".", 1)
             mine = glow.factors[scope][0 if what == "perm" else 1].numpy()
             results.append((f"1×1 conv {what} {scope}", float(np.abs(mine - v).max()), 0.0, "max abs"))
-    if broken == "perm":  # one permutation transposed
-        scope = "flow.l0.s0.invconv"
-        glow.factors[scope] = (glow.factors[scope][0].T.contiguous(), glow.factors[scope][1])
     if broken == "flow":
         glow.bound *= 1.01
     with torch.no_grad():

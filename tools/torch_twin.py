@@ -5,9 +5,11 @@
 inverse and log-determinants.
 
 Not a dependency of aps: it needs Debian's python3-torch and python3-numpy.
-    /usr/bin/python3 tools/torch_twin.py --parity REF.safetensors [--break WHAT]
+    /usr/bin/python3 tools/torch_twin.py --parity REF.safetensors [--float32] [--break WHAT]
 compares the twin with the runtime's outputs that the test helper `test_app torch_reference`
 wrote (inputs included) and exits 1 when any quantity is off by more than its tolerance.
+The twin computes in float64 (the runtime's own rounding is then all the error), or in
+float32 with --float32.
 --break WHAT perturbs the twin on purpose (prior, flow, perm, elbo), to see the check fail.
 """
 import json, math, os, struct, sys
@@ -351,15 +353,15 @@ def max_rel(a, b):
     return float(np.abs(a - b).max() / max(np.abs(b).max(), 1e-12))
 
 
-def parity(ref_path, broken=None):
+def parity(ref_path, broken=None, dtype=torch.float64):
     here = os.path.dirname(os.path.abspath(__file__))
     root = os.path.dirname(here)
     ref, meta = load_safetensors(ref_path)
-    T = lambda k: torch.from_numpy(np.ascontiguousarray(ref[k])).to(torch.float64)
+    T = lambda k: torch.from_numpy(np.ascontiguousarray(ref[k])).to(dtype)
     torch.set_num_threads(min(2, torch.get_num_threads()))
     results = []  # (quantity, error, tolerance, what the error is)
 
-    net, sde = load_prior(os.path.join(root, "assets/prior-fmnist32.safetensors"))
+    net, sde = load_prior(os.path.join(root, "assets/prior-fmnist32.safetensors"), dtype)
     if broken == "prior":  # e.g. the time scale lost
         net.out.bias.data += 1e-3
     with torch.no_grad():
@@ -370,7 +372,7 @@ def parity(ref_path, broken=None):
             nb = nb * 1.001
         results.append(("−ELBO(x)", max_rel(nb, ref["elbo.nelbo"]), 1e-4, "max rel"))
 
-    glow = Glow(os.path.join(root, "assets/flow-inpaint-fmnist32.safetensors"))
+    glow = Glow(os.path.join(root, "assets/flow-inpaint-fmnist32.safetensors"), dtype)
     if broken == "perm":  # one 1×1 conv's permutation rotated by a row
         scope = "flow.l1.s3.invconv"
         glow.factors[scope] = (torch.roll(glow.factors[scope][0], 1, 0), glow.factors[scope][1])
@@ -390,8 +392,9 @@ def parity(ref_path, broken=None):
                 ("flow log|det ∂G/∂z|", max_rel(ld, ref["flow.logdet_fwd"]), 1e-4, "max rel"),
                 ("flow inverse z = G⁻¹(x; c)", max_rel(z, ref["flow.z_inv"]), 1e-4, "max rel"),
                 ("flow log|det ∂G⁻¹/∂x|", max_rel(ldi, ref["flow.logdet_inv"]), 1e-4, "max rel"),
-                ("twin round trip G⁻¹(G(z))", max_rel(z_rt, ref["flow.z"]), 1e-8, "max rel")]
-    print(f"torch {torch.__version__} (float64) against {ref_path} "
+                ("twin round trip G⁻¹(G(z))", max_rel(z_rt, ref["flow.z"]),
+                 1e-8 if dtype == torch.float64 else 1e-4, "max rel")]
+    print(f"torch {torch.__version__} ({str(dtype)[6:]}) against {ref_path} "
           f"(device {meta.get('aps.torch_reference.device', '?')}):")
     bad = 0
     for q, err, tol, kind in results:
@@ -408,4 +411,5 @@ if __name__ == "__main__":
         print(__doc__.strip(), file=sys.stderr)
         sys.exit(2)
     broken = args[args.index("--break") + 1] if "--break" in args else None
-    sys.exit(parity(args[args.index("--parity") + 1], broken))
+    dtype = torch.float32 if "--float32" in args else torch.float64
+    sys.exit(parity(args[args.index("--parity") + 1], broken, dtype))

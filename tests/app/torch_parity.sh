@@ -15,4 +15,6 @@ fi
 dir=$(mktemp -d /tmp/aps-torch-parity-XXXXXX) || exit 1
 trap 'rm -rf "$dir"' EXIT
 APS_TORCH_REF=$dir/ref.safetensors APS_TORCH_DEVICE=$device "$test_app" torch_reference || exit 1
-"$py" "$(dirname "$0")/../../tools/torch_twin.py" --parity "$dir/ref.safetensors" "$@"
+twin=$(dirname "$0")/../../tools/torch_twin.py
+"$py" "$twin" --parity "$dir/ref.safetensors" "$@" || exit 1
+"$py" "$twin" --parity "$dir/ref.safetensors" --float32 "$@"

@@ -35,17 +35,18 @@ def main():
         if dps:
             ax.plot([r["ms_per_sample"] for r in dps], [r["psnr_mean"] for r in dps], "o-", label="DPS")
             for r in dps:
-                ax.annotate(re.search(r"steps=(\d+)", r["method"]).group(1) + " steps",
+                ax.annotate(re.search(r"steps=(\d+)", r["method"]).group(1) + f" steps ({r['images']}x{r['k']})",
                             (r["ms_per_sample"], r["psnr_mean"]), textcoords="offset points", xytext=(4, -10))
         for r in mine:
             if not r["method"].startswith("dps"):
-                ax.plot([r["ms_per_sample"]], [r["psnr_mean"]], "s", color="C3", label="aps flow (one pass)")
+                ax.plot([r["ms_per_sample"]], [r["psnr_mean"]], "s", color="C3",
+                        label=f"aps flow, one pass ({r['images']}x{r['k']})")
         meas = mine[0]["psnr_measurement"]
         ax.axhline(meas, color="grey", ls=":", label="the measurement itself")
         ax.set_xscale("log")
         ax.set_xlabel("ms per sample")
         ax.set_ylabel(f"PSNR of the mean of K samples (dB)")
-        ax.set_title(f"{op}\n{mine[0]['images']} test images, K = {mine[0]['k']}")
+        ax.set_title(f"{op}\n(images x samples per image in brackets)")
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8, loc="lower right")
     fig.suptitle(f"device: {rows[0]['device']}", fontsize=9)

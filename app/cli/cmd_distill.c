@@ -63,8 +63,10 @@ int cmd_distill(const cli_options *o, int argc, char **argv) {
 
   aps_dataset *ds = NULL;
   aps_distill_run *run = NULL;
+  /* Resuming, the checkpoint holds the weights: --init is then only compared with the
+   * first run's settings (aps.train), and its file need not exist any more. */
   gr_st *init_st = NULL;
-  aps_status s = init ? gr_st_open(init, &init_st) : APS_OK;
+  aps_status s = init && !resume ? gr_st_open(init, &init_st) : APS_OK;
   char train_s[256];
   snprintf(train_s, sizeof train_s, "lr=%g warmup=%d schedule=%s%s%.180s", lr, warmup, cosine ? "cosine" : "constant",
            init ? " init=" : "", init ? init : "");

@@ -13,33 +13,16 @@
 #include "dps.h"
 #include "runner.h"
 
-static aps_status set_runner(void *r, const char *name, const float *v, int64_t n) { return aps_runner_set(r, name, v, n); }
-
 static aps_status measure(const cli_options *o, int batch, int reps, bench_stat *st, char *device, size_t size) {
   aps_prior_config c = aps_prior_config_default(1, 32);
   aps_op_spec spec;
   aps_op_layout l;
   gr_graph *g = NULL;
-  aps_runner *r = NULL;
   APS_TRY(aps_op_spec_parse("inpaint:box=8-16", &spec));
   APS_TRY(aps_op_layout_make(&spec, 1, 32, 32, &l));
   aps_status s = aps_dps_graph(&c, &l, batch, NULL, NULL, &g);
   if (s == APS_OK)
-    s = aps_runner_create(g, &(aps_runner_desc){.device = o->device, .vulkan = 1, .quiet = 1}, &r);
-  if (s == APS_OK) {
-    snprintf(device, size, "%s", aps_runner_device_name(r));
-    s = bench_fill(g, r, set_runner);
-  }
-  double t[16];
-  for (int i = -1; s == APS_OK && i < reps; i++) { /* one warm-up run */
-    double t0 = aps_now_ms();
-    s = aps_runner_run(r);
-    if (i >= 0)
-      t[i] = aps_now_ms() - t0;
-  }
-  if (s == APS_OK)
-    *st = bench_stat_of(t, reps);
-  aps_runner_destroy(r);
+    s = bench_time_runner(g, o->device, reps, device, size, st);
   gr_graph_destroy(g);
   return s;
 }

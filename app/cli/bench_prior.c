@@ -12,8 +12,6 @@
 #include "prior.h"
 #include "runner.h"
 
-static aps_status set_runner(void *r, const char *name, const float *v, int64_t n) { return aps_runner_set(r, name, v, n); }
-
 /* Forward (grad = 0) or forward + d(Σ ε_θ · v)/dx (grad = 1), with input "v". */
 static aps_status bench_graph(const aps_prior_config *c, int batch, int grad, gr_graph **out) {
   gr_graph *g = gr_graph_create();
@@ -34,27 +32,12 @@ static aps_status bench_graph(const aps_prior_config *c, int batch, int grad, gr
   return gr_graph_status(g);
 }
 
-static aps_status measure(const cli_options *o, const aps_prior_config *c, int batch, int grad, int reps, double *ms,
-                          char *device, size_t device_size) {
+static aps_status measure(const cli_options *o, const aps_prior_config *c, int batch, int grad, int reps,
+                          bench_stat *st, char *device, size_t device_size) {
   gr_graph *g = NULL;
-  aps_runner *r = NULL;
   aps_status s = bench_graph(c, batch, grad, &g);
   if (s == APS_OK)
-    s = aps_runner_create(g, &(aps_runner_desc){.device = o->device, .vulkan = 1, .quiet = 1}, &r);
-  if (s == APS_OK) {
-    snprintf(device, device_size, "%s", aps_runner_device_name(r));
-    s = bench_fill(g, r, set_runner);
-  }
-  double t[16];
-  for (int i = -1; s == APS_OK && i < reps; i++) { /* one warm-up run */
-    double t0 = aps_now_ms();
-    s = aps_runner_run(r);
-    if (i >= 0)
-      t[i] = aps_now_ms() - t0;
-  }
-  if (s == APS_OK)
-    *ms = bench_median(t, reps);
-  aps_runner_destroy(r);
+    s = bench_time_runner(g, o->device, reps, device, device_size, st);
   gr_graph_destroy(g);
   return s;
 }
@@ -66,16 +49,18 @@ int cmd_bench_prior(const cli_options *o) {
   char device[300] = "";
   for (int grad = 0; grad < 2; grad++)
     for (int b = 0; b < 2; b++) {
-      aps_status s = measure(o, &c, b ? big : 1, grad, reps, &ms[grad][b], device, sizeof device);
+      bench_stat st;
+      aps_status s = measure(o, &c, b ? big : 1, grad, reps, &st, device, sizeof device);
       if (s != APS_OK) {
         fprintf(stderr, "aps bench prior: %s\n", aps_last_error());
         return 1;
       }
+      ms[grad][b] = st.median;
       const char *name = grad ? "forward + input gradient" : "forward";
-      bench_report_stat(name, "ms", bench_last(), b ? big : 1);
+      bench_report_stat(name, "ms", st, b ? big : 1);
       if (b)
         bench_report_stat(grad ? "forward + input gradient throughput" : "forward throughput", "images/s",
-                          bench_stat_per(bench_last(), big * 1e3, 0), big);
+                          bench_stat_per(st, big * 1e3, 0), big);
     }
   bench_report_device(device, NULL, 0);
   if (o->json) {

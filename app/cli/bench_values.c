@@ -1,8 +1,11 @@
 #include "bench_values.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "runner.h"
 
 
 const gr_unet_config *bench_unet_config(void) {
@@ -42,4 +45,29 @@ aps_status bench_fill(const gr_graph *g, void *target, bench_set_fn set) {
       APS_TRY(st);
     }
   return APS_OK;
+}
+
+static aps_status set_runner(void *r, const char *name, const float *v, int64_t n) { return aps_runner_set(r, name, v, n); }
+
+aps_status bench_time_runner(const gr_graph *g, const char *device_req, int reps, char *device, size_t size,
+                             bench_stat *st) {
+  if (reps < 1 || reps > 16)
+    return aps_fail(APS_ERR_INVALID_ARG, "bench_time_runner: %d repeats (1 to 16)", reps);
+  aps_runner *r = NULL;
+  aps_status s = aps_runner_create(g, &(aps_runner_desc){.device = device_req, .vulkan = 1, .quiet = 1}, &r);
+  if (s == APS_OK) {
+    snprintf(device, size, "%s", aps_runner_device_name(r));
+    s = bench_fill(g, r, set_runner);
+  }
+  double t[16];
+  for (int i = -1; s == APS_OK && i < reps; i++) { /* one warm-up run */
+    double t0 = aps_now_ms();
+    s = aps_runner_run(r);
+    if (i >= 0)
+      t[i] = aps_now_ms() - t0;
+  }
+  if (s == APS_OK)
+    *st = bench_stat_of(t, reps);
+  aps_runner_destroy(r);
+  return s;
 }

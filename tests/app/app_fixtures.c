@@ -2,6 +2,7 @@
 #include "app_fixtures.h"
 
 #include <math.h>
+#include <stdio.h>
 
 #include "rng.h"
 #include "runner.h"
@@ -79,4 +80,29 @@ gr_tensor test_gaussian_eps(gr_graph *g, void *user, gr_tensor x, gr_tensor t) {
   gr_tensor var = gr_add(g, gr_mul(g, gr_unary_op(g, GR_SQUARE, a), lc), gr_unary_op(g, GR_SQUARE, s));
   gr_tensor u = gr_mul(g, gr_matmul(g, centred, qc, 0, 0), gr_div(g, s, var));
   return gr_reshape(g, gr_matmul(g, u, qc, 0, 1), gr_tensor_shape(g, x));
+}
+
+aps_dataset *test_bars_dataset(const char *dir, int n) {
+  char path[1024];
+  snprintf(path, sizeof path, "%s/bars-idx3-ubyte", dir);
+  FILE *f = fopen(path, "wb");
+  if (!f || n < 1 || n > 65535) {
+    fprintf(stderr, "bars: cannot write %s\n", path);
+    if (f)
+      fclose(f);
+    return NULL;
+  }
+  unsigned char head[16] = {0, 0, 8, 3, 0, 0, (unsigned char)(n >> 8), (unsigned char)(n & 255), 0, 0, 0, 8,
+                            0, 0, 0, 8}, img[64];
+  fwrite(head, 1, 16, f);
+  for (int i = 0; i < n; i++) {
+    for (int k = 0; k < 64; k++)
+      img[k] = (i & 1 ? k % 8 : k / 8) == (i / 2) % 8 ? 255 : 0;
+    fwrite(img, 1, 64, f);
+  }
+  fclose(f);
+  aps_dataset *d = NULL;
+  if (aps_dataset_load_idx(path, 0, &d) != APS_OK)
+    fprintf(stderr, "bars: %s\n", aps_last_error());
+  return d;
 }

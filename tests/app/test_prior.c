@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "../test.h"
+#include "app_fixtures.h"
 #include "dataset.h"
 #include "elbo.h"
 #include "prior.h"
@@ -141,25 +142,6 @@ static aps_prior_config tiny_config(void) {
   return c;
 }
 
-static aps_dataset *bars(const char *dir) {
-  enum { N = 256 };
-  char path[512];
-  snprintf(path, sizeof path, "%s/bars-idx3-ubyte", dir);
-  FILE *f = fopen(path, "wb");
-  unsigned char head[16] = {0, 0, 8, 3, 0, 0, N >> 8, N & 255, 0, 0, 0, 8, 0, 0, 0, 8}, img[64];
-  fwrite(head, 1, 16, f);
-  for (int i = 0; i < N; i++) {
-    for (int k = 0; k < 64; k++)
-      img[k] = (i & 1 ? k % 8 : k / 8) == (i / 2) % 8 ? 255 : 0;
-    fwrite(img, 1, 64, f);
-  }
-  fclose(f);
-  aps_dataset *d = NULL;
-  if (aps_dataset_load_idx(path, 0, &d) != APS_OK)
-    fprintf(stderr, "bars: %s\n", aps_last_error());
-  return d;
-}
-
 static char tmpdir[64];
 static const char *make_tmpdir(void) {
   snprintf(tmpdir, sizeof tmpdir, "/tmp/aps-test-prior-XXXXXX");
@@ -203,7 +185,7 @@ static aps_status train(const aps_dataset *d, const char *ckpt, int steps, int r
 
 TEST_CASE(prior_train) {
   const char *dir = make_tmpdir();
-  aps_dataset *d = bars(dir);
+  aps_dataset *d = test_bars_dataset(dir, 256);
   CHECK(d != NULL, "data set");
   if (!d)
     return;
@@ -250,7 +232,7 @@ TEST_CASE(prior_train) {
 /* Stopping at a checkpoint and resuming gives exactly the uninterrupted run. */
 TEST_CASE(prior_resume) {
   const char *dir = make_tmpdir();
-  aps_dataset *d = bars(dir);
+  aps_dataset *d = test_bars_dataset(dir, 256);
   CHECK(d != NULL, "data set");
   if (!d)
     return;
@@ -435,7 +417,7 @@ static aps_status nan_feed(void *user, aps_runner *r, int step) {
 }
 TEST_CASE(prior_nan_loss) {
   const char *dir = make_tmpdir();
-  aps_dataset *d = bars(dir);
+  aps_dataset *d = test_bars_dataset(dir, 256);
   CHECK(d != NULL, "data set");
   if (!d)
     return;

@@ -153,25 +153,6 @@ TEST_CASE(outputs_distinct) {
   free(a), free(b);
 }
 
-static aps_dataset *bars(const char *dir) {
-  enum { N = 64 };
-  char *path = join(dir, "bars-idx3-ubyte");
-  FILE *f = fopen(path, "wb");
-  unsigned char head[16] = {0, 0, 8, 3, 0, 0, 0, N, 0, 0, 0, 8, 0, 0, 0, 8}, img[64];
-  fwrite(head, 1, 16, f);
-  for (int i = 0; i < N; i++) {
-    for (int k = 0; k < 64; k++)
-      img[k] = (i & 1 ? k % 8 : k / 8) == (i / 2) % 8 ? 255 : 0;
-    fwrite(img, 1, 64, f);
-  }
-  fclose(f);
-  aps_dataset *d = NULL;
-  if (aps_dataset_load_idx(path, 0, &d) != APS_OK)
-    fprintf(stderr, "bars: %s\n", aps_last_error());
-  free(path);
-  return d;
-}
-
 /* A few steps of the tiny prior with a checkpoint and a loss log. */
 static aps_status train(const aps_dataset *d, const char *ckpt, const char *csv, const char *out, int steps,
                         int resume) {
@@ -213,7 +194,7 @@ static int copy_file(const char *from, const char *to) {
 /* After a resume from an earlier checkpoint the log held the replayed steps twice. */
 TEST_CASE(csv_resume_no_repeats) {
   const char *dir = make_tmpdir();
-  aps_dataset *d = bars(dir);
+  aps_dataset *d = test_bars_dataset(dir, 64);
   CHECK(d != NULL, "data");
   if (!d)
     return;
@@ -242,7 +223,7 @@ TEST_CASE(csv_resume_no_repeats) {
  * before training, as is a checkpoint that is the model file. */
 TEST_CASE(csv_unwritable) {
   const char *dir = make_tmpdir();
-  aps_dataset *d = bars(dir);
+  aps_dataset *d = test_bars_dataset(dir, 64);
   if (!d)
     return;
   char *ckpt = join(dir, "m.ckpt"), *out = join(dir, "m.safetensors"), *full = join(dir, "full.csv");
@@ -424,7 +405,7 @@ TEST_CASE(idx_file) {
   const char *path = getenv("APS_HOSTILE_IDX");
   if (!path) {
     const char *dir = make_tmpdir();
-    aps_dataset *d = bars(dir);
+    aps_dataset *d = test_bars_dataset(dir, 64);
     CHECK(d && aps_dataset_count(d) == 64, "a good IDX file loads");
     aps_dataset_free(d);
     return;

@@ -1,7 +1,7 @@
 /* aps bench compare A.json B.json: the figures of two `aps bench --json FILE` reports (or the
  * PyTorch twin's, same schema) matched by suite, name and batch, B's median over A's. Read
- * with graph/io/json.c's strict reader (strings, objects), plus numbers with fractions, which
- * safetensors headers never hold and these files always do. */
+ * with graph/io/json.c's strict reader; skipped members may hold numbers with fractions,
+ * which the safetensors reader's gr_json_skip refuses. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,75 +31,12 @@ typedef struct report {
 
 static aps_status skip(gr_json *p, int depth);
 
-static int is_digit(int c) { return c >= '0' && c <= '9'; }
-
-/* A JSON number (with fraction and exponent) or null (NaN). */
-static aps_status number(gr_json *p, double *out) {
-  if (p->n - p->i >= 4 && !memcmp(p->s + p->i, "null", 4)) {
-    p->i += 4;
-    *out = NAN;
-    return APS_OK;
-  }
-  size_t start = p->i;
-  if (gr_json_peek(p) == '-')
-    p->i++;
-  if (!is_digit(gr_json_peek(p)))
-    return gr_json_fail(p, "expected a number");
-  while (is_digit(gr_json_peek(p)))
-    p->i++;
-  if (gr_json_peek(p) == '.') {
-    p->i++;
-    if (!is_digit(gr_json_peek(p)))
-      return gr_json_fail(p, "expected digits after '.'");
-    while (is_digit(gr_json_peek(p)))
-      p->i++;
-  }
-  if (gr_json_peek(p) == 'e' || gr_json_peek(p) == 'E') {
-    p->i++;
-    if (gr_json_peek(p) == '+' || gr_json_peek(p) == '-')
-      p->i++;
-    if (!is_digit(gr_json_peek(p)))
-      return gr_json_fail(p, "expected digits in an exponent");
-    while (is_digit(gr_json_peek(p)))
-      p->i++;
-  }
-  char buf[64];
-  size_t len = p->i - start;
-  if (len >= sizeof buf)
-    return gr_json_fail(p, "a number of more than %zu characters", sizeof buf - 1);
-  memcpy(buf, p->s + start, len);
-  buf[len] = 0;
-  *out = strtod(buf, NULL);
-  return APS_OK;
-}
-
-/* [v, ...]: each element through fn, or skipped when fn is NULL. */
-typedef aps_status (*elem_fn)(gr_json *p, void *ctx, int depth);
-static aps_status array(gr_json *p, elem_fn fn, void *ctx, int depth) {
-  if (depth > MAX_DEPTH)
-    return gr_json_fail(p, "values nested more than %d deep", MAX_DEPTH);
-  if (gr_json_peek(p) != '[')
-    return gr_json_fail(p, "expected an array");
-  p->i++;
-  gr_json_ws(p);
-  if (gr_json_peek(p) == ']')
-    return p->i++, APS_OK;
-  for (;;) {
-    APS_TRY(fn ? fn(p, ctx, depth + 1) : skip(p, depth + 1));
-    gr_json_ws(p);
-    if (gr_json_peek(p) == ']')
-      return p->i++, APS_OK;
-    if (gr_json_peek(p) != ',')
-      return gr_json_fail(p, "expected ',' or ']' in an array");
-    p->i++;
-    gr_json_ws(p);
-  }
-}
-
 static aps_status skip_member(gr_json *p, const char *key, size_t len, void *ctx) {
   (void)key, (void)len;
   return skip(p, *(int *)ctx);
 }
+
+static aps_status skip_elem(gr_json *p, void *ctx, int depth) { return (void)ctx, skip(p, depth); }
 
 /* Any value, numbers with fractions included. */
 static aps_status skip(gr_json *p, int depth) {
@@ -109,10 +46,10 @@ static aps_status skip(gr_json *p, int depth) {
   if (c == '{')
     return gr_json_object(p, skip_member, &next);
   if (c == '[')
-    return array(p, NULL, NULL, depth);
-  if (c == '-' || is_digit(c)) {
+    return gr_json_array(p, skip_elem, NULL, depth);
+  if (c == '-' || (c >= '0' && c <= '9')) {
     double v;
-    return number(p, &v);
+    return gr_json_number(p, &v);
   }
   return gr_json_skip(p, depth); /* strings, true, false, null */
 }
@@ -137,10 +74,10 @@ static aps_status figure_member(gr_json *p, const char *key, size_t len, void *c
   if (!strcmp(key, "unit"))
     return string_into(p, r->cur.unit, sizeof r->cur.unit);
   if (!strcmp(key, "median"))
-    return number(p, &r->cur.median);
+    return gr_json_number(p, &r->cur.median);
   if (!strcmp(key, "batch")) {
     double b;
-    APS_TRY(number(p, &b));
+    APS_TRY(gr_json_number(p, &b));
     if (!(b >= 0 && b <= 1e9) || b != floor(b))
       return gr_json_fail(p, "\"batch\" is not a count");
     r->cur.batch = (int)b;
@@ -165,7 +102,7 @@ static aps_status figure(gr_json *p, void *ctx, int depth) {
 
 static aps_status suite_member(gr_json *p, const char *key, size_t len, void *ctx) {
   (void)len;
-  return strcmp(key, "figures") ? skip(p, 3) : array(p, figure, ctx, 3);
+  return strcmp(key, "figures") ? skip(p, 3) : gr_json_array(p, figure, ctx, 3);
 }
 
 static aps_status suites_member(gr_json *p, const char *key, size_t len, void *ctx) {

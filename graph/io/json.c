@@ -1,13 +1,15 @@
 /* The strict JSON reader of safetensors headers (safetensors.c): UTF-8 checked byte by byte,
  * escapes and surrogate pairs decoded, integers only (64-bit, no leading zeros, no fraction
  * or exponent, in unknown fields too), nesting at most MAX_DEPTH deep; every fault names the
- * file, the header byte and what was wrong. Debian's JSON libraries would need checks on
+ * file, the header byte and what was wrong. gr_json_number reads fractions for other files
+ * (`aps bench compare`'s reports); gr_json_skip stays integer-only. Debian's JSON libraries would need checks on
  * top: cJSON checks no UTF-8, keeps numbers as doubles and takes duplicate keys; jansson
  * nests 2048 deep, takes fractions, and names faults in its own words. */
 #include "json.h"
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -206,6 +208,66 @@ static aps_status parse_int(gr_json *p, int64_t *out) {
   return APS_OK;
 }
 
+aps_status gr_json_number(gr_json *p, double *out) {
+  if (p->n - p->i >= 4 && !memcmp(p->s + p->i, "null", 4)) {
+    p->i += 4;
+    *out = NAN;
+    return APS_OK;
+  }
+  size_t start = p->i;
+  if (gr_json_peek(p) == '-')
+    p->i++;
+  if (!is_digit(gr_json_peek(p)))
+    return gr_json_fail(p, "expected a number");
+  while (is_digit(gr_json_peek(p)))
+    p->i++;
+  if (gr_json_peek(p) == '.') {
+    p->i++;
+    if (!is_digit(gr_json_peek(p)))
+      return gr_json_fail(p, "expected digits after '.'");
+    while (is_digit(gr_json_peek(p)))
+      p->i++;
+  }
+  if (gr_json_peek(p) == 'e' || gr_json_peek(p) == 'E') {
+    p->i++;
+    if (gr_json_peek(p) == '+' || gr_json_peek(p) == '-')
+      p->i++;
+    if (!is_digit(gr_json_peek(p)))
+      return gr_json_fail(p, "expected digits in an exponent");
+    while (is_digit(gr_json_peek(p)))
+      p->i++;
+  }
+  char buf[64];
+  size_t len = p->i - start;
+  if (len >= sizeof buf)
+    return gr_json_fail(p, "a number of more than %zu characters", sizeof buf - 1);
+  memcpy(buf, p->s + start, len);
+  buf[len] = 0;
+  *out = strtod(buf, NULL);
+  return APS_OK;
+}
+
+aps_status gr_json_array(gr_json *p, gr_json_elem_fn fn, void *ctx, int depth) {
+  if (depth > MAX_DEPTH)
+    return gr_json_fail(p, "values nested more than %d deep", MAX_DEPTH);
+  if (gr_json_peek(p) != '[')
+    return gr_json_fail(p, "expected an array");
+  p->i++;
+  gr_json_ws(p);
+  if (gr_json_peek(p) == ']')
+    return p->i++, APS_OK;
+  for (;;) {
+    APS_TRY(fn ? fn(p, ctx, depth + 1) : gr_json_skip(p, depth + 1));
+    gr_json_ws(p);
+    if (gr_json_peek(p) == ']')
+      return p->i++, APS_OK;
+    if (gr_json_peek(p) != ',')
+      return gr_json_fail(p, "expected ',' or ']' in an array");
+    p->i++;
+    gr_json_ws(p);
+  }
+}
+
 aps_status gr_json_object(gr_json *p, gr_json_member_fn member, void *ctx) {
   if (gr_json_peek(p) != '{')
     return gr_json_fail(p, "expected an object");
@@ -273,24 +335,7 @@ aps_status gr_json_skip(gr_json *p, int depth) {
   }
   if (c != '[')
     return gr_json_fail(p, "expected a value");
-  p->i++;
-  gr_json_ws(p);
-  if (gr_json_peek(p) == ']') {
-    p->i++;
-    return APS_OK;
-  }
-  for (;;) {
-    APS_TRY(gr_json_skip(p, next));
-    gr_json_ws(p);
-    if (gr_json_peek(p) == ']') {
-      p->i++;
-      return APS_OK;
-    }
-    if (gr_json_peek(p) != ',')
-      return gr_json_fail(p, "expected ',' or ']' in an array");
-    p->i++;
-    gr_json_ws(p);
-  }
+  return gr_json_array(p, NULL, NULL, depth);
 }
 
 /* [int, ...]: stores the first max values, counts them all. */

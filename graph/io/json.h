@@ -26,6 +26,12 @@ aps_status gr_json_string(gr_json *p, char **out, size_t *len);
 /* Calls member(p, key, key_len, ctx) with p at each member's value. */
 typedef aps_status (*gr_json_member_fn)(gr_json *p, const char *key, size_t key_len, void *ctx);
 aps_status gr_json_object(gr_json *p, gr_json_member_fn member, void *ctx);
+/* A number with fraction and exponent (for files other than safetensors headers, whose
+ * numbers are integers), or null as NaN. */
+aps_status gr_json_number(gr_json *p, double *out);
+/* [v, ...]: each element through fn at depth + 1, or skipped (gr_json_skip) when fn is NULL. */
+typedef aps_status (*gr_json_elem_fn)(gr_json *p, void *ctx, int depth);
+aps_status gr_json_array(gr_json *p, gr_json_elem_fn fn, void *ctx, int depth);
 /* Skips a value (objects, arrays, strings, integers, true/false/null) at nesting depth. */
 aps_status gr_json_skip(gr_json *p, int depth);
 /* [int, ...]: stores the first max values, counts them all. */

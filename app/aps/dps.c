@@ -160,13 +160,15 @@ static aps_status evaluate(dps_state *s, int step, const float *x, double t) {
   return check_finite(s, step, t, "grad", s->grad, s->per);
 }
 
+float aps_dps_default_zeta(int steps) { return fminf(APS_DPS_ZETA_TOTAL / (float)steps, APS_DPS_ZETA_MAX); }
+
 aps_status aps_dps_sample(aps_runner *r, const aps_dps_desc *desc, const aps_op_batch *ops, const float *y,
                           uint64_t seed, float *out) {
   aps_dps_desc d = desc ? *desc : (aps_dps_desc){0};
   if (!d.steps)
     d.steps = APS_DPS_STEPS_DEFAULT;
   if (d.zeta == 0.0f && d.steps > 0)
-    d.zeta = fminf(APS_DPS_ZETA_TOTAL / (float)d.steps, APS_DPS_ZETA_MAX);
+    d.zeta = aps_dps_default_zeta(d.steps);
   if (d.sde.beta0 == 0 && d.sde.beta1 == 0 && d.sde.eps == 0)
     d.sde = aps_sde_default();
   if (d.steps < 1 || !(d.zeta > 0) || !isfinite(d.zeta) || (unsigned)d.rule >= APS_DPS_RULE_COUNT ||

@@ -69,6 +69,7 @@
  * 250, 2.5 at 100 and fewer. See above. */
 #define APS_DPS_ZETA_TOTAL 250.0f
 #define APS_DPS_ZETA_MAX 2.5f
+float aps_dps_default_zeta(int steps); /* the rule above */
 
 typedef enum aps_dps_rule { APS_DPS_EM = 0, APS_DPS_DDIM, APS_DPS_RULE_COUNT } aps_dps_rule;
 const char *aps_dps_rule_name(aps_dps_rule r); /* "em", "ddim" */

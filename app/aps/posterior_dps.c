@@ -36,9 +36,8 @@ aps_status aps_posterior_dps_open(aps_posterior *p, const aps_posterior_desc *d)
   const aps_posterior_dps *ds = &d->dps_settings;
   p->dd = (aps_dps_desc){.steps = ds->steps ? ds->steps : APS_DPS_STEPS_DEFAULT, .zeta = ds->zeta,
                          .rule = ds->ddim ? APS_DPS_DDIM : APS_DPS_EM, .eta = ds->eta, .sde = p->pcfg.sde};
-  if (p->dd.zeta == 0.0f)
-    p->dd.zeta = APS_DPS_ZETA_TOTAL / (float)p->dd.steps < APS_DPS_ZETA_MAX ? APS_DPS_ZETA_TOTAL / (float)p->dd.steps
-                                                                              : APS_DPS_ZETA_MAX;
+  if (p->dd.zeta == 0.0f && p->dd.steps > 0)
+    p->dd.zeta = aps_dps_default_zeta(p->dd.steps);
   if (p->dd.steps < 1 || p->dd.steps > 100000 || !(p->dd.zeta > 0) || !(p->dd.eta >= 0 && p->dd.eta <= 1))
     return aps_fail(APS_ERR_INVALID_ARG, "dps: steps %d (1 to 100000), zeta %g (> 0), eta %g (0 to 1)", p->dd.steps,
                     p->dd.zeta, p->dd.eta);

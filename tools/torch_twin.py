@@ -242,6 +242,7 @@ class Glow:
             raise ValueError(f"{path}: arch={cfg['arch']}; the twin has glow only")
         self.C, self.S, self.L, self.K = (int(cfg[k]) for k in ("channels", "size", "levels", "steps"))
         self.cond, self.bound, self.seed = int(cfg["cond"]), float(cfg["bound"]), int(cfg["seed"])
+        self.pixels = int(cfg.get("pixels", "0"))  # absent in files older than the key
         self.w = {k: torch.from_numpy(np.ascontiguousarray(v)).to(dtype) for k, v in w.items() if k.startswith("flow.")}
         self.factors = {}
         for l in range(self.L):
@@ -261,6 +262,8 @@ class Glow:
         for l in range(self.L):
             h = F.leaky_relu(self.conv(f"flow.cond.l{l}", F.avg_pool2d(h, 2), 1), LEAKY)
             feats.append(h)
+        if self.pixels:  # the finest level also sees the condition itself, space-to-depth
+            feats[0] = torch.cat([feats[0], F.pixel_unshuffle(c, 2)], 1)
         return feats
 
     def invconv_weight(self, scope):

@@ -101,8 +101,13 @@ gr_tensor aps_distill_prior_eps(gr_graph *g, void *prior_config, gr_tensor x, gr
   return y;
 }
 
+/* Whether a file tensor of rank/dims may widen into shape s: rank 4, axis 1 narrower. */
+static int widens(int rank, const int64_t *dims, gr_shape s) {
+  return rank == 4 && s.rank == 4 && dims[0] == s.d[0] && dims[1] < s.d[1] && dims[2] == s.d[2] && dims[3] == s.d[3];
+}
+
 aps_status aps_distill_load_weights(const gr_graph *g, aps_runner *r, const gr_st *st, const char *prefix, int strip,
-                                    const char *what) {
+                                    int widen, const char *what) {
   size_t skip = strip ? strlen(prefix) : 0;
   for (int pass = 0; pass < 2; pass++) { /* check everything, then set */
     gr_tensor t;
@@ -118,18 +123,32 @@ aps_status aps_distill_load_weights(const gr_graph *g, aps_runner *r, const gr_s
       if (gr_st_find(st, file_name) < 0)
         return aps_fail(APS_ERR_FORMAT, "%s: %s lacks '%s'", gr_st_path(st), what, file_name);
       APS_TRY(gr_st_get_f32(st, file_name, &rank, dims, &data));
-      if (rank != s.rank || memcmp(dims, s.d, sizeof(int64_t) * (size_t)rank))
+      int same = rank == s.rank && !memcmp(dims, s.d, sizeof(int64_t) * (size_t)rank);
+      if (!same && !(widen && widens(rank, dims, s)))
         return aps_fail(APS_ERR_FORMAT, "%s: '%s' has another shape than %s's network", gr_st_path(st), file_name,
                         what);
-      if (pass)
+      if (!pass)
+        continue;
+      if (same) {
         APS_TRY(aps_runner_set(r, name, data, gr_shape_count(s)));
+        continue;
+      }
+      float *wide = calloc((size_t)gr_shape_count(s), sizeof(float));
+      if (!wide)
+        return aps_fail(APS_ERR_OUT_OF_MEMORY, "widening '%s': out of host memory", file_name);
+      int64_t inner = dims[2] * dims[3];
+      for (int64_t o = 0; o < dims[0]; o++)
+        memcpy(wide + o * s.d[1] * inner, data + o * dims[1] * inner, sizeof(float) * (size_t)(dims[1] * inner));
+      aps_status e = aps_runner_set(r, name, wide, gr_shape_count(s));
+      free(wide);
+      APS_TRY(e);
     }
   }
   return APS_OK;
 }
 
 aps_status aps_distill_load_prior(const gr_graph *g, aps_runner *r, const gr_st *st) {
-  return aps_distill_load_weights(g, r, st, "prior.", 1, "the prior");
+  return aps_distill_load_weights(g, r, st, "prior.", 1, 0, "the prior");
 }
 
 aps_status aps_distill_feed_fn(void *feed, aps_runner *r, int step) {

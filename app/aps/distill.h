@@ -45,9 +45,12 @@ gr_tensor aps_distill_prior_eps(gr_graph *g, void *prior_config, gr_tensor x, gr
  * model file); a missing one is an error naming it, and nothing is set. */
 aps_status aps_distill_load_prior(const gr_graph *g, aps_runner *r, const gr_st *st);
 /* The same for every trainable parameter named "<prefix>...": read from st under its name
- * with the prefix stripped (strip) or kept; `what` names the file's model in errors. */
+ * with the prefix stripped (strip) or kept; `what` names the file's model in errors. With
+ * widen, a rank-4 tensor of the file that is narrower on axis 1 (inputs) than the network's
+ * and equal otherwise fills the first inputs, and the added ones start at zero: the network
+ * computes what the file's did, and the new inputs learn from there. */
 aps_status aps_distill_load_weights(const gr_graph *g, aps_runner *r, const gr_st *st, const char *prefix, int strip,
-                                    const char *what);
+                                    int widen, const char *what);
 
 /* An aps_train_desc.feed: a new graph seed every step from rng, and (when measure is not
  * NULL) a new batch of conditions, measurements and σ_y from it. Without measure, set

@@ -237,7 +237,13 @@ aps_status aps_distill_run_init_from(aps_distill_run *R, const gr_st *flow) {
   char have[256], want[256];
   aps_flow_config_string(&fc, have);
   aps_flow_config_string(&R->fc, want);
-  if (strcmp(have, want))
+  /* A flow without the pixel path may grow one: its couplings' new inputs start at zero. */
+  aps_flow_config grown = fc;
+  grown.pixels = R->fc.pixels;
+  char as_grown[256];
+  aps_flow_config_string(&grown, as_grown);
+  int widen = fc.arch == APS_FLOW_GLOW && !fc.pixels && R->fc.pixels && !strcmp(as_grown, want);
+  if (strcmp(have, want) && !widen)
     return aps_fail(APS_ERR_INVALID_ARG, "%s: its flow is '%s', this run's is '%s'", gr_st_path(flow), have, want);
-  return aps_distill_load_weights(R->g, R->r, flow, "flow.", 0, "the flow");
+  return aps_distill_load_weights(R->g, R->r, flow, "flow.", 0, widen, "the flow");
 }

@@ -14,7 +14,8 @@ const char *aps_flow_arch_name(aps_flow_arch a) { return a >= 0 && a < APS_FLOW_
 
 aps_flow_config aps_flow_config_glow(int channels, int size, int cond) {
   return (aps_flow_config){.arch = APS_FLOW_GLOW, .channels = channels, .size = size, .cond = cond, .levels = 3,
-                           .steps = 4, .hidden = 64, .cond_hidden = 16, .bound = 2.0f, .seed = 1};
+                           .steps = 4, .hidden = 64, .cond_hidden = 16, .pixels = 1, .bound = 2.0f,
+                           .seed = 1};
 }
 
 aps_flow_config aps_flow_config_realnvp(int dim, int cond) {
@@ -47,6 +48,8 @@ aps_status aps_flow_config_check(const aps_flow_config *c) {
                     1 << c->levels);
   if (c->cond < 0 || c->cond > 256)
     return aps_fail(APS_ERR_INVALID_ARG, "flow config: cond=%d, expected 0 to 256 channels", c->cond);
+  if (c->pixels != 0 && c->pixels != 1)
+    return aps_fail(APS_ERR_INVALID_ARG, "flow config: pixels=%d, expected 0 or 1", c->pixels);
   if (c->cond && (c->cond_hidden < 1 || c->cond_hidden > 4096))
     return aps_fail(APS_ERR_INVALID_ARG, "flow config: cond_hidden=%d, expected 1 to 4096", c->cond_hidden);
   return APS_OK;
@@ -57,9 +60,11 @@ void aps_flow_config_string(const aps_flow_config *c, char out[256]) {
     snprintf(out, 256, "arch=realnvp-fc dim=%d steps=%d hidden=%d cond=%d bound=%.9g seed=%u", c->dim, c->steps,
              c->hidden, c->cond, c->bound, c->seed);
   else
-    snprintf(out, 256, "arch=%s channels=%d size=%d levels=%d steps=%d hidden=%d cond=%d cond_hidden=%d bound=%.9g seed=%u",
+    snprintf(out, 256,
+             "arch=%s channels=%d size=%d levels=%d steps=%d hidden=%d cond=%d cond_hidden=%d pixels=%d bound=%.9g "
+             "seed=%u",
              aps_flow_arch_name(c->arch), c->channels, c->size, c->levels, c->steps, c->hidden, c->cond,
-             c->cond_hidden, c->bound, c->seed);
+             c->cond_hidden, c->pixels, c->bound, c->seed);
 }
 
 /* The value of key in a "key=value ..." list: its start and length, or 0 if absent. */
@@ -104,7 +109,7 @@ aps_status aps_flow_config_parse(const char *s, aps_flow_config *out) {
       return aps_fail(APS_ERR_FORMAT, "flow config: 'arch=%.*s' is not glow or realnvp-fc", (int)len, v);
   }
   static const char *const glow_keys[] = {"arch", "channels", "size", "levels", "steps", "hidden", "cond",
-                                          "cond_hidden", "bound", "seed", NULL};
+                                          "cond_hidden", "pixels", "bound", "seed", NULL};
   static const char *const fc_keys[] = {"arch", "dim", "steps", "hidden", "cond", "bound", "seed", NULL};
   const char *const *keys = c.arch == APS_FLOW_GLOW ? glow_keys : fc_keys;
   for (const char *p = s; *p;) { /* every key must be known */
@@ -125,6 +130,8 @@ aps_status aps_flow_config_parse(const char *s, aps_flow_config *out) {
     APS_TRY(int_key(s, "size", 1, &c.size));
     APS_TRY(int_key(s, "levels", 0, &c.levels));
     APS_TRY(int_key(s, "cond_hidden", 0, &c.cond_hidden));
+    c.pixels = 0; /* absent in flows written before it existed, which lack that path */
+    APS_TRY(int_key(s, "pixels", 0, &c.pixels));
   } else {
     APS_TRY(int_key(s, "dim", 1, &c.dim));
   }

@@ -53,11 +53,14 @@ typedef struct aps_flow_config {
   int steps;          /* glow: steps per level; realnvp-fc: blocks */
   int hidden;         /* width of the coupling nets */
   int cond_hidden;    /* glow: feature maps of the conditioning encoder per level */
+  int pixels;         /* glow: the finest level's couplings also see the condition itself,
+                       * space-to-depth, so every pixel of the measurement reaches them
+                       * unpooled (0 in files written before this key existed) */
   float bound;        /* couplings' log-scale lies in (-bound, bound) */
   uint32_t seed;      /* the fixed permutations and LU factors */
 } aps_flow_config;
 
-/* The defaults: glow levels=3 steps=4 hidden=64 cond_hidden=16 bound=2 seed=1 (for 1×32×32
+/* The defaults: glow levels=3 steps=4 hidden=64 cond_hidden=16 pixels=1 bound=2 seed=1 (for 1×32×32
  * with 3 condition channels: 268,592 parameters, 51 MFLOP of convolutions per sample, a
  * batch of 8 samples in about 15 ms on the CPU device of a 2-core machine); realnvp-fc
  * steps=8 hidden=64 bound=2 seed=1. */

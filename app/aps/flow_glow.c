@@ -12,7 +12,10 @@
 static const float leaky_slope = 0.2f;
 
 /* Features of the condition at every level's resolution: a 3×3 conv at full size, then per
- * level an average pool and a 3×3 conv (LeakyReLU after each). */
+ * level an average pool and a 3×3 conv (LeakyReLU after each). With pixels=1 the finest
+ * level's features also carry the condition itself, space-to-depth like the samples: the
+ * pooled features blur each 2×2 block, and the finest couplings, which set single pixels,
+ * could not pass an observed pixel through exactly. */
 static void cond_features(aps_flow_ctx *f, const aps_flow_config *c, gr_tensor cond, gr_tensor *feat) {
   for (int l = 0; l < c->levels; l++)
     feat[l] = 0;
@@ -27,6 +30,8 @@ static void cond_features(aps_flow_ctx *f, const aps_flow_config *c, gr_tensor c
     h = gr_leaky_relu(g, aps_flow_conv(f, name, gr_avg_pool2x(g, h), c->cond_hidden, 3), leaky_slope);
     feat[l] = h;
   }
+  if (c->pixels)
+    feat[0] = gr_concat(g, feat[0], gr_space_to_depth(g, cond, 2), 1);
   aps_flow_leave(f);
 }
 

@@ -142,3 +142,45 @@ TEST_CASE(distill_init_from_flow) {
   gr_st_close(st);
   aps_dataset_free(ds);
 }
+
+/* Samples of a flow's sampling graph for config c with weights read from st (widened where
+ * c has the pixel path and the file has not): 2 samples of one condition. */
+static aps_status sample_from(const aps_flow_config *c, const gr_st *st, int widen, const float *cond, float *x) {
+  gr_graph *g = NULL;
+  aps_runner *r = NULL;
+  APS_TRY(aps_flow_sample_graph(c, 2, &g));
+  aps_status s = aps_runner_create(g, &(aps_runner_desc){.device = "cpu", .quiet = 1}, &r);
+  if (s == APS_OK)
+    s = aps_distill_load_weights(g, r, st, "flow.", 0, widen, "the flow");
+  if (s == APS_OK)
+    s = aps_flow_sample(r, c, 2, cond, 9, 1.0f, 2, x);
+  aps_runner_destroy(r);
+  gr_graph_destroy(g);
+  return s;
+}
+
+/* --init from a flow without the pixel path into one with it: the shared parameters are
+ * copied, the couplings' new inputs start at zero, so the grown flow draws the very samples
+ * the file's flow draws; without widening the file is refused. */
+TEST_CASE(distill_init_grows_pixel_path) {
+  char dir[64];
+  const char *path = tiny_join(tiny_tmpdir(dir), "flow.safetensors");
+  aps_flow_config old = tiny_flow_config(1, S), grown = old;
+  old.pixels = 0, grown.pixels = 1;
+  REQUIRE_OK(tiny_flow_write_config(path, &old, "inpaint:box=2-4", 0.1f));
+  gr_st *st = NULL;
+  REQUIRE_OK(gr_st_open(path, &st));
+  float cond[3 * S * S], a[2 * S * S], b[2 * S * S];
+  for (int i = 0; i < 3 * S * S; i++)
+    cond[i] = (float)((i * 37) % 11) / 11.0f - 0.4f;
+  REQUIRE_OK(sample_from(&old, st, 0, cond, a));
+  REQUIRE_OK(sample_from(&grown, st, 1, cond, b));
+  double diff = 0, size = 0;
+  for (int i = 0; i < 2 * S * S; i++)
+    diff = fmax(diff, fabs(a[i] - b[i])), size = fmax(size, fabs(a[i]));
+  fprintf(stderr, "grown flow: max |x_old - x_grown| %.3g of max |x| %.3g\n", diff, size);
+  CHECK(size > 0.1 && diff <= 1e-5 * size, "the grown flow's samples differ from the file's by %g", diff);
+  aps_status s = sample_from(&grown, st, 0, cond, b);
+  CHECK(s != APS_OK && strstr(aps_last_error(), "another shape"), "a narrower tensor was accepted without widening");
+  gr_st_close(st);
+}

@@ -9,9 +9,19 @@
 #include "operators.h"
 #include "rng.h"
 
-aps_status tiny_flow_write(const char *path, int channels, int size, const char *spec, float perturb) {
+aps_flow_config tiny_flow_config(int channels, int size) {
   aps_flow_config c = aps_flow_config_glow(channels, size, channels + 2);
   c.levels = 2, c.steps = 1, c.hidden = 8, c.cond_hidden = 4, c.seed = 3;
+  return c;
+}
+
+aps_status tiny_flow_write(const char *path, int channels, int size, const char *spec, float perturb) {
+  aps_flow_config c = tiny_flow_config(channels, size);
+  return tiny_flow_write_config(path, &c, spec, perturb);
+}
+
+aps_status tiny_flow_write_config(const char *path, const aps_flow_config *config, const char *spec, float perturb) {
+  aps_flow_config c = *config;
   gr_graph *g = NULL;
   aps_runner *r = NULL;
   APS_TRY(aps_flow_sample_graph(&c, 1, &g));

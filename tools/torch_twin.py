@@ -1,8 +1,9 @@
 #!/usr/bin/python3
 """The PyTorch twin of this project's models, loaded from its safetensors files: the prior's
 ε-network (app/aps/prior.c, the U-Net of tools/pytorch_unet.py), its −ELBO
-(aps_prior_neg_elbo) and the conditional Glow (app/aps/flow_glow.c, flow_layers.c) forward,
-inverse and log-determinants.
+(aps_prior_neg_elbo), the conditional Glow (app/aps/flow_glow.c, flow_layers.c) forward,
+inverse and log-determinants, and one distillation loss (aps_distill_graph, with gr_random's
+Philox and Box-Muller replayed).
 
 Not a dependency of aps: it needs Debian's python3-torch and python3-numpy.
     /usr/bin/python3 tools/torch_twin.py --parity REF.safetensors [--float32] [--break WHAT]
@@ -10,7 +11,7 @@ compares the twin with the runtime's outputs that the test helper `test_app torc
 wrote (inputs included) and exits 1 when any quantity is off by more than its tolerance.
 The twin computes in float64 (the runtime's own rounding is then all the error), or in
 float32 with --float32.
---break WHAT perturbs the twin on purpose (prior, flow, perm, elbo), to see the check fail.
+--break WHAT perturbs the twin on purpose (prior, flow, perm, elbo, rng), to see the check fail.
 """
 import json, math, os, struct, sys
 
@@ -348,6 +349,88 @@ class Glow:
         return torch.cat(zs, 1).reshape(x.shape), logdet
 
 
+# ------------------------------------------------------------------ gr_random
+
+def philox4x32_10(ctr0, key):
+    """Philox4x32-10 of counters (ctr0, 0, 0, 0) under key (k0, k1): 4 uint32 arrays."""
+    c0, c1, c2, c3 = (np.asarray(ctr0, np.uint64), np.zeros_like(ctr0, np.uint64),
+                      np.zeros_like(ctr0, np.uint64), np.zeros_like(ctr0, np.uint64))
+    k0, k1 = key
+    m32 = np.uint64(0xFFFFFFFF)
+    for r in range(10):
+        if r:
+            k0, k1 = (k0 + 0x9E3779B9) & 0xFFFFFFFF, (k1 + 0xBB67AE85) & 0xFFFFFFFF
+        p0, p1 = np.uint64(0xD2511F53) * c0, np.uint64(0xCD9E8D57) * c2
+        n0 = (p1 >> np.uint64(32)) ^ c1 ^ np.uint64(k0)
+        n2 = (p0 >> np.uint64(32)) ^ c3 ^ np.uint64(k1)
+        c1, c3, c0, c2 = p1 & m32, p0 & m32, n0, n2
+    return c0, c1, c2, c3
+
+
+def box_muller(w0, w1):
+    """graph/cpu/reference_random.c's fp32 Box-Muller (its polynomials), in float32."""
+    f32 = np.float32
+    m = (w0 >> np.uint64(8)) + np.uint64(1)
+    e = np.floor(np.log2(m.astype(np.float64))).astype(np.int64)
+    f = np.ldexp(m.astype(np.float64), -e).astype(f32)
+    big = f > f32(1.41421356)
+    f = np.where(big, f * f32(0.5), f)
+    e = np.where(big, e + 1, e)
+    s = (f - f32(1)) / (f + f32(1))
+    z = s * s
+    lnf = f32(2) * s * (f32(1) + z * (f32(0.333333333) + z * (f32(0.2) + z * (f32(0.142857143) + z * f32(0.111111111)))))
+    lnu = (e - 24).astype(f32) * f32(0.693147181) + lnf
+    r = np.sqrt(np.maximum(f32(-2) * lnu, f32(0)))
+    y = w1 >> np.uint64(8)
+    q = y >> np.uint64(22)
+    t = (y & np.uint64(0x3FFFFF)).astype(f32) * f32(2.38418579e-7)
+    swap = t > f32(0.5)
+    a = np.where(swap, f32(1) - t, t) * f32(1.57079633)
+    a2 = a * a
+    sa = a * (f32(1) - a2 * (f32(0.166666667) - a2 * (f32(8.33333333e-3) - a2 * (f32(1.98412698e-4) - a2 * f32(2.75573192e-6)))))
+    ca = f32(1) - a2 * (f32(0.5) - a2 * (f32(4.16666667e-2) - a2 * (f32(1.38888889e-3) - a2 * (f32(2.48015873e-5) - a2 * f32(2.75573192e-7)))))
+    c, sn = np.where(swap, sa, ca), np.where(swap, ca, sa)
+    cq = np.select([q == 0, q == 1, q == 2], [c, -sn, -c], sn)
+    sq = np.select([q == 0, q == 1, q == 2], [sn, c, -sn], -c)
+    return r * cq, r * sq
+
+
+def gr_random(shape, seed, stream, normal):
+    """gr_random(g, shape, seed, stream, GR_NORMAL or GR_UNIFORM) as the runtime draws it."""
+    word = lambda v: int(min(v, 16777215.0)) if v >= 1.0 else 0
+    key = ((word(seed[0]) & 0xFFFF) | (word(seed[1]) << 16), stream)
+    count = int(np.prod(shape))
+    w = philox4x32_10(np.arange((count + 3) // 4, dtype=np.uint64), key)
+    if normal:
+        a, b = box_muller(w[0], w[1])
+        c, d = box_muller(w[2], w[3])
+        v = np.stack([a, b, c, d], 1)
+    else:
+        v = np.stack([(x >> np.uint64(8)).astype(np.float32) * np.float32(5.96046448e-8) for x in w], 1)
+    return v.reshape(-1)[:count].reshape(shape)
+
+
+def importance_t(sde, u):
+    """t from the importance density given u ~ U[0, 1), as app/aps/distill.c draws it."""
+    b0, b1, eps = sde
+    c = math.log(math.expm1(big_b(sde, eps)))
+    b = F.softplus(u * importance_z(sde) + c)
+    return (2 * b / (b0 + torch.sqrt(b0 * b0 + 2 * (b1 - b0) * b))).clamp(eps, 1.0)
+
+
+def distill_loss(net, sde, glow, seed, cond, mask, y, sigma_y):
+    """aps_distill_graph's loss and its parts (batch means, nats) for A = x ⊙ mask."""
+    n, dt = y.shape[0], y.dtype
+    z = torch.from_numpy(gr_random(tuple(y.shape), seed, 0, True)).to(dt)
+    x, logdet = glow.forward(z, cond)
+    fit = ((y - x * mask) ** 2).flatten(1).sum(1) / (2 * sigma_y ** 2)
+    t = importance_t(sde, torch.from_numpy(gr_random((n,), seed, 1, False)).to(dt))
+    e = [torch.from_numpy(gr_random(tuple(y.shape), seed, k, True)).to(dt) for k in (2, 3, 4)]
+    nelbo = neg_elbo(net, sde, x, t, *e)
+    loss = (fit - logdet + nelbo).mean() / x[0].numel()
+    return loss, fit.mean(), nelbo.mean(), logdet.mean()
+
+
 # ------------------------------------------------------------------ parity
 
 def max_rel(a, b):
@@ -397,6 +480,18 @@ def parity(ref_path, broken=None, dtype=torch.float64):
                 ("flow log|det ∂G⁻¹/∂x|", max_rel(ldi, ref["flow.logdet_inv"]), 1e-4, "max rel"),
                 ("twin round trip G⁻¹(G(z))", max_rel(z_rt, ref["flow.z"]),
                  1e-8 if dtype == torch.float64 else 1e-4, "max rel")]
+    if "distill.loss" in ref:
+        if broken == "rng":  # another stream for z
+            global gr_random
+            draw = gr_random
+            gr_random = lambda shape, seed, stream, normal: draw(shape, seed, stream + (stream == 0) * 7, normal)
+        with torch.no_grad():
+            parts = distill_loss(net, sde, glow, ref["distill.seed"], T("distill.cond"), T("distill.mask"),
+                                 T("distill.y"), T("distill.sigma_y"))
+        # Each part is a sum over the image of terms of ~10^3 nats: compared against its magnitude.
+        for (q, k), v in zip((("distillation loss (nats/dim)", "loss"), ("its data term", "data_fit"),
+                              ("its −ELBO", "neg_elbo"), ("its log-det", "logdet")), parts):
+            results.append((q, max_rel(v, ref["distill." + k]), 1e-4, "max rel"))
     print(f"torch {torch.__version__} ({str(dtype)[6:]}) against {ref_path} "
           f"(device {meta.get('aps.torch_reference.device', '?')}):")
     bad = 0

@@ -7,12 +7,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "distill.h"
 #include "flow.h"
 #include "prior.h"
 #include "rng.h"
 #include "test.h"
 
-enum { BATCH = 2, MAX_OUT = 32 };
+enum { BATCH = 2, MAX_OUT = 48 };
 
 typedef struct ref_file {
   gr_st_tensor t[MAX_OUT];
@@ -177,6 +178,76 @@ static aps_status flow_refs(const char *dir, const aps_runner_desc *dev, ref_fil
   return s;
 }
 
+/* A = x ⊙ mask, the mask an input of the graph. */
+static gr_tensor mask_op(gr_graph *g, void *user, gr_tensor x) {
+  (void)user;
+  return gr_mul(g, x, gr_input(g, "mask", gr_tensor_shape(g, x)));
+}
+
+/* One distillation loss (aps_distill_graph: the flow's samples, the data term, the prior's
+ * −ELBO, the log-det) on the shipped prior and inpainting flow; z, t and the ELBO's noises
+ * are drawn in the graph from "seed", which the twin replays (Philox and Box-Muller). */
+static aps_status distill_refs(const char *dir, const aps_runner_desc *dev, ref_file *f) {
+  char prior_path[512], flow_path[512];
+  snprintf(prior_path, sizeof prior_path, "%s/assets/prior-fmnist32.safetensors", dir);
+  snprintf(flow_path, sizeof flow_path, "%s/assets/flow-inpaint-fmnist32.safetensors", dir);
+  gr_st *pst = NULL, *fst = NULL;
+  aps_prior_config pc;
+  aps_flow_config fc;
+  aps_status s = gr_st_open(prior_path, &pst);
+  if (s == APS_OK && (s = aps_prior_config_from_file(pst, &pc)) == APS_OK && (s = gr_st_open(flow_path, &fst)) == APS_OK)
+    s = aps_flow_config_from_file(fst, &fc);
+  gr_graph *g = NULL;
+  aps_runner *r = NULL;
+  if (s == APS_OK)
+    s = aps_distill_graph(&(aps_distill_desc){.flow = fc, .batch = BATCH, .forward = mask_op,
+                                              .eps = aps_distill_prior_eps, .eps_user = &pc},
+                          &g);
+  if (s == APS_OK && (s = aps_runner_create(g, dev, &r)) == APS_OK &&
+      (s = aps_distill_load_prior(g, r, pst)) == APS_OK)
+    s = aps_distill_load_weights(g, r, fst, "flow.", 0, 0, "the flow");
+  gr_st_close(pst), gr_st_close(fst);
+  gr_shape xs = aps_flow_shape(&fc, BATCH), cs = aps_flow_cond_shape(&fc, BATCH);
+  float *seed = ref_add(f, "distill.seed", GR_SHAPE(2), NULL), *mask = ref_add(f, "distill.mask", xs, NULL);
+  float *y = ref_add(f, "distill.y", xs, NULL), *cd = ref_add(f, "distill.cond", cs, NULL);
+  float *sy = ref_add(f, "distill.sigma_y", GR_SHAPE(BATCH), NULL);
+  if (s == APS_OK && (!seed || !mask || !y || !cd || !sy))
+    s = APS_ERR_OUT_OF_MEMORY;
+  if (s == APS_OK) {
+    int64_t per = gr_shape_count(xs) / BATCH, hw = (int64_t)fc.size * fc.size;
+    seed[0] = 4321, seed[1] = 87;
+    smooth_images(y, per, BATCH, 1.1f);
+    for (int b = 0; b < BATCH; b++) {
+      sy[b] = 0.04f + 0.05f * (float)b;
+      for (int64_t i = 0; i < hw; i++) { /* a box, the masked image, σ_y: the family's condition */
+        int64_t h = i / fc.size, w = i % fc.size;
+        float m = h >= 6 + 3 * b && h < 22 && w >= 9 && w < 21 ? 0.0f : 1.0f;
+        mask[b * per + i] = m, y[b * per + i] *= m;
+        float *base = cd + (int64_t)b * fc.cond * hw;
+        base[i] = y[b * per + i];
+        if (fc.cond > 1)
+          base[hw + i] = m;
+        for (int k = 2; k < fc.cond; k++)
+          base[k * hw + i] = sy[b];
+      }
+    }
+  }
+  float lr = 0, step = 1;
+  if (s == APS_OK && (s = aps_runner_set(r, "seed", seed, 2)) == APS_OK &&
+      (s = aps_runner_set(r, "mask", mask, gr_shape_count(xs))) == APS_OK &&
+      (s = aps_runner_set(r, "y", y, gr_shape_count(xs))) == APS_OK &&
+      (s = aps_runner_set(r, "cond", cd, gr_shape_count(cs))) == APS_OK &&
+      (s = aps_runner_set(r, "sigma_y", sy, BATCH)) == APS_OK && (s = aps_runner_set(r, "optim.lr", &lr, 1)) == APS_OK &&
+      (s = aps_runner_set(r, "optim.step", &step, 1)) == APS_OK && (s = aps_runner_run(r)) == APS_OK &&
+      (s = fetch(r, f, "loss", "distill.loss", GR_SHAPE(1))) == APS_OK &&
+      (s = fetch(r, f, "data_fit", "distill.data_fit", GR_SHAPE(1))) == APS_OK &&
+      (s = fetch(r, f, "neg_elbo", "distill.neg_elbo", GR_SHAPE(1))) == APS_OK)
+    s = fetch(r, f, "logdet", "distill.logdet", GR_SHAPE(1));
+  aps_runner_destroy(r);
+  gr_graph_destroy(g);
+  return s;
+}
+
 TEST_HELPER(torch_reference) {
   const char *out = getenv("APS_TORCH_REF"), *device = getenv("APS_TORCH_DEVICE");
   CHECK(out && *out, "APS_TORCH_REF names the file to write");
@@ -187,6 +258,8 @@ TEST_HELPER(torch_reference) {
   aps_status s = prior_refs(APS_SOURCE_DIR, &dev, &f);
   if (s == APS_OK)
     s = flow_refs(APS_SOURCE_DIR, &dev, &f);
+  if (s == APS_OK)
+    s = distill_refs(APS_SOURCE_DIR, &dev, &f);
   gr_st_meta meta = {"aps.torch_reference.device", dev.device};
   if (s == APS_OK)
     s = gr_st_write(out, f.t, f.n, &meta, 1);

@@ -40,7 +40,10 @@ aps_status aps_posterior_open(const aps_posterior_desc *d, aps_posterior **out) 
   aps_posterior *p = calloc(1, sizeof *p);
   if (!p)
     return aps_fail(APS_ERR_OUT_OF_MEMORY, "out of host memory");
-  snprintf(p->model, sizeof p->model, "%s", d->model);
+  if (!(p->model = strdup(d->model))) {
+    free(p);
+    return aps_fail(APS_ERR_OUT_OF_MEMORY, "out of host memory");
+  }
   if (d->device) {
     snprintf(p->device, sizeof p->device, "%s", d->device);
     p->device_req = p->device;
@@ -96,6 +99,7 @@ void aps_posterior_close(aps_posterior *p) {
   aps_runner_destroy(p->fr);
   gr_graph_destroy(p->fg);
   aps_posterior_dps_close(p);
+  free(p->model);
   free(p);
 }
 

@@ -9,7 +9,8 @@
 
 struct aps_posterior {
   aps_posterior_info info;
-  char model[1024], family[APS_OP_SPEC_MAX], flow[256], prior[512], device[256];
+  char *model; /* a copy of the path: any length */
+  char family[APS_OP_SPEC_MAX], flow[256], prior[512], device[256];
   const char *device_req; /* points into device[] or NULL */
   aps_flow_config cfg; /* with dps only its channels, size and cond: the images' shape */
   aps_op_spec spec; /* the model's family */

@@ -40,13 +40,14 @@ static void json_str(const char *key, const char *v) {
 }
 
 int cmd_eval(const cli_options *o, int argc, char **argv) {
-  const char *model = NULL, *op = NULL;
+  const char *model = NULL, *op = NULL, *split = "test";
   int n = 100, k = 8, seed = 1, json = 0;
   cli_method m = CLI_METHOD_DEFAULT;
   const cli_arg args[] = {
       {"--model", CLI_STRING, &model, 0, 0, "flow file from aps distill (required); with dps the prior"},
       {"--op", CLI_STRING, &op, 0, 0, "operator family (default: the model's)"},
-      {"--n", CLI_INT, &n, 1, 10000, "test images, the first N (100)"},
+      {"--n", CLI_INT, &n, 1, 60000, "images, the first N of the split (100)"},
+      {"--split", CLI_STRING, &split, 0, 0, "test (default), or train: e.g. to tune DPS's zeta away from the test set"},
       {"--k", CLI_INT, &k, 2, 4096, "samples per image (8)"},
       {"--seed", CLI_INT, &seed, 0, 1e9, "seed of operators, noise and samples (1)"},
       {"--json", CLI_FLAG, &json, 0, 0, "one JSON object on stdout"},
@@ -60,6 +61,10 @@ int cmd_eval(const cli_options *o, int argc, char **argv) {
     cli_args_usage("eval", args, nargs);
     return 2;
   }
+  if (strcmp(split, "test") && strcmp(split, "train")) {
+    fprintf(stderr, "aps eval: --split '%s': expected test or train\n", split);
+    return 2;
+  }
   json |= o->json;
   aps_posterior *p = NULL;
   aps_dataset *ds = NULL;
@@ -70,7 +75,7 @@ int cmd_eval(const cli_options *o, int argc, char **argv) {
   aps_status s = aps_posterior_open(&pd, &p);
   const aps_posterior_info *in = s == APS_OK ? aps_posterior_get_info(p) : NULL;
   if (s == APS_OK)
-    s = aps_dataset_load_fashion_mnist(NULL, 0, &ds);
+    s = aps_dataset_load_fashion_mnist(NULL, !strcmp(split, "train"), &ds);
   if (s == APS_OK && (aps_dataset_channels(ds) != in->channels || aps_dataset_height(ds) != in->height ||
                       aps_dataset_width(ds) != in->width))
     s = aps_fail(APS_ERR_INVALID_ARG, "%s is a flow for %dx%dx%d images (c x h x w); Fashion-MNIST's are %dx%dx%d",
@@ -91,6 +96,7 @@ int cmd_eval(const cli_options *o, int argc, char **argv) {
     printf("{");
     json_str("model", model);
     json_str("op", op_text);
+    json_str("split", split);
     json_str("method", in->flow);
     printf("\"images\": %d, \"k\": %d, ", r.images, r.k);
     json_num("psnr_sample", r.psnr_sample, "%.3f", 0);
@@ -107,8 +113,8 @@ int cmd_eval(const cli_options *o, int argc, char **argv) {
     json_str("device", in->device);
     printf("\"seed\": %d}\n", seed);
   } else if (s == APS_OK) {
-    printf("%s (%s) on Fashion-MNIST test images 0-%d, operator %s, %d samples each (seed %d)\n", model, in->flow,
-           r.images - 1, op_text, r.k, seed);
+    printf("%s (%s) on Fashion-MNIST %s images 0-%d, operator %s, %d samples each (seed %d)\n", model, in->flow,
+           split, r.images - 1, op_text, r.k, seed);
     printf("  PSNR  one sample %7.3f dB   mean of %d %7.3f dB   measurement %7.3f dB\n", r.psnr_sample, r.k,
            r.psnr_mean, r.psnr_measurement);
     printf("  SSIM  one sample %7.4f      mean of %d %7.4f      measurement %7.4f\n", r.ssim_sample, r.k, r.ssim_mean,

@@ -1,4 +1,4 @@
-/* Lowering of conv2d (the kernel's geometry specialised per layer) and of its weight
+/* Lowering of conv2d (conv2d_f32 specialised to each layer's geometry) and of its weight
  * gradient (build_conv.c): stage 0 is the split-K GEMM of shaders/conv_wgrad_f32.comp writing
  * the partial sums, stage 1 their sum (shaders/conv_wgrad_sum.comp). The input gradient is a
  * conv2d node. Both GEMMs have GPU-shaped variants (conv2d_tiled_f32, conv_wgrad_tiled_f32),

@@ -42,6 +42,10 @@ aps_status gr_lower_dispatch(gr_lower *L, const gr_node *n, const rt_kernel_desc
  * `workgroups` workgroups (split by gr_lower_groups). */
 aps_status gr_lower_one_to_one(gr_lower *L, const gr_node *n, const rt_kernel_desc *kd, const void *push,
                                uint64_t workgroups);
+/* Whether the node runs a GPU-shaped (tiled) kernel variant needing `shared` bytes of shared
+ * memory, and its workgroup side (16: 256 invocations, or 8: 64 where the caps allow fewer);
+ * refuses an unknown APS_KERNEL_VARIANT. */
+aps_status gr_lower_variant(gr_lower *L, const gr_node *n, uint32_t shared, int *tiled, uint32_t *wg);
 /* Splits a 1-D count of workgroups into x*y within device limits. */
 void gr_lower_groups(gr_lower *L, uint64_t groups, uint32_t out[3]);
 

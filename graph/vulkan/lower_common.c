@@ -1,6 +1,8 @@
 /* What the lowering functions of every op share: bindings of tensors, the epilogue's
  * specialisation constants, workgroup counts, and recording a dispatch. */
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "lower.h"
 
@@ -91,4 +93,22 @@ void gr_lower_groups(gr_lower *L, uint64_t groups, uint32_t out[3]) {
   out[0] = (uint32_t)(groups < maxx ? groups : maxx);
   out[1] = (uint32_t)((groups + out[0] - 1) / out[0]);
   out[2] = 1;
+}
+
+/* GPU-shaped kernels (big workgroups, shared-memory tiles) on GPUs; lavapipe-shaped ones
+ * (one 8-lane subgroup per workgroup, broadcasts) on lavapipe and other CPU devices, where
+ * shared memory does not pay (docs/LAVAPIPE.md). APS_KERNEL_VARIANT=gpu|lavapipe forces one
+ * (tests run the GPU variants on lavapipe this way). The tiled variant needs `shared` bytes. */
+aps_status gr_lower_variant(gr_lower *L, const gr_node *n, uint32_t shared, int *tiled, uint32_t *wg) {
+  const rt_caps *c = rt_device_caps(L->dev);
+  const char *v = getenv("APS_KERNEL_VARIANT");
+  if (v && *v && strcmp(v, "gpu") && strcmp(v, "lavapipe"))
+    return aps_fail(APS_ERR_INVALID_ARG, "node %s: APS_KERNEL_VARIANT='%s' is not a variant (known: gpu, lavapipe)",
+                    n->name, v);
+  *tiled = v && *v ? !strcmp(v, "gpu") : !c->is_lavapipe && c->type != RT_DEVICE_CPU;
+  *wg = c->max_workgroup_invocations >= 256 && c->max_workgroup_size[0] >= 16 && c->max_workgroup_size[1] >= 16 ? 16
+                                                                                                               : 8;
+  if (*tiled && c->max_shared_memory < shared)
+    *tiled = 0;
+  return APS_OK;
 }

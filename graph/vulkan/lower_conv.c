@@ -1,11 +1,48 @@
-/* Lowering of conv2d (the kernel's geometry specialised per layer) and of its weight
+/* Lowering of conv2d (conv2d_f32 specialised to each layer's geometry) and of its weight
  * gradient (build_conv.c): stage 0 is the split-K GEMM of shaders/conv_wgrad_f32.comp writing
- * the partial sums, stage 1 their sum (shaders/conv_wgrad_sum.comp). */
+ * the partial sums, stage 1 their sum (shaders/conv_wgrad_sum.comp). The input gradient is a
+ * conv2d node. Both GEMMs have GPU-shaped variants (conv2d_tiled_f32, conv_wgrad_tiled_f32),
+ * chosen by the rule of the matmul's (gr_lower_variant). */
 #include "lower.h"
 
 /* Keep in step with the TILE comments at the top of shaders/conv2d_f32.comp and
- * shaders/depthwise_f32.comp. */
-enum { CONV_TILE_O = 8, CONV_TILE_P = 32, DEPTHWISE_TILE_P = 64 };
+ * shaders/depthwise_f32.comp, and with BK, BM_MAX in the tiled shaders (8 KiB of shared
+ * arrays; a 4·WG square tile per workgroup). */
+enum { CONV_TILE_O = 8, CONV_TILE_P = 32, DEPTHWISE_TILE_P = 64, CONV_TILED_SHARED_BYTES = 8192 };
+
+/* conv2d_tiled_f32.comp: the conv as an implicit GEMM over the whole batch's pixels, its
+ * geometry in push constants; for nodes without a folded GroupNorm or merged skip conv (the
+ * tiled kernel has neither). */
+static aps_status lower_conv_tiled(gr_lower *L, const gr_node *n, uint32_t wg) {
+  const gr_graph *g = L->g;
+  const gr_conv_fusion *cf = &n->cf;
+  gr_shape sx = g->t[n->inputs[0]].shape, sw = g->t[n->inputs[1]].shape, so = g->t[n->output].shape;
+  uint32_t up = cf->upsample ? 2 : 1, has_bias = n->n_inputs > 2;
+  struct {
+    uint32_t N, C, H, W, O, OH, OW, KH, KW, stride, pad, dil, groups, pad_mode, has_bias;
+  } pc = {(uint32_t)sx.d[0], (uint32_t)sx.d[1], (uint32_t)sx.d[2] * up, (uint32_t)sx.d[3] * up, (uint32_t)sw.d[0],
+          (uint32_t)so.d[2], (uint32_t)so.d[3], (uint32_t)sw.d[2], (uint32_t)sw.d[3], (uint32_t)n->ia[0],
+          (uint32_t)n->ia[1], (uint32_t)n->ia[2], (uint32_t)n->ia[3], (uint32_t)n->ia[4], has_bias};
+  uint64_t pixels = (uint64_t)pc.N * pc.OH * pc.OW, bm = 4 * wg;
+  uint32_t og = pc.O / pc.groups;
+  rt_kernel_desc kd = {.shader = "conv2d_tiled_f32", .spec_count = 2, .spec = {wg, wg}};
+  rt_binding x = gr_lower_binding(L, n->inputs[0]);
+  rt_dispatch d = {.push = &pc,
+                   .bindings = {x, gr_lower_binding(L, n->inputs[1]), has_bias ? gr_lower_binding(L, n->inputs[2]) : x,
+                                gr_lower_binding(L, n->output)},
+                   .groups = {(uint32_t)((pixels + bm - 1) / bm), (og + (uint32_t)bm - 1) / (uint32_t)bm, pc.groups}};
+  if (d.groups[0] > 65535) /* the kernel strides over the rest of the pixel tiles */
+    d.groups[0] = 65535;
+  gr_lower_epilogue(L, n, &kd, &d, 4);
+  kd.spec_count = 31;
+  kd.spec[25] = cf->upsample ? 1u : 0u;
+  kd.spec[27] = so.d[1] != sw.d[0] ? (uint32_t)so.d[1] : 0;
+  kd.spec[28] = (uint32_t)cf->out_c0;
+  kd.spec[29] = cf->out2 ? (uint32_t)g->t[cf->out2].shape.d[1] : 0;
+  kd.spec[30] = (uint32_t)cf->out2_c0;
+  d.bindings[8] = cf->out2 ? gr_lower_binding(L, cf->out2) : d.bindings[3];
+  return gr_lower_dispatch(L, n, &kd, &d);
+}
 
 /* depthwise_f32.comp: groups == input channels, no folded GroupNorm (the blur operators). */
 static aps_status lower_depthwise(gr_lower *L, const gr_node *n, const void *pc, uint32_t pixels, uint32_t o,
@@ -42,6 +79,11 @@ aps_status gr_lower_conv2d(gr_lower *L, const gr_node *n) {
   if ((int64_t)n->ia[3] == sx.d[1] && sx.d[1] > 1 && !n->stats_out && !n->norm_in.stats && !cf->x2 &&
       !cf->upsample && !cf->out_c0 && !cf->out2 && so.d[1] == sw.d[0])
     return lower_depthwise(L, n, &pc, pc.OH * pc.OW, pc.O, pc.N);
+  int tiled;
+  uint32_t wg;
+  APS_TRY(gr_lower_variant(L, n, CONV_TILED_SHARED_BYTES, &tiled, &wg));
+  if (tiled && !n->stats_out && !n->norm_in.stats && !cf->x2)
+    return lower_conv_tiled(L, n, wg);
   int has_bias = n->n_inputs > 2;
   rt_kernel_desc kd = {.shader = "conv2d_f32",
                        .spec_count = 8,
@@ -112,10 +154,18 @@ aps_status gr_lower_conv2d_wgrad(gr_lower *L, const gr_node *n) {
                                 gr_lower_binding(L, n->output)},
                    .groups = {(uint32_t)((cols + WGRAD_TILE_N - 1) / WGRAD_TILE_N),
                               (uint32_t)((rows + WGRAD_TILE_M - 1) / WGRAD_TILE_M), (uint32_t)z}};
+  rt_kernel_desc kd = {.shader = "conv_wgrad_f32"};
+  int tiled;
+  uint32_t wg;
+  APS_TRY(gr_lower_variant(L, n, CONV_TILED_SHARED_BYTES, &tiled, &wg));
+  if (tiled) { /* conv_wgrad_tiled_f32.comp: 4·wg square tiles, same z */
+    kd = (rt_kernel_desc){.shader = "conv_wgrad_tiled_f32", .spec_count = 2, .spec = {wg, wg}};
+    d.groups[0] = (uint32_t)((cols + 4 * wg - 1) / (4 * wg));
+    d.groups[1] = (uint32_t)((rows + 4 * wg - 1) / (4 * wg));
+  }
   for (int i = 0; i < 3; i++)
     if (d.groups[i] > max[i])
       return aps_fail(APS_ERR_UNSUPPORTED, "node %s: conv2d_wgrad needs %u workgroups along %c, the device allows %u",
                       n->name, d.groups[i], "xyz"[i], max[i]);
-  rt_kernel_desc kd = {.shader = "conv_wgrad_f32"};
   return gr_lower_dispatch(L, n, &kd, &d);
 }

@@ -66,26 +66,8 @@ aps_status gr_lower_reduce(gr_lower *L, const gr_node *n) {
   return gr_lower_one_to_one(L, n, &kd, &pc, pc.outputs);
 }
 
-/* gemm_f32.comp (transposes were made explicit permutes by gr_matmul). */
-/* Which GEMM: gemm_tiled_f32 (GPU-shaped: big workgroups, shared-memory tiles) on GPUs,
- * gemm_f32 (one 8-lane subgroup per workgroup, broadcasts) on lavapipe and other CPU devices,
- * where shared memory does not pay (docs/LAVAPIPE.md). APS_KERNEL_VARIANT=gpu|lavapipe forces
- * one (tests run the GPU variant on lavapipe this way). *wg: the tiled variant's workgroup
- * side, 16 (256 invocations) or 8 (64, within every device's limits) from the caps. */
-static aps_status gemm_variant(gr_lower *L, const gr_node *n, int *tiled, uint32_t *wg) {
-  const rt_caps *c = rt_device_caps(L->dev);
-  const char *v = getenv("APS_KERNEL_VARIANT");
-  if (v && *v && strcmp(v, "gpu") && strcmp(v, "lavapipe"))
-    return aps_fail(APS_ERR_INVALID_ARG, "node %s: APS_KERNEL_VARIANT='%s' is not a variant (known: gpu, lavapipe)",
-                    n->name, v);
-  *tiled = v && *v ? !strcmp(v, "gpu") : !c->is_lavapipe && c->type != RT_DEVICE_CPU;
-  *wg = c->max_workgroup_invocations >= 256 && c->max_workgroup_size[0] >= 16 && c->max_workgroup_size[1] >= 16 ? 16
-                                                                                                               : 8;
-  if (*tiled && c->max_shared_memory < APS_GEMM_TILED_SHARED_BYTES)
-    *tiled = 0;
-  return APS_OK;
-}
-
+/* gemm_f32.comp, or gemm_tiled_f32.comp by the rule of gr_lower_variant (lower_common.c);
+ * transposes were made explicit permutes by gr_matmul. */
 aps_status gr_lower_matmul(gr_lower *L, const gr_node *n) {
   const gr_graph *g = L->g;
   gr_shape sa = SHAPE(n->inputs[0]), sb = SHAPE(n->inputs[1]), so = SHAPE(n->output);
@@ -107,7 +89,7 @@ aps_status gr_lower_matmul(gr_lower *L, const gr_node *n) {
                                (m + APS_GEMM_F32_TILE_M - 1) / APS_GEMM_F32_TILE_M, (uint32_t)batches}};
   int tiled;
   uint32_t wg;
-  APS_TRY(gemm_variant(L, n, &tiled, &wg));
+  APS_TRY(gr_lower_variant(L, n, APS_GEMM_TILED_SHARED_BYTES, &tiled, &wg));
   if (tiled) {
     kd = (rt_kernel_desc){.shader = "gemm_tiled_f32", .spec_count = 2, .spec = {wg, wg}};
     dd.groups[0] = (nn + 4 * wg - 1) / (4 * wg);

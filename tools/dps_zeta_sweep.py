@@ -11,6 +11,9 @@ import os
 import subprocess
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from results_io import write_jsonl  # noqa: E402
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FAMILIES = [("box 12x12", "inpaint:box=12,noise=0.05"), ("blur sigma_b 1.5", "blur:sigma=1.5,noise=0.05")]
 
@@ -36,10 +39,7 @@ def main():
             r["family"], r["zeta"], r["steps"] = name, float(zeta), a.steps
             rows.append(r)
     if a.out:
-        with open(a.out + ".tmp", "w") as f:
-            for r in rows:
-                f.write(json.dumps(r) + "\n")
-        os.replace(a.out + ".tmp", a.out)
+        write_jsonl(a.out, rows)
     print(f"| family | zeta (x {a.steps} steps) | PSNR of the mean | SSIM of the mean | consistency | 90 % coverage |")
     print("|---|---|---|---|---|---|")
     for r in rows:

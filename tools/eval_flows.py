@@ -9,6 +9,9 @@ import json
 import os
 import subprocess
 import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from results_io import write_jsonl  # noqa: E402
 import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -76,10 +79,7 @@ def main():
         r["case"], r["kind"] = name, kind
         rows.append(r)
     if a.out:
-        with open(a.out + ".tmp", "w") as f:
-            for r in rows:
-                f.write(json.dumps(r) + "\n")
-        os.replace(a.out + ".tmp", a.out)
+        write_jsonl(a.out, rows)
     f = lambda v, p: "-" if v is None else f"{v:.{p}f}"
     print("| damage | flow | PSNR 1 sample | PSNR mean of K | gain | PSNR measurement | SSIM mean | "
           "consistency | 90 % coverage | std inside / outside | ms/sample |")

@@ -1,5 +1,7 @@
 #include "distill_family.h"
 
+#include <errno.h>
+#include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,7 +24,7 @@ struct aps_distill_run {
   aps_op_batch b;
   float *x, *y, *cond, *sigma, *first;
   uint64_t rng;
-  char flow_s[256], spec_s[APS_OP_SPEC_MAX], prior_s[1024], train_s[1024];
+  char flow_s[256], spec_s[APS_OP_SPEC_MAX], prior_s[1024], train_s[1024], digest_s[17];
   gr_st_meta meta[APS_DISTILL_META];
 };
 
@@ -65,6 +67,25 @@ static aps_status alloc_buffers(aps_distill_run *R) {
   R->first = malloc((size_t)(n * img) * sizeof(float));
   if (!R->x || !R->y || !R->cond || !R->sigma || !R->first)
     return aps_fail(APS_ERR_OUT_OF_MEMORY, "out of host memory");
+  return APS_OK;
+}
+
+/* FNV-1a 64 of a file's bytes as 16 hex digits: names the prior by content, not by path. */
+static aps_status file_digest(const char *path, char out[17]) {
+  FILE *f = fopen(path, "rb");
+  if (!f)
+    return aps_fail(APS_ERR_IO, "%s: cannot read: %s", path, strerror(errno));
+  uint64_t h = 0xcbf29ce484222325ull;
+  unsigned char buf[1 << 16];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, f)) > 0)
+    for (size_t i = 0; i < n; i++)
+      h = (h ^ buf[i]) * 0x100000001b3ull;
+  int bad = ferror(f);
+  fclose(f);
+  if (bad)
+    return aps_fail(APS_ERR_IO, "%s: cannot read: %s", path, strerror(errno));
+  snprintf(out, 17, "%016" PRIx64, h);
   return APS_OK;
 }
 
@@ -139,6 +160,10 @@ aps_status aps_distill_run_create(const aps_distill_run_desc *desc, aps_distill_
     aps_distill_run_destroy(R);
     return s;
   }
+  if ((s = file_digest(R->d.prior_path, R->digest_s)) != APS_OK) {
+    aps_distill_run_destroy(R);
+    return s;
+  }
   snprintf(R->prior_s, sizeof R->prior_s, "%s", R->d.prior_path);
   snprintf(R->train_s, sizeof R->train_s, "%s=%s batch=%d t_draws=%d seed=%llu%s%s",
            R->bundle ? "measurements" : "data", R->bundle ? R->d.measurements : aps_dataset_source(R->d.data),
@@ -147,8 +172,9 @@ aps_status aps_distill_run_create(const aps_distill_run_desc *desc, aps_distill_
   R->meta[0] = (gr_st_meta){"aps.kind", "flow/conditional"};
   R->meta[1] = (gr_st_meta){"aps.flow", R->flow_s};
   R->meta[2] = (gr_st_meta){APS_OP_META_KEY, R->spec_s};
-  R->meta[3] = (gr_st_meta){"aps.prior", R->prior_s};
-  R->meta[4] = (gr_st_meta){"aps.train", R->train_s};
+  R->meta[3] = (gr_st_meta){"aps.train", R->train_s};
+  R->meta[4] = (gr_st_meta){"aps.prior_digest", R->digest_s};
+  R->meta[5] = (gr_st_meta){"aps.prior", R->prior_s};
   *out = R;
   return APS_OK;
 }

@@ -14,7 +14,9 @@
  *
  * The model file: the flow's EMA weights under their graph names ("flow.*"), metadata
  * "aps.kind" = "flow/conditional", "aps.flow" (the config), "aps.op" (the family's canonical
- * spec), "aps.prior" (the prior file, as given) and "aps.train" (the run's settings). */
+ * spec), "aps.train" (the run's settings), "aps.prior_digest" (FNV-1a 64 of the prior file's
+ * bytes, in hex) and "aps.prior" (the prior file's path, as given). Resuming compares all but
+ * the path, so a checkpoint continues wherever the same prior is kept. */
 #ifndef APS_DISTILL_FAMILY_H
 #define APS_DISTILL_FAMILY_H
 #include "dataset.h"
@@ -51,9 +53,10 @@ aps_status aps_distill_run_init(aps_distill_run *run);
 aps_status aps_distill_run_init_from(aps_distill_run *run, const gr_st *flow);
 /* An aps_train_desc.feed (user: the run): the step's measurements, conditions and seed. */
 aps_status aps_distill_run_feed(void *run, aps_runner *r, int step);
-/* The model's metadata (aps.kind, aps.flow, aps.op, aps.prior, aps.train); *host_rng is the
- * state aps_train saves and restores. */
-enum { APS_DISTILL_META = 5 };
+/* The model's metadata (aps.kind, aps.flow, aps.op, aps.train, aps.prior_digest, then the
+ * APS_DISTILL_META_INFO entries for information: aps.prior); *host_rng is the state
+ * aps_train saves and restores. */
+enum { APS_DISTILL_META = 6, APS_DISTILL_META_INFO = 1 };
 const gr_st_meta *aps_distill_run_meta(const aps_distill_run *run);
 uint64_t *aps_distill_run_rng(aps_distill_run *run);
 

@@ -99,7 +99,7 @@ static aps_status restore(aps_runner *r, const aps_train_desc *d, int *step) {
   aps_status s = gr_st_open(d->checkpoint, &st);
   if (s != APS_OK)
     return aps_fail_context(s, "--resume: ");
-  for (uint32_t i = 0; s == APS_OK && i < d->n_meta; i++) {
+  for (uint32_t i = 0; s == APS_OK && i + d->n_meta_info < d->n_meta; i++) {
     const char *have = gr_st_metadata(st, d->meta[i].key);
     if (!have || strcmp(have, d->meta[i].value))
       s = aps_fail(APS_ERR_FORMAT, "%s: metadata %s is %s%s%s but this run has \"%s\"", d->checkpoint, d->meta[i].key,

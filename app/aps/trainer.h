@@ -28,8 +28,10 @@ typedef struct aps_train_desc {
   const char *csv;           /* NULL: no log; on resume, continued after the checkpoint's step */
   const char *output;        /* the model file the caller writes after training (NULL: none):
                                 checked, with the others, to be a distinct regular file */
-  const gr_st_meta *meta;    /* the model's metadata, checked to match on resume */
+  const gr_st_meta *meta;    /* the model's metadata, checked to match on resume ... */
   uint32_t n_meta;
+  uint32_t n_meta_info;      /* ... but for its last n_meta_info entries, saved for information
+                                only (a file's path, where its digest is what is compared) */
   uint64_t *rng;             /* the caller's host generator state, saved and restored */
   aps_status (*feed)(void *user, aps_runner *r, int step);
   void *user;

@@ -118,6 +118,7 @@ int cmd_distill(const cli_options *o, int argc, char **argv) {
                          .output = out,
                          .meta = meta,
                          .n_meta = APS_DISTILL_META,
+                         .n_meta_info = APS_DISTILL_META_INFO,
                          .rng = aps_distill_run_rng(run),
                          .feed = aps_distill_run_feed,
                          .user = run};

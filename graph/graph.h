@@ -339,5 +339,9 @@ aps_status gr_plan_get(gr_plan *p, const char *name, float *data, int64_t count)
 void gr_plan_get_stats(const gr_plan *p, gr_plan_stats *out);
 /* After a run with max_timestamps: per-dispatch timings named by node. */
 uint32_t gr_plan_timings(gr_plan *p, rt_timing *out, uint32_t max);
+/* Where a node has a lavapipe-shaped and a GPU-shaped kernel (conv2d, its weight gradient,
+ * matmul), GPUs (and any device under APS_KERNEL_VARIANT=timed) time both the first time the
+ * process meets a shape: how many shapes were timed, and how many lowerings reused a choice. */
+void gr_variant_stats(uint32_t *timed, uint32_t *reused);
 
 #endif

@@ -36,15 +36,23 @@ rt_binding gr_lower_dummy(gr_lower *L);
 /* Appends the node's epilogue: spec constants at ids 8.. and operand bindings at
  * bindings[first..first+3] (unused ones bound to a dummy). */
 void gr_lower_epilogue(gr_lower *L, const gr_node *n, rt_kernel_desc *kd, rt_dispatch *d, int first_binding);
-/* Gets the kernel and records the dispatch (named after the node). */
+/* Gets the kernel (its fp16 or few-bindings variant as the bindings and limits require) into
+ * d->kernel and names the dispatch after the node. */
+aps_status gr_lower_kernel(gr_lower *L, const gr_node *n, const rt_kernel_desc *kd, rt_dispatch *d);
+/* gr_lower_kernel, then records the dispatch. */
 aps_status gr_lower_dispatch(gr_lower *L, const gr_node *n, const rt_kernel_desc *kd, rt_dispatch *d);
+/* Records the faster of two variants of one node's dispatch, [0] lavapipe-shaped and [1]
+ * GPU-shaped, timing both the first time a device meets this shape (lower_timed.c). */
+aps_status gr_lower_pick(gr_lower *L, const gr_node *n, const rt_kernel_desc kd[2], rt_dispatch d[2]);
 /* The common case: one dispatch reading input 0 and writing the output, over
  * `workgroups` workgroups (split by gr_lower_groups). */
 aps_status gr_lower_one_to_one(gr_lower *L, const gr_node *n, const rt_kernel_desc *kd, const void *push,
                                uint64_t workgroups);
-/* Whether the node runs a GPU-shaped (tiled) kernel variant needing `shared` bytes of shared
- * memory, and its workgroup side (16: 256 invocations, or 8: 64 where the caps allow fewer);
- * refuses an unknown APS_KERNEL_VARIANT. */
+/* Which kernel variant the node runs (*tiled): the lavapipe-shaped one, the GPU-shaped (tiled)
+ * one needing `shared` bytes of shared memory, or whichever is faster (timed: GPUs by default,
+ * anywhere with APS_KERNEL_VARIANT=timed); and the tiled one's workgroup side (16: 256
+ * invocations, or 8: 64 where the caps allow fewer). Refuses an unknown APS_KERNEL_VARIANT. */
+enum { GR_VARIANT_PLAIN = 0, GR_VARIANT_TILED = 1, GR_VARIANT_TIMED = 2 };
 aps_status gr_lower_variant(gr_lower *L, const gr_node *n, uint32_t shared, int *tiled, uint32_t *wg);
 /* Splits a 1-D count of workgroups into x*y within device limits. */
 void gr_lower_groups(gr_lower *L, uint64_t groups, uint32_t out[3]);

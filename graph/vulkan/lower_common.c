@@ -59,7 +59,7 @@ static aps_status few_bindings(gr_lower *L, const gr_node *n, const rt_dispatch 
   return APS_OK;
 }
 
-aps_status gr_lower_dispatch(gr_lower *L, const gr_node *n, const rt_kernel_desc *kd, rt_dispatch *d) {
+aps_status gr_lower_kernel(gr_lower *L, const gr_node *n, const rt_kernel_desc *kd, rt_dispatch *d) {
   rt_kernel_desc f16 = *kd; /* the bindings that hold halves pick the shader's fp16 variant */
   char variant[64] = "";
   APS_TRY(few_bindings(L, n, d, kd->shader, variant, sizeof variant));
@@ -73,7 +73,12 @@ aps_status gr_lower_dispatch(gr_lower *L, const gr_node *n, const rt_kernel_desc
     return aps_fail_context(s, "node %s: ", n->name);
   d->kernel = k;
   d->name = n->name;
-  s = rt_stream_dispatch(L->stream, d);
+  return APS_OK;
+}
+
+aps_status gr_lower_dispatch(gr_lower *L, const gr_node *n, const rt_kernel_desc *kd, rt_dispatch *d) {
+  APS_TRY(gr_lower_kernel(L, n, kd, d));
+  aps_status s = rt_stream_dispatch(L->stream, d);
   return s == APS_OK ? APS_OK : aps_fail_context(s, "node %s: ", n->name);
 }
 
@@ -102,13 +107,21 @@ void gr_lower_groups(gr_lower *L, uint64_t groups, uint32_t out[3]) {
 aps_status gr_lower_variant(gr_lower *L, const gr_node *n, uint32_t shared, int *tiled, uint32_t *wg) {
   const rt_caps *c = rt_device_caps(L->dev);
   const char *v = getenv("APS_KERNEL_VARIANT");
-  if (v && *v && strcmp(v, "gpu") && strcmp(v, "lavapipe"))
-    return aps_fail(APS_ERR_INVALID_ARG, "node %s: APS_KERNEL_VARIANT='%s' is not a variant (known: gpu, lavapipe)",
-                    n->name, v);
-  *tiled = v && *v ? !strcmp(v, "gpu") : !c->is_lavapipe && c->type != RT_DEVICE_CPU;
+  if (v && *v && strcmp(v, "gpu") && strcmp(v, "lavapipe") && strcmp(v, "timed"))
+    return aps_fail(APS_ERR_INVALID_ARG,
+                    "node %s: APS_KERNEL_VARIANT='%s' is not a variant (known: gpu, lavapipe, timed)", n->name, v);
+  /* GPUs time both once per shape (lower_timed.c), where their timestamps allow; lavapipe is
+   * known to want its own */
+  int gpu = !c->is_lavapipe && c->type != RT_DEVICE_CPU;
+  if (v && *v)
+    *tiled = !strcmp(v, "gpu") ? GR_VARIANT_TILED : !strcmp(v, "timed") ? GR_VARIANT_TIMED : GR_VARIANT_PLAIN;
+  else
+    *tiled = !gpu ? GR_VARIANT_PLAIN : c->timestamp_valid_bits ? GR_VARIANT_TIMED : GR_VARIANT_TILED;
   *wg = c->max_workgroup_invocations >= 256 && c->max_workgroup_size[0] >= 16 && c->max_workgroup_size[1] >= 16 ? 16
                                                                                                                : 8;
+  if (*tiled == GR_VARIANT_TIMED && !c->timestamp_valid_bits)
+    *tiled = GR_VARIANT_TILED;
   if (*tiled && c->max_shared_memory < shared)
-    *tiled = 0;
+    *tiled = GR_VARIANT_PLAIN;
   return APS_OK;
 }

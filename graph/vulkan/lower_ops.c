@@ -90,13 +90,15 @@ aps_status gr_lower_matmul(gr_lower *L, const gr_node *n) {
   int tiled;
   uint32_t wg;
   APS_TRY(gr_lower_variant(L, n, APS_GEMM_TILED_SHARED_BYTES, &tiled, &wg));
-  if (tiled) {
-    kd = (rt_kernel_desc){.shader = "gemm_tiled_f32", .spec_count = 2, .spec = {wg, wg}};
-    dd.groups[0] = (nn + 4 * wg - 1) / (4 * wg);
-    dd.groups[1] = (m + 4 * wg - 1) / (4 * wg);
-  }
-  gr_lower_epilogue(L, n, &kd, &dd, 3);
-  return gr_lower_dispatch(L, n, &kd, &dd);
+  rt_kernel_desc kv[2] = {kd, {.shader = "gemm_tiled_f32", .spec_count = 2, .spec = {wg, wg}}};
+  rt_dispatch dv[2] = {dd, dd};
+  dv[1].groups[0] = (nn + 4 * wg - 1) / (4 * wg);
+  dv[1].groups[1] = (m + 4 * wg - 1) / (4 * wg);
+  for (int v = 0; v < 2; v++)
+    gr_lower_epilogue(L, n, &kv[v], &dv[v], 3);
+  if (tiled == GR_VARIANT_TIMED)
+    return gr_lower_pick(L, n, kv, dv);
+  return gr_lower_dispatch(L, n, &kv[tiled], &dv[tiled]);
 }
 
 /* group_norm.comp */

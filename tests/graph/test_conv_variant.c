@@ -127,3 +127,33 @@ static void run_variant(const char *variant) {
 
 TEST_CASE(conv2d_gpu_variant) { run_variant("gpu"); }
 TEST_CASE(conv2d_lavapipe_variant) { run_variant("lavapipe"); }
+
+/* APS_KERNEL_VARIANT=timed (what GPUs do by default): each shape's two kernels are timed once
+ * when the plan is compiled. Whichever won, the results match the reference; both variants'
+ * pipelines were made; compiling the same graphs again times nothing and reuses the choices. */
+TEST_CASE(conv2d_timed_variant) {
+  setenv("APS_KERNEL_VARIANT", "timed", 1);
+  uint32_t timed[3], reused[3];
+  gr_variant_stats(&timed[0], &reused[0]);
+  for (int pass = 1; pass <= 2; pass++) {
+    gr_graph *g = forward_graph();
+    gr_tensor a = gr_input(g, "ma", GR_SHAPE(33, 7)), b = gr_input(g, "mb", GR_SHAPE(7, 257));
+    gr_output(g, gr_matmul(g, a, b, 0, 0), "mm");
+    check_opts o = {.atol = 1e-4f, .rtol = 1e-3f, .fan_in_scale = 1};
+    check_graph(graph_tests_device(), g, "conv2d and matmul, APS_KERNEL_VARIANT=timed", &o);
+    gr_graph_destroy(g);
+    g = backward_graph();
+    o = (check_opts){.atol = 1e-3f, .rtol = 1e-3f};
+    check_graph(graph_tests_device(), g, "conv2d gradients, APS_KERNEL_VARIANT=timed", &o);
+    gr_graph_destroy(g);
+    gr_variant_stats(&timed[pass], &reused[pass]);
+  }
+  fprintf(stderr, "timed: %u shapes timed on the first compile, %u on the second; %u choices reused on the second\n",
+          timed[1] - timed[0], timed[2] - timed[1], reused[2] - reused[1]);
+  CHECK(timed[1] > timed[0], "the first compile timed the variants");
+  CHECK(timed[2] == timed[1] && reused[2] > reused[1], "the second compile reused every choice");
+  CHECK(count("conv2d_tiled_f32") > 0 && count("conv2d_f32") > 0 && count("conv_wgrad_tiled_f32") > 0 &&
+            count("conv_wgrad_f32") > 0 && count("gemm_tiled_f32") > 0 && count("gemm_f32") > 0,
+        "both variants of each kernel were built to be timed");
+  unsetenv("APS_KERNEL_VARIANT");
+}

@@ -27,7 +27,8 @@ static uint64_t fnv(uint64_t h, const void *p, size_t n) {
   return h;
 }
 
-/* The device, both kernels' names, specialisations, workgroup counts and push constants. */
+/* The device, both kernels' names, specialisations, workgroup counts, push constants and fp16
+ * bindings. */
 static uint64_t key_of(gr_lower *L, const rt_kernel_desc kd[2], const rt_dispatch d[2]) {
   const rt_caps *c = rt_device_caps(L->dev);
   uint64_t h = fnv(0xcbf29ce484222325ull, c->name, strlen(c->name));
@@ -37,6 +38,8 @@ static uint64_t key_of(gr_lower *L, const rt_kernel_desc kd[2], const rt_dispatc
     h = fnv(h, kd[v].spec, kd[v].spec_count * sizeof *kd[v].spec);
     h = fnv(h, d[v].groups, sizeof d[v].groups);
     h = fnv(h, d[v].push, rt_kernel_get_info(d[v].kernel)->push_size);
+    for (int b = 0; b < RT_MAX_BINDINGS; b++) /* which bindings hold halves picks the _f16 kernel */
+      h = fnv(h, &d[v].bindings[b].f16, sizeof d[v].bindings[b].f16);
   }
   return h;
 }

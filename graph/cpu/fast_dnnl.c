@@ -56,12 +56,17 @@ struct gr_dnnl {
  *   oneDNN's choice (nhwc brgconv) + reorders:  3x3 274 / 146   1x1 110 / 75
  * and the U-Net at batch 64: nchw 473 ms, any 351 ms, this mix 287 ms (2 threads). A 1x1
  * conv in nchw is a plain gemm with no copies; a 3x3 conv gains more from the blocked
- * kernels than its two reorders cost. APS_CPU_CONV_FORMAT=nchw|any forces one layout. */
-static int conv_any(const gr_node *n, int64_t k) {
+ * kernels than its two reorders cost, unless the conv is so small that each reorder's fixed
+ * cost (a primitive and a parallel region) dominates: below CONV_ANY_MIN values in and out
+ * over the batch, nchw (the flow's sampling at batch 1, five runs on the shared 2-core machine:
+ * 5.5-7.3 ms in nchw, 9.3-15.4 ms in oneDNN's layout). APS_CPU_CONV_FORMAT=nchw|any forces one
+ * layout. */
+enum { CONV_ANY_MIN = 1 << 16 };
+static int conv_any(const gr_node *n, int64_t k, int64_t values) {
   const char *e = getenv("APS_CPU_CONV_FORMAT");
   if (e && (!strcmp(e, "nchw") || !strcmp(e, "any")))
     return !strcmp(e, "any");
-  return !(k == 1 && n->ia[0] == 1 && n->ia[1] == 0);
+  return !(k == 1 && n->ia[0] == 1 && n->ia[1] == 0) && values >= CONV_ANY_MIN;
 }
 
 /* Images per execution of a conv that reorders: a divisor of the batch whose activations
@@ -130,9 +135,10 @@ static aps_status conv_create(gr_dnnl *d, const gr_node *n, gr_dnnl_conv *c, con
   dnnl_format_tag_t wtag = groups > 1 ? dnnl_goihw : dnnl_oihw;
   if (groups == 1)
     memmove(w, w + 1, 4 * sizeof *w);
-  int use_any = conv_any(n, sw.d[2] * sw.d[3]);
+  int64_t per_image = sx.d[1] * sx.d[2] * sx.d[3] + so.d[1] * so.d[2] * so.d[3];
+  int use_any = conv_any(n, sw.d[2] * sw.d[3], sx.d[0] * per_image);
   c->batch = sx.d[0];
-  c->chunk = use_any ? conv_chunk(sx.d[0], sx.d[1] * sx.d[2] * sx.d[3] + so.d[1] * so.d[2] * so.d[3]) : sx.d[0];
+  c->chunk = use_any ? conv_chunk(sx.d[0], per_image) : sx.d[0];
   x[0] = y[0] = c->chunk;
   dnnl_memory_desc_t md[NMEM], any[NMEM], bmd;
   DN(dnnl_memory_desc_init_by_tag(&md[SRC], 4, x, dnnl_f32, dnnl_nchw));

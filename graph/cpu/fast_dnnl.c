@@ -26,6 +26,7 @@ typedef struct gr_dnnl_conv {
   uint32_t src;                   /* the tensor read as input 0 (past folded pads) */
   int slot0_only;                 /* wgrad: only the sum node reads the partial sums */
   int gemm;                       /* wgrad of a plain 1x1 conv: sgemms (no primitive) */
+  dnnl_memory_t pad;              /* the primitive's scratchpad (NULL: it needs none) */
 } gr_dnnl_conv;
 
 struct gr_dnnl {
@@ -40,6 +41,11 @@ struct gr_dnnl {
    * (src, weights, dst): nodes run one at a time, and one array stays in cache. */
   size_t scratch_bytes[NMEM];
   void *scratch[NMEM];
+  /* Every primitive's scratchpad, passed by us (dnnl_scratchpad_mode_user): oneDNN's own
+   * lives per thread, and a plan made in one thread and run in another (the viewer's worker)
+   * found none there, crashing the im2col convolutions. Shared like the arrays above. */
+  size_t pad_bytes;
+  void *pad;
 };
 
 #define DN(call)                                                                                          \
@@ -89,12 +95,38 @@ static void conv_destroy(gr_dnnl_conv *c) {
     return;
   dnnl_primitive_destroy(c->conv);
   dnnl_memory_destroy(c->bias);
+  dnnl_memory_destroy(c->pad);
   for (int i = 0; i < NMEM; i++) {
     dnnl_memory_destroy(c->user[i]);
     dnnl_memory_destroy(c->inner[i]);
     dnnl_primitive_destroy(c->reorder[i]);
   }
   free(c);
+}
+
+/* A primitive descriptor whose scratchpad we pass (gr_dnnl.pad). */
+static dnnl_status_t pd_create_user_pad(dnnl_primitive_desc_t *pd, const void *op_desc, dnnl_engine_t eng,
+                                        const_dnnl_primitive_desc_t hint) {
+  dnnl_primitive_attr_t attr = NULL;
+  dnnl_status_t s = dnnl_primitive_attr_create(&attr);
+  if (s == dnnl_success)
+    s = dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
+  if (s == dnnl_success)
+    s = dnnl_primitive_desc_create(pd, op_desc, attr, eng, hint);
+  dnnl_primitive_attr_destroy(attr);
+  return s;
+}
+
+/* c->pad for the primitive's scratchpad, if it needs one; its size joins d->pad_bytes. */
+static aps_status pad_create(gr_dnnl *d, const gr_node *n, gr_dnnl_conv *c, const_dnnl_primitive_desc_t pd) {
+  const dnnl_memory_desc_t *md = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+  size_t bytes = md ? dnnl_memory_desc_get_size(md) : 0;
+  if (!bytes)
+    return APS_OK;
+  DN(dnnl_memory_create(&c->pad, md, d->eng, DNNL_MEMORY_NONE));
+  if (bytes > d->pad_bytes)
+    d->pad_bytes = bytes;
+  return APS_OK;
 }
 
 /* Makes c->inner[i] and its reorder when the primitive wants another layout than the user's
@@ -156,8 +188,8 @@ static aps_status conv_create(gr_dnnl *d, const gr_node *n, gr_dnnl_conv *c, con
                                                 &any[WEI], n->n_inputs > 2 ? &bmd : NULL, &any[DST], strides,
                                                 dilates, pads, pads_r));
   dnnl_primitive_desc_t pd = NULL;
-  DN(dnnl_primitive_desc_create(&pd, &cd, NULL, d->eng, NULL));
-  aps_status st = APS_OK;
+  DN(pd_create_user_pad(&pd, &cd, d->eng, NULL));
+  aps_status st = pad_create(d, n, c, pd);
   static const dnnl_query_t q[NMEM] = {dnnl_query_src_md, dnnl_query_weights_md, dnnl_query_dst_md};
   for (int i = 0; i < NMEM && st == APS_OK; i++) {
     dnnl_status_t s = dnnl_memory_create(&c->user[i], &md[i], d->eng, DNNL_MEMORY_NONE);
@@ -210,10 +242,10 @@ static aps_status wgrad_create(gr_dnnl *d, const gr_node *n, gr_dnnl_conv *c) {
                                                          &any[DST], strides, dilates, pads, pads));
   dnnl_primitive_desc_t fpd = NULL, pd = NULL;
   DN(dnnl_primitive_desc_create(&fpd, &fd, NULL, d->eng, NULL));
-  dnnl_status_t s = dnnl_primitive_desc_create(&pd, &bd, NULL, d->eng, fpd);
+  dnnl_status_t s = pd_create_user_pad(&pd, &bd, d->eng, fpd);
   dnnl_primitive_desc_destroy(fpd);
   DN(s);
-  aps_status st = APS_OK;
+  aps_status st = pad_create(d, n, c, pd);
   static const dnnl_query_t q[NMEM] = {dnnl_query_src_md, dnnl_query_diff_weights_md, dnnl_query_diff_dst_md};
   for (int i = 0; i < NMEM && st == APS_OK; i++) {
     s = dnnl_memory_create(&c->user[i], &md[i], d->eng, DNNL_MEMORY_NONE);
@@ -313,12 +345,18 @@ aps_status gr_dnnl_create(const gr_graph *g, gr_dnnl **out) {
       gr_dnnl_destroy(d);
       return aps_fail(APS_ERR_OUT_OF_MEMORY, "CPU device: out of host memory for oneDNN's reorders");
     }
+  if (d->pad_bytes && posix_memalign(&d->pad, 64, d->pad_bytes)) {
+    gr_dnnl_destroy(d);
+    return aps_fail(APS_ERR_OUT_OF_MEMORY, "CPU device: out of host memory for oneDNN's scratchpad");
+  }
   for (uint32_t i = 0; i < g->nn; i++)
-    for (int k = 0; d->conv[i] && k < NMEM; k++)
-      if (d->conv[i]->inner[k] && dnnl_memory_set_data_handle(d->conv[i]->inner[k], d->scratch[k]) != dnnl_success) {
+    for (int k = 0; d->conv[i] && k <= NMEM; k++) {
+      dnnl_memory_t m = k < NMEM ? d->conv[i]->inner[k] : d->conv[i]->pad;
+      if (m && dnnl_memory_set_data_handle(m, k < NMEM ? d->scratch[k] : d->pad) != dnnl_success) {
         gr_dnnl_destroy(d);
         return aps_fail(APS_ERR_UNSUPPORTED, "CPU device: oneDNN memory handle");
       }
+    }
   *out = d;
   return APS_OK;
 }
@@ -335,6 +373,7 @@ void gr_dnnl_destroy(gr_dnnl *d) {
   free(d->copy_slot0);
   for (int i = 0; i < NMEM; i++)
     free(d->scratch[i]);
+  free(d->pad);
   dnnl_stream_destroy(d->stream);
   dnnl_engine_destroy(d->eng);
   free(d);
@@ -357,12 +396,14 @@ static aps_status conv_run(gr_dnnl *d, const gr_node *n, gr_dnnl_conv *c, const 
   DN(dnnl_memory_set_data_handle(c->user[WEI], (void *)in[1]));
   if (c->reorder[WEI])
     APS_TRY(reorder(d, n, c->reorder[WEI], c->user[WEI], c->inner[WEI]));
-  dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, m[SRC]}, {DNNL_ARG_WEIGHTS, m[WEI]}, {DNNL_ARG_DST, m[DST]}};
+  dnnl_exec_arg_t args[5] = {{DNNL_ARG_SRC, m[SRC]}, {DNNL_ARG_WEIGHTS, m[WEI]}, {DNNL_ARG_DST, m[DST]}};
   int nargs = 3;
   if (n->n_inputs > 2) {
     DN(dnnl_memory_set_data_handle(c->bias, (void *)in[2]));
     args[nargs++] = (dnnl_exec_arg_t){DNNL_ARG_BIAS, c->bias};
   }
+  if (c->pad)
+    args[nargs++] = (dnnl_exec_arg_t){DNNL_ARG_SCRATCHPAD, c->pad};
   for (int64_t b = 0; b < c->batch; b += c->chunk) {
     DN(dnnl_memory_set_data_handle(c->user[SRC], (void *)(in[0] + b * x_image)));
     DN(dnnl_memory_set_data_handle(c->user[DST], out + b * y_image));
@@ -440,8 +481,9 @@ static aps_status wgrad_run(gr_dnnl *d, const gr_node *n, gr_dnnl_conv *c, const
     APS_TRY(reorder(d, n, c->reorder[SRC], c->user[SRC], c->inner[SRC]));
   if (c->reorder[DST])
     APS_TRY(reorder(d, n, c->reorder[DST], c->user[DST], c->inner[DST]));
-  dnnl_exec_arg_t args[3] = {{DNNL_ARG_SRC, m[SRC]}, {DNNL_ARG_DIFF_DST, m[DST]}, {DNNL_ARG_DIFF_WEIGHTS, m[WEI]}};
-  DN(dnnl_primitive_execute(c->conv, d->stream, 3, args));
+  dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, m[SRC]}, {DNNL_ARG_DIFF_DST, m[DST]}, {DNNL_ARG_DIFF_WEIGHTS, m[WEI]},
+                             {DNNL_ARG_SCRATCHPAD, c->pad}};
+  DN(dnnl_primitive_execute(c->conv, d->stream, c->pad ? 4 : 3, args));
   if (c->reorder[WEI])
     APS_TRY(reorder(d, n, c->reorder[WEI], c->inner[WEI], c->user[WEI]));
   DN(dnnl_stream_wait(d->stream));

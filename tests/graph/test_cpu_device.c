@@ -1,11 +1,32 @@
 /* The CPU device (gr_cpu_desc.fast: oneDNN and parallel loops) against the CPU reference:
  * every op on the odd shapes of test_ops.c, the conv cases of test_conv2d, the U-Net. */
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 
 #include "graph_check.h"
 #include "graph_internal.h"
 #include "layers.h"
+
+/* Set: check_fast runs the CPU device in a thread of its own, not the one that made it (as
+ * the viewer's worker does). */
+static int in_other_thread;
+
+static void *run_thread(void *c) {
+  static aps_status s;
+  s = gr_cpu_run(c);
+  return &s;
+}
+
+static aps_status run_fast(gr_cpu *c) {
+  if (!in_other_thread)
+    return gr_cpu_run(c);
+  pthread_t th;
+  void *r = NULL;
+  if (pthread_create(&th, NULL, run_thread, c) || pthread_join(th, &r))
+    return aps_fail(APS_ERR_UNSUPPORTED, "cannot run a thread");
+  return *(aps_status *)r;
+}
 
 /* Same random inputs (fan-in scaled parameters optional) into the reference and the CPU
  * device; every output must agree to atol + rtol * |reference|. */
@@ -37,7 +58,7 @@ static void check_fast(gr_graph *g, const char *what, float lo, float hi, int fa
   if (s == APS_OK)
     s = gr_cpu_run(ref);
   if (s == APS_OK)
-    s = gr_cpu_run(fast);
+    s = run_fast(fast);
   CHECK(s == APS_OK, "%s: %s", what, aps_last_error());
   for (uint32_t t = 1; t < g->nt && s == APS_OK; t++) {
     if (!g->t[t].output)
@@ -187,6 +208,26 @@ TEST_CASE(cpu_device_conv2d) {
   /* Fan-in scaled weights keep sums near 1, as in a network (and the 1e-4 tolerance fair). */
   for (size_t i = 0; (g = conv_case(i, what, sizeof what)); i++)
     check_fast(g, what, -1.0f, 1.0f, 1, 1e-4f, 1e-4f, i % 2 ? 1 : 0);
+}
+
+/* A plan made in one thread and run in another: every conv and weight gradient, small
+ * (plain layout, oneDNN's im2col needing a scratchpad) and large, in either thread. */
+TEST_CASE(cpu_device_other_thread) {
+  char what[128];
+  gr_graph *g;
+  in_other_thread = 1;
+  for (size_t i = 0; (g = conv_case(i, what, sizeof what)); i++)
+    check_fast(g, what, -1.0f, 1.0f, 1, 1e-4f, 1e-4f, 0);
+  g = gr_graph_create();
+  gr_tensor x = gr_input(g, "x", GR_SHAPE(3, 5, 9, 9)), w = gr_param(g, "w", GR_SHAPE(6, 5, 3, 3)), d[2];
+  gr_tensor y = gr_conv2d(g, x, w, 0, &(gr_conv2d_desc){.padding = 1});
+  gr_tensor wrt[2] = {x, w};
+  if (gr_grad(g, gr_mul(g, y, gr_input(g, "r", gr_tensor_shape(g, y))), 2, wrt, d) == APS_OK) {
+    gr_output(g, d[0], "dx");
+    gr_output(g, d[1], "dw");
+  }
+  check_fast(g, "a conv's gradients, run in another thread", -1.0f, 1.0f, 1, 1e-4f, 1e-4f, 0);
+  in_other_thread = 0;
 }
 
 TEST_CASE(cpu_device_unet) {

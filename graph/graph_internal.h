@@ -101,6 +101,16 @@ struct gr_graph {
 };
 
 /* The tensor whose memory t uses: t itself, or the tensor a view (reshape) aliases. */
+/* FNV-1a 64 over n bytes, continuing from h (start from GR_FNV1A_INIT): content digests
+ * (gr_st_digest) and cache keys (vulkan/lower_timed.c). */
+#define GR_FNV1A_INIT 0xcbf29ce484222325ull
+static inline uint64_t gr_fnv1a(uint64_t h, const void *p, size_t n) {
+  const unsigned char *b = p;
+  for (size_t i = 0; i < n; i++)
+    h = (h ^ b[i]) * 0x100000001b3ull;
+  return h;
+}
+
 static inline uint32_t gr_root_of(const gr_graph *g, uint32_t t) { return g->t[t].alias ? g->t[t].alias : t; }
 
 /* ---- building (ir.c) */

@@ -1,6 +1,5 @@
 #include "distill_family.h"
 
-#include <errno.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
@@ -70,25 +69,6 @@ static aps_status alloc_buffers(aps_distill_run *R) {
   return APS_OK;
 }
 
-/* FNV-1a 64 of a file's bytes as 16 hex digits: names the prior by content, not by path. */
-static aps_status file_digest(const char *path, char out[17]) {
-  FILE *f = fopen(path, "rb");
-  if (!f)
-    return aps_fail(APS_ERR_IO, "%s: cannot read: %s", path, strerror(errno));
-  uint64_t h = 0xcbf29ce484222325ull;
-  unsigned char buf[1 << 16];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, f)) > 0)
-    for (size_t i = 0; i < n; i++)
-      h = (h ^ buf[i]) * 0x100000001b3ull;
-  int bad = ferror(f);
-  fclose(f);
-  if (bad)
-    return aps_fail(APS_ERR_IO, "%s: cannot read: %s", path, strerror(errno));
-  snprintf(out, 17, "%016" PRIx64, h);
-  return APS_OK;
-}
-
 aps_status aps_distill_run_create(const aps_distill_run_desc *desc, aps_distill_run **out) {
   *out = NULL;
   aps_distill_run *R = calloc(1, sizeof *R);
@@ -101,8 +81,10 @@ aps_status aps_distill_run_create(const aps_distill_run_desc *desc, aps_distill_
   gr_st *prior = NULL;
   if (!R->d.prior_path || (!R->d.data == !R->d.measurements))
     s = aps_fail(APS_ERR_INVALID_ARG, "distill: a prior file and either training images or a bundle of measurements");
-  if (s == APS_OK && (s = gr_st_open(R->d.prior_path, &prior)) == APS_OK)
+  if (s == APS_OK && (s = gr_st_open(R->d.prior_path, &prior)) == APS_OK) {
     s = aps_prior_config_from_file(prior, &R->pc);
+    snprintf(R->digest_s, sizeof R->digest_s, "%016" PRIx64, gr_st_digest(prior));
+  }
   int c = R->pc.unet.image_channels, sz = R->pc.unet.image_size;
   if (s == APS_OK && R->d.measurements) {
     s = aps_measurements_load(R->d.measurements, &(aps_measurements_expect){.spec = R->d.spec, .c = c, .h = sz, .w = sz},
@@ -157,10 +139,6 @@ aps_status aps_distill_run_create(const aps_distill_run_desc *desc, aps_distill_
     s = aps_op_spec_format(&R->spec, R->spec_s, sizeof R->spec_s);
   }
   if (s != APS_OK) {
-    aps_distill_run_destroy(R);
-    return s;
-  }
-  if ((s = file_digest(R->d.prior_path, R->digest_s)) != APS_OK) {
     aps_distill_run_destroy(R);
     return s;
   }

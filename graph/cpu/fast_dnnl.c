@@ -349,14 +349,19 @@ aps_status gr_dnnl_create(const gr_graph *g, gr_dnnl **out) {
     gr_dnnl_destroy(d);
     return aps_fail(APS_ERR_OUT_OF_MEMORY, "CPU device: out of host memory for oneDNN's scratchpad");
   }
-  for (uint32_t i = 0; i < g->nn; i++)
-    for (int k = 0; d->conv[i] && k <= NMEM; k++) {
-      dnnl_memory_t m = k < NMEM ? d->conv[i]->inner[k] : d->conv[i]->pad;
-      if (m && dnnl_memory_set_data_handle(m, k < NMEM ? d->scratch[k] : d->pad) != dnnl_success) {
-        gr_dnnl_destroy(d);
-        return aps_fail(APS_ERR_UNSUPPORTED, "CPU device: oneDNN memory handle");
-      }
-    }
+  dnnl_status_t hs = dnnl_success;
+  for (uint32_t i = 0; i < g->nn; i++) {
+    gr_dnnl_conv *c = d->conv[i];
+    for (int k = 0; c && k < NMEM; k++)
+      if (c->inner[k] && hs == dnnl_success)
+        hs = dnnl_memory_set_data_handle(c->inner[k], d->scratch[k]);
+    if (c && c->pad && hs == dnnl_success)
+      hs = dnnl_memory_set_data_handle(c->pad, d->pad);
+  }
+  if (hs != dnnl_success) {
+    gr_dnnl_destroy(d);
+    return aps_fail(APS_ERR_UNSUPPORTED, "CPU device: oneDNN memory handle: %s", dnnl_status2str(hs));
+  }
   *out = d;
   return APS_OK;
 }

@@ -13,6 +13,7 @@
 #include "safetensors.h"
 
 #include "json.h"
+#include "graph_internal.h"
 #include "aps_file.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
@@ -409,6 +410,8 @@ aps_status gr_st_get_f32(const gr_st *st, const char *name, int *rank, int64_t d
     *data = t->f32;
   return APS_OK;
 }
+
+uint64_t gr_st_digest(const gr_st *st) { return gr_fnv1a(GR_FNV1A_INIT, st->buf, st->size); }
 
 const char *gr_st_metadata(const gr_st *st, const char *key) {
   st_meta k = {(char *)key, NULL};

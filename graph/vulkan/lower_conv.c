@@ -10,13 +10,13 @@
  * arrays; a 4·WG square tile per workgroup). */
 enum { CONV_TILE_O = 8, CONV_TILE_P = 32, DEPTHWISE_TILE_P = 64, CONV_TILED_SHARED_BYTES = 8192 };
 
-/* conv2d_tiled_f32.comp: the conv as an implicit GEMM over the whole batch's pixels, its
- * geometry in push constants; for nodes without a folded GroupNorm or merged skip conv (the
- * tiled kernel has neither). */
 typedef struct tiled_pc {
   uint32_t N, C, H, W, O, OH, OW, KH, KW, stride, pad, dil, groups, pad_mode, has_bias;
 } tiled_pc;
 
+/* conv2d_tiled_f32.comp: the conv as an implicit GEMM over the whole batch's pixels, its
+ * geometry in push constants; for nodes without a folded GroupNorm or merged skip conv (the
+ * tiled kernel has neither). */
 static void conv_tiled_desc(gr_lower *L, const gr_node *n, uint32_t wg, tiled_pc *pc, rt_kernel_desc *kd,
                             rt_dispatch *d) {
   const gr_graph *g = L->g;
@@ -140,8 +140,10 @@ aps_status gr_lower_conv2d(gr_lower *L, const gr_node *n) {
   rt_kernel_desc kd[2];
   rt_dispatch d[2];
   tiled_pc tpc;
-  conv_plain_desc(L, n, &pc, &kd[0], &d[0]);
-  conv_tiled_desc(L, n, wg, &tpc, &kd[1], &d[1]);
+  if (tiled != GR_VARIANT_TILED)
+    conv_plain_desc(L, n, &pc, &kd[0], &d[0]);
+  if (tiled != GR_VARIANT_PLAIN)
+    conv_tiled_desc(L, n, wg, &tpc, &kd[1], &d[1]);
   if (tiled == GR_VARIANT_TIMED)
     return gr_lower_pick(L, n, kd, d);
   return gr_lower_dispatch(L, n, &kd[tiled], &d[tiled]);
@@ -182,18 +184,16 @@ aps_status gr_lower_conv2d_wgrad(gr_lower *L, const gr_node *n) {
   rt_dispatch dv[2] = {d, d};
   dv[1].groups[0] = (uint32_t)((cols + 4 * wg - 1) / (4 * wg));
   dv[1].groups[1] = (uint32_t)((rows + 4 * wg - 1) / (4 * wg));
-  int fits[2] = {1, 1};
+  int over[2] = {-1, -1}; /* per variant, the first axis past the device's workgroup counts */
   for (int v = 0; v < 2; v++)
-    for (int i = 0; i < 3; i++)
-      fits[v] &= dv[v].groups[i] <= max[i];
-  if (tiled == GR_VARIANT_TIMED && fits[0] != fits[1]) /* time nothing: only one can run */
-    tiled = fits[1];
+    for (int i = 2; i >= 0; i--)
+      over[v] = dv[v].groups[i] > max[i] ? i : over[v];
+  if (tiled == GR_VARIANT_TIMED && (over[0] >= 0) != (over[1] >= 0)) /* only one can run: no timing */
+    tiled = over[0] >= 0 ? GR_VARIANT_TILED : GR_VARIANT_PLAIN;
   for (int v = 0; v < 2; v++)
-    for (int i = 0; i < 3; i++)
-      if ((v == tiled || tiled == GR_VARIANT_TIMED) && dv[v].groups[i] > max[i])
-        return aps_fail(APS_ERR_UNSUPPORTED,
-                        "node %s: %s needs %u workgroups along %c, the device allows %u", n->name, kd[v].shader,
-                        dv[v].groups[i], "xyz"[i], max[i]);
+    if ((v == tiled || tiled == GR_VARIANT_TIMED) && over[v] >= 0)
+      return aps_fail(APS_ERR_UNSUPPORTED, "node %s: %s needs %u workgroups along %c, the device allows %u",
+                      n->name, kd[v].shader, dv[v].groups[over[v]], "xyz"[over[v]], max[over[v]]);
   if (tiled == GR_VARIANT_TIMED)
     return gr_lower_pick(L, n, kd, dv);
   return gr_lower_dispatch(L, n, &kd[tiled], &dv[tiled]);

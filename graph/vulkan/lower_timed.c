@@ -20,26 +20,19 @@ static struct {
   uint32_t count, timed, reused;
 } cache = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
-static uint64_t fnv(uint64_t h, const void *p, size_t n) {
-  const unsigned char *b = p;
-  for (size_t i = 0; i < n; i++)
-    h = (h ^ b[i]) * 0x100000001b3ull;
-  return h;
-}
-
 /* The device, both kernels' names, specialisations, workgroup counts, push constants and fp16
  * bindings. */
 static uint64_t key_of(gr_lower *L, const rt_kernel_desc kd[2], const rt_dispatch d[2]) {
   const rt_caps *c = rt_device_caps(L->dev);
-  uint64_t h = fnv(0xcbf29ce484222325ull, c->name, strlen(c->name));
-  h = fnv(h, &c->device_id, sizeof c->device_id);
+  uint64_t h = gr_fnv1a(GR_FNV1A_INIT, c->name, strlen(c->name));
+  h = gr_fnv1a(h, &c->device_id, sizeof c->device_id);
   for (int v = 0; v < 2; v++) {
-    h = fnv(h, kd[v].shader, strlen(kd[v].shader) + 1);
-    h = fnv(h, kd[v].spec, kd[v].spec_count * sizeof *kd[v].spec);
-    h = fnv(h, d[v].groups, sizeof d[v].groups);
-    h = fnv(h, d[v].push, rt_kernel_get_info(d[v].kernel)->push_size);
+    h = gr_fnv1a(h, kd[v].shader, strlen(kd[v].shader) + 1);
+    h = gr_fnv1a(h, kd[v].spec, kd[v].spec_count * sizeof *kd[v].spec);
+    h = gr_fnv1a(h, d[v].groups, sizeof d[v].groups);
+    h = gr_fnv1a(h, d[v].push, rt_kernel_get_info(d[v].kernel)->push_size);
     for (int b = 0; b < RT_MAX_BINDINGS; b++) /* which bindings hold halves picks the _f16 kernel */
-      h = fnv(h, &d[v].bindings[b].f16, sizeof d[v].bindings[b].f16);
+      h = gr_fnv1a(h, &d[v].bindings[b].f16, sizeof d[v].bindings[b].f16);
   }
   return h;
 }

@@ -211,7 +211,7 @@ TEST_CASE(cpu_device_conv2d) {
 }
 
 /* A plan made in one thread and run in another: every conv and weight gradient, small
- * (plain layout, oneDNN's im2col needing a scratchpad) and large, in either thread. */
+ * (plain layout, oneDNN's im2col needing a scratchpad) and large (oneDNN's layout). */
 TEST_CASE(cpu_device_other_thread) {
   char what[128];
   gr_graph *g;

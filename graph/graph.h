@@ -281,7 +281,14 @@ aps_status gr_cpu_create(const gr_graph *g, gr_cpu **out);
  * dies there), so after a run gr_cpu_values gives the values of inputs, parameters, states,
  * constants and outputs only; for other tensors it may give another tensor's values, or NULL
  * where no output needs the tensor at all. The reference keeps every tensor. */
-typedef struct gr_cpu_desc { int fast; int threads; } gr_cpu_desc;
+/* bf16_frozen (CPU device only): a conv2d whose weights no assignment updates (a frozen
+ * network, as the prior inside distillation, and the backward-data convs of its input
+ * gradient) reads its input and weights as bfloat16, accumulating and writing fp32, where
+ * the CPU has native bf16 dot products (AVX512_BF16, AMX); relative error about 1e-2 per
+ * conv against about 1e-6. Elsewhere, and for every trained weight, fp32 as without it. */
+typedef struct gr_cpu_desc { int fast; int threads; int bf16_frozen; } gr_cpu_desc;
+/* Whether bf16_frozen takes effect on this CPU. */
+int gr_cpu_has_bf16(void);
 aps_status gr_cpu_create_ex(const gr_graph *g, const gr_cpu_desc *desc, gr_cpu **out);
 void gr_cpu_destroy(gr_cpu *c);
 /* Sets an input or parameter by name (count floats, must match its shape). */
@@ -295,6 +302,7 @@ typedef struct gr_cpu_memory_stats {
   uint64_t own_bytes, arena_bytes, unplanned_bytes;
   uint32_t shared_tensors; /* views and in-place writes */
   uint32_t grouped_nodes, groups; /* elementwise nodes the CPU device runs as groups (one loop each) */
+  uint32_t bf16_convs;            /* convs that read bf16 (gr_cpu_desc.bf16_frozen) */
 } gr_cpu_memory_stats;
 void gr_cpu_memory(const gr_cpu *c, gr_cpu_memory_stats *out);
 

@@ -126,7 +126,7 @@ aps_status aps_distill_run_create(const aps_distill_run_desc *desc, aps_distill_
   if (s == APS_OK)
     s = R->og_status;
   if (s == APS_OK)
-    s = aps_runner_create(R->g, &(aps_runner_desc){.device = R->d.device, .vulkan = R->d.vulkan}, &R->r);
+    s = aps_runner_create(R->g, &(aps_runner_desc){.device = R->d.device, .vulkan = R->d.vulkan, .cpu_bf16 = R->d.prior_bf16}, &R->r);
   if (s == APS_OK)
     s = aps_distill_load_prior(R->g, R->r, prior);
   if (s == APS_OK)

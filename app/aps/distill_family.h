@@ -34,6 +34,7 @@ typedef struct aps_distill_run_desc {
   float ema_decay;               /* 0 = 0.999 */
   const char *device;            /* the loss graph's device (runner.h); measuring runs on the CPU device */
   int vulkan;                    /* aps_runner_desc.vulkan: "auto" takes the best Vulkan device (benchmarks) */
+  int prior_bf16;                /* aps_runner_desc.cpu_bf16: the prior's convs in bf16 on the CPU device */
   uint64_t seed;
   const char *train;             /* the run's other settings for "aps.train" (learning rate, ...) */
 } aps_distill_run_desc;

@@ -38,7 +38,7 @@ aps_status aps_runner_create(const gr_graph *g, const aps_runner_desc *desc, aps
     s = aps_fail(APS_ERR_UNSUPPORTED, "fp16 storage is an option of Vulkan plans; the CPU device%s stores fp32 "
                  "(choose a Vulkan device with --device)", gr_device_automatic(r->dev) ? ", chosen as no GPU was found," : "");
   else if (s == APS_OK && !vk)
-    s = gr_cpu_create_ex(g, &(gr_cpu_desc){.fast = 1}, &r->cpu);
+    s = gr_cpu_create_ex(g, &(gr_cpu_desc){.fast = 1, .bf16_frozen = d.cpu_bf16}, &r->cpu);
   else if (s == APS_OK)
     s = gr_plan_compile(g, vk, &(gr_plan_desc){.f16_storage = d.f16_storage}, &r->plan);
   if (s != APS_OK) {

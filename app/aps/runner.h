@@ -20,6 +20,9 @@ typedef struct aps_runner_desc {
   int quiet;
   int f16_storage; /* Vulkan: intermediates stored as halves (gr_plan_desc.f16_storage); the
                       CPU device refuses it (it computes and stores fp32) */
+  int cpu_bf16;    /* CPU device: the convs of a frozen network (weights no assignment updates)
+                      read bf16 where the CPU has native bf16 (gr_cpu_desc.bf16_frozen); Vulkan
+                      ignores it */
 } aps_runner_desc;
 
 aps_status aps_runner_create(const gr_graph *g, const aps_runner_desc *desc, aps_runner **out);

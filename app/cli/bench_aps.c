@@ -24,8 +24,10 @@
 
 typedef struct bench_result {
   double ms[3];       /* sampling, per call, at each batch */
-  bench_stat sample[3], step; /* their spreads, and a whole distillation step's */
-  double step_ms;     /* a whole distillation step */
+  bench_stat sample[3], step, step_fp32; /* their spreads, and a whole distillation step's */
+  double step_ms;     /* a whole distillation step, as aps distill runs it */
+  double step_fp32_ms; /* ... with the prior's convs in fp32, where the default is bf16 (else 0) */
+  int bf16;           /* the default runs the prior's convs in bf16 (CPU device, native bf16) */
   double feed_ms;     /* ... of which the feed */
   double step_cpu_ms; /* the process's CPU time in a step (all threads): on a shared machine
                          a steadier figure of the work than the wall clock */
@@ -100,7 +102,7 @@ static double cpu_ms(void) {
 
 /* One distillation step: the median of reps steps after a warm-up one (the first run of a
  * plan or the CPU device's arena pays for first touches and JIT). */
-static aps_status bench_distill(const cli_options *o, int batch, int reps, bench_result *res) {
+static aps_status bench_distill(const cli_options *o, int batch, int reps, int bf16, bench_result *res) {
   aps_dataset *ds = NULL;
   aps_distill_run *run = NULL;
   aps_status s = aps_dataset_load_fashion_mnist(NULL, 1, &ds);
@@ -111,6 +113,7 @@ static aps_status bench_distill(const cli_options *o, int batch, int reps, bench
                                                        .batch = batch,
                                                        .device = o->device,
                                                        .vulkan = 1,
+                                                       .prior_bf16 = bf16,
                                                        .seed = 1},
                                &run);
   if (s == APS_OK)
@@ -122,6 +125,7 @@ static aps_status bench_distill(const cli_options *o, int batch, int reps, bench
   }
   double t[16], feed[16], cpu[16];
   aps_runner *r = s == APS_OK ? aps_distill_run_runner(run) : NULL;
+  res->bf16 = bf16 && r && aps_runner_is_cpu(r) && gr_cpu_has_bf16();
   for (int i = -1; s == APS_OK && i < reps; i++) {
     float lr = 1e-4f, step = (float)(i + 2);
     double t0 = aps_now_ms(), c0 = cpu_ms();
@@ -161,8 +165,17 @@ int cmd_bench_aps(const cli_options *o) {
   for (int i = 0; s == APS_OK && i < 3; i++)
     if ((s = bench_sample(o, &c, b[i], reps, &res.ms[i], &res)) == APS_OK)
       res.sample[i] = bench_last();
+  /* As aps distill runs it (the prior's convs in bf16 where the CPU device has it), and in
+   * fp32 beside it when that differs. */
   if (s == APS_OK)
-    s = bench_distill(o, step_batch, step_reps, &res);
+    s = bench_distill(o, step_batch, step_reps, 1, &res);
+  if (s == APS_OK && res.bf16) {
+    bench_result fp = res;
+    if ((s = bench_distill(o, step_batch, step_reps, 0, &fp)) == APS_OK) {
+      res.step_fp32 = fp.step;
+      res.step_fp32_ms = fp.step_ms;
+    }
+  }
   if (s != APS_OK) {
     fprintf(stderr, "aps bench aps: %s\n", aps_last_error());
     return 1;
@@ -175,14 +188,19 @@ int cmd_bench_aps(const cli_options *o) {
     bench_report_stat("flow sampling per sample", "ms", bench_stat_map(res.sample[i], 1.0 / b[i], 0), b[i]);
   }
   bench_report_stat("distillation step", "ms", res.step, step_batch);
+  if (res.bf16)
+    bench_report_stat("distillation step, fp32 prior", "ms", res.step_fp32, step_batch);
   if (o->json) {
     printf("{\"device\": \"%s\", \"flow\": \"%s\", \"flow_params\": %lld, \"flow_mflop_per_sample\": %.2f", res.device,
            cfg, (long long)res.params, (double)res.flops * 1e-6);
     for (int i = 0; i < 3; i++)
       printf(", \"sample_ms_b%d\": %.3f, \"sample_ms_per_sample_b%d\": %.4f", b[i], res.ms[i], b[i], res.ms[i] / b[i]);
     printf(", \"distill_batch\": %d, \"distill_step_ms\": %.1f, \"distill_feed_ms\": %.1f, \"distill_step_cpu_ms\": %.1f, "
-           "\"distill_step_gflop\": %.2f}\n",
-           step_batch, res.step_ms, res.feed_ms, res.step_cpu_ms, (double)res.step_flops * 1e-9);
+           "\"distill_step_gflop\": %.2f, \"distill_prior_convs\": \"%s\"",
+           step_batch, res.step_ms, res.feed_ms, res.step_cpu_ms, (double)res.step_flops * 1e-9, res.bf16 ? "bf16" : "fp32");
+    if (res.bf16)
+      printf(", \"distill_step_fp32_ms\": %.1f", res.step_fp32_ms);
+    printf("}\n");
   } else {
     printf("aps on %s\n", res.device);
     printf("  flow %s\n  %lld parameters, %.1f MFLOP per sample (convs and matmuls)\n", cfg, (long long)res.params,
@@ -190,8 +208,10 @@ int cmd_bench_aps(const cli_options *o) {
     printf("  %-36s %12s %14s   (median of %d)\n", "", "ms per call", "ms per sample", reps);
     for (int i = 0; i < 3; i++)
       printf("  sampling, batch %-19d %12.2f %14.3f\n", b[i], res.ms[i], res.ms[i] / b[i]);
-    printf("  distillation step, batch %-10d %12.1f   (feed %.1f ms, CPU time %.0f ms; median of %d)\n", step_batch,
-           res.step_ms, res.feed_ms, res.step_cpu_ms, step_reps);
+    printf("  distillation step, batch %-10d %12.1f   (feed %.1f ms, CPU time %.0f ms; median of %d; prior's convs %s)\n",
+           step_batch, res.step_ms, res.feed_ms, res.step_cpu_ms, step_reps, res.bf16 ? "bf16" : "fp32");
+    if (res.bf16)
+      printf("  distillation step, prior in fp32      %12.1f   (the same, measured after it)\n", res.step_fp32_ms);
     printf("  %.1f GFLOP per step in convs, weight gradients and matmuls: %.1f GFLOP/s\n", (double)res.step_flops * 1e-9,
            (double)res.step_flops * 1e-6 / res.step_ms);
   }

@@ -13,7 +13,7 @@
 int cmd_distill(const cli_options *o, int argc, char **argv) {
   const char *prior = NULL, *op = NULL, *out = NULL, *ckpt = NULL, *csv = NULL, *arch = "glow", *data = "fashion-mnist";
   const char *measurements = NULL, *init = NULL;
-  int steps = 4000, batch = 64, every = 200, resume = 0, warmup = 200, seed = 1, t_draws = 1, cosine = 0;
+  int steps = 4000, batch = 64, every = 200, resume = 0, warmup = 200, seed = 1, t_draws = 1, cosine = 0, prior_fp32 = 0;
   int levels = 0, flow_steps = 0, hidden = 0, pixels = -1;
   float lr = 5e-4f;
   const cli_arg args[] = {
@@ -41,6 +41,8 @@ int cmd_distill(const cli_options *o, int argc, char **argv) {
                                           "with --resume the checkpoint's weights win"},
       {"--csv", CLI_STRING, &csv, 0, 0, "loss log (<out>.csv)"},
       {"--seed", CLI_INT, &seed, 0, 1e9, "seed of the initial weights, batches and operators (1)"},
+      {"--prior-fp32", CLI_FLAG, &prior_fp32, 0, 0, "CPU device: the prior's convs in fp32 (default: bf16 inputs and "
+                                                     "weights where the CPU has native bf16)"},
   };
   const int nargs = (int)(sizeof args / sizeof args[0]);
   if (cli_args_parse("distill", argc, argv, args, nargs))
@@ -73,7 +75,8 @@ int cmd_distill(const cli_options *o, int argc, char **argv) {
   snprintf(train_s, sizeof train_s, "lr=%g warmup=%d schedule=%s%s%.180s", lr, warmup, cosine ? "cosine" : "constant",
            init ? " init=" : "", init ? init : "");
   aps_distill_run_desc d = {.prior_path = prior, .spec = op, .measurements = measurements, .batch = batch,
-                            .t_draws = t_draws, .device = o->device, .seed = (uint64_t)seed, .train = train_s};
+                            .t_draws = t_draws, .device = o->device, .prior_bf16 = !prior_fp32,
+                            .seed = (uint64_t)seed, .train = train_s};
   if (s == APS_OK) { /* the flow's config: the defaults for the prior's images, then the flags */
     gr_st *st = NULL;
     aps_prior_config pc;
@@ -107,8 +110,9 @@ int cmd_distill(const cli_options *o, int argc, char **argv) {
   aps_train_result res = {0};
   const gr_st_meta *meta = s == APS_OK ? aps_distill_run_meta(run) : NULL;
   if (s == APS_OK) {
-    fprintf(stderr, "aps: distilling %s into a %s flow for %s, batch %d, to step %d\n", prior, arch, meta[2].value,
-            batch, steps);
+    int bf16 = !prior_fp32 && aps_runner_is_cpu(aps_distill_run_runner(run)) && gr_cpu_has_bf16();
+    fprintf(stderr, "aps: distilling %s into a %s flow for %s, batch %d, to step %d%s\n", prior, arch, meta[2].value,
+            batch, steps, bf16 ? " (the prior's convs in bf16: --prior-fp32 for fp32)" : "");
     aps_train_desc td = {.steps = steps,
                          .schedule = {.lr = lr, .warmup = warmup, .total = cosine ? steps : 0},
                          .checkpoint = ckpt,

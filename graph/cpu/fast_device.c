@@ -70,14 +70,14 @@ static uint8_t *needed_nodes(const gr_fast *f) {
   return needed;
 }
 
-aps_status gr_fast_create(const gr_graph *g, int threads, gr_fast **out) {
+aps_status gr_fast_create(const gr_graph *g, int threads, int bf16_frozen, gr_fast **out) {
   *out = NULL;
   gr_fast *f = calloc(1, sizeof *f);
   if (!f)
     return aps_fail(APS_ERR_OUT_OF_MEMORY, "out of host memory");
   f->g = g;
   f->threads = threads;
-  aps_status st = gr_dnnl_create(g, &f->dnnl);
+  aps_status st = gr_dnnl_create(g, bf16_frozen, &f->dnnl);
   if (st == APS_OK && !(f->needed = needed_nodes(f)))
     st = aps_fail(APS_ERR_OUT_OF_MEMORY, "out of host memory");
   if (st == APS_OK)
@@ -181,6 +181,7 @@ void gr_fast_memory(const gr_fast *f, gr_cpu_memory_stats *out) {
   out->unplanned_bytes = f->plan.unplanned_floats * sizeof(float);
   out->shared_tensors = f->plan.shared;
   gr_fast_fusion_count(f->fusion, &out->groups, &out->grouped_nodes);
+  out->bf16_convs = (uint32_t)gr_dnnl_bf16_convs(f->dnnl);
 }
 
 /* oneDNN where it takes the node, else the parallel kernel, else the reference. The thread

@@ -9,7 +9,7 @@
 
 typedef struct gr_fast gr_fast;
 /* threads: OpenMP threads for runs, 0 = its default. */
-aps_status gr_fast_create(const gr_graph *g, int threads, gr_fast **out);
+aps_status gr_fast_create(const gr_graph *g, int threads, int bf16_frozen, gr_fast **out);
 void gr_fast_destroy(gr_fast *f); /* NULL is fine */
 /* Where tensor t lives: returns 1 when it needs an array of its own (inputs, parameters,
  * states, constants, outputs), else 0 with *at its place in the arena, or NULL where no

@@ -1,10 +1,11 @@
 /* conv2d and matmul of the CPU device through oneDNN (Debian's libdnnl-dev, C API).
  * Each zero-padded conv2d node, and each weight-gradient node (gr_conv2d_wgrad), gets its
- * primitive once, at gr_cpu_create_ex; reflect padding goes to fast_ops.c's loop. matmul
- * calls dnnl_sgemm per batch matrix, and attention two sgemms around a softmax per image. */
+ * primitive once, at gr_cpu_create_ex; reflect padding goes to fast_ops.c's loop; matmul
+ * and attention go to fast_sgemm.c. */
 #include "fast_dnnl.h"
 
 #include "fast_ops.h"
+#include "fast_sgemm.h"
 
 #include <oneapi/dnnl/dnnl.h>
 #include <oneapi/dnnl/dnnl_debug.h>
@@ -25,7 +26,8 @@ typedef struct gr_dnnl_conv {
   int64_t chunk, batch;           /* images per execution, of the node's batch */
   uint32_t src;                   /* the tensor read as input 0 (past folded pads) */
   int slot0_only;                 /* wgrad: only the sum node reads the partial sums */
-  int gemm;                       /* wgrad of a plain 1x1 conv: sgemms (no primitive) */
+  int gemm;                       /* a plain 1x1 conv or its wgrad: sgemms (no primitive) */
+  int bf16;                       /* reads src and weights as bf16 (gr_cpu_desc.bf16_frozen) */
   dnnl_memory_t pad;              /* the primitive's scratchpad (NULL: it needs none) */
 } gr_dnnl_conv;
 
@@ -37,6 +39,7 @@ struct gr_dnnl {
   uint32_t *read0;     /* per node: the tensor a conv reads past its folded pads, or 0 */
   uint8_t *copy_slot0; /* per node: a wgrad sum whose partials oneDNN wrote all to slot 0 */
   int folded;          /* some conv folds pads */
+  int bf16_convs;      /* convs that read bf16 */
   /* The inner (reordered) memories of every primitive share one scratch array per role
    * (src, weights, dst): nodes run one at a time, and one array stays in cache. */
   size_t scratch_bytes[NMEM];
@@ -73,6 +76,29 @@ static int conv_any(const gr_node *n, int64_t k, int64_t values) {
   if (e && (!strcmp(e, "nchw") || !strcmp(e, "any")))
     return !strcmp(e, "any");
   return !(k == 1 && n->ia[0] == 1 && n->ia[1] == 0) && values >= CONV_ANY_MIN;
+}
+
+/* bf16 (gr_cpu_desc.bf16_frozen), measured on the 2-core AVX512_BF16 machine (batch 16, GFLOP/s,
+ * oneDNN's layouts, no reorders): 3x3 64->64 32x32 223 fp32 / 445 bf16, 3x3 128->64 16x16
+ * 249 / 494. Only where the CPU has the dot-product instructions:
+ * oneDNN emulates bf16 elsewhere, slower than fp32. */
+int gr_cpu_has_bf16(void) {
+  return (dnnl_get_effective_cpu_isa() & dnnl_cpu_isa_avx512_core_bf16) == dnnl_cpu_isa_avx512_core_bf16;
+}
+
+/* Whether w, a conv's weights, belongs to a frozen network: a parameter no assignment updates
+ * or a constant, read through layout ops only (the flipped, transposed kernel of the
+ * backward-data conv, autodiff/vjp_conv.c). */
+static int weights_frozen(const gr_graph *g, const uint8_t *assigned, uint32_t w) {
+  for (;;) {
+    const gr_tensor_info *t = &g->t[w];
+    if (t->kind == GR_OP_PARAM || t->kind == GR_OP_CONST)
+      return !assigned[w];
+    const gr_node *p = t->node ? &g->n[t->node - 1] : NULL;
+    if (!p || (p->op != GR_OP_RESHAPE && p->op != GR_OP_PERMUTE && p->op != GR_OP_FLIP))
+      return 0;
+    w = p->inputs[0];
+  }
 }
 
 /* Images per execution of a conv that reorders: a divisor of the batch whose activations
@@ -155,7 +181,7 @@ static aps_status conv_layout(gr_dnnl *d, const gr_node *n, gr_dnnl_conv *c, con
 
 /* pads: {top, bottom, left, right} of zero pad nodes folded into the conv, whose input 0
  * is then c->src. */
-static aps_status conv_create(gr_dnnl *d, const gr_node *n, gr_dnnl_conv *c, const int64_t pads4[4]) {
+static aps_status conv_create(gr_dnnl *d, const gr_node *n, gr_dnnl_conv *c, const int64_t pads4[4], int bf16) {
   const gr_graph *g = d->g;
   gr_shape sx = gr_t(g, c->src)->shape, sw = gr_t(g, n->inputs[1])->shape, so = gr_t(g, n->output)->shape;
   int64_t groups = n->ia[3], stride = n->ia[0], pad = n->ia[1], dil = n->ia[2];
@@ -169,6 +195,7 @@ static aps_status conv_create(gr_dnnl *d, const gr_node *n, gr_dnnl_conv *c, con
     memmove(w, w + 1, 4 * sizeof *w);
   int64_t per_image = sx.d[1] * sx.d[2] * sx.d[3] + so.d[1] * so.d[2] * so.d[3];
   int use_any = conv_any(n, sw.d[2] * sw.d[3], sx.d[0] * per_image);
+  c->bf16 = bf16 && use_any; /* bf16 goes through the reorders a blocked layout makes anyway */
   c->batch = sx.d[0];
   c->chunk = use_any ? conv_chunk(sx.d[0], per_image) : sx.d[0];
   x[0] = y[0] = c->chunk;
@@ -180,15 +207,19 @@ static aps_status conv_create(gr_dnnl *d, const gr_node *n, gr_dnnl_conv *c, con
   for (int i = 0; i < NMEM; i++) {
     any[i] = md[i];
     if (use_any)
-      DN(dnnl_memory_desc_init_by_tag(&any[i], i == WEI ? wrank : 4, i == SRC ? x : i == WEI ? w : y, dnnl_f32,
-                                      dnnl_format_tag_any));
+      DN(dnnl_memory_desc_init_by_tag(&any[i], i == WEI ? wrank : 4, i == SRC ? x : i == WEI ? w : y,
+                                      c->bf16 && i != DST ? dnnl_bf16 : dnnl_f32, dnnl_format_tag_any));
   }
   dnnl_convolution_desc_t cd;
   DN(dnnl_dilated_convolution_forward_desc_init(&cd, dnnl_forward_inference, dnnl_convolution_direct, &any[SRC],
                                                 &any[WEI], n->n_inputs > 2 ? &bmd : NULL, &any[DST], strides,
                                                 dilates, pads, pads_r));
   dnnl_primitive_desc_t pd = NULL;
-  DN(pd_create_user_pad(&pd, &cd, d->eng, NULL));
+  if (c->bf16 && pd_create_user_pad(&pd, &cd, d->eng, NULL) != dnnl_success) /* no bf16 kernel: fp32 */
+    return conv_create(d, n, c, pads4, 0);
+  if (!c->bf16)
+    DN(pd_create_user_pad(&pd, &cd, d->eng, NULL));
+  d->bf16_convs += c->bf16;
   aps_status st = pad_create(d, n, c, pd);
   static const dnnl_query_t q[NMEM] = {dnnl_query_src_md, dnnl_query_weights_md, dnnl_query_dst_md};
   for (int i = 0; i < NMEM && st == APS_OK; i++) {
@@ -260,6 +291,11 @@ static aps_status wgrad_create(gr_dnnl *d, const gr_node *n, gr_dnnl_conv *c) {
   return st;
 }
 
+static int plain_1x1(const gr_graph *g, const gr_node *n) {
+  gr_shape sw = gr_t(g, n->inputs[1])->shape;
+  return sw.d[2] == 1 && sw.d[3] == 1 && n->ia[0] == 1 && n->ia[1] == 0 && n->ia[3] == 1;
+}
+
 /* The zero pads right before conv node i that it can take as its own asymmetric padding:
  * pad nodes whose output only that conv (or the next pad) reads. Backward-data convs read
  * their gradient padded by two such nodes (autodiff/vjp_conv.c's fit), which then never run. */
@@ -275,27 +311,32 @@ static uint32_t fold_pads(const gr_graph *g, const uint32_t *uses, uint32_t i, i
   }
 }
 
-aps_status gr_dnnl_create(const gr_graph *g, gr_dnnl **out) {
+aps_status gr_dnnl_create(const gr_graph *g, int bf16_frozen, gr_dnnl **out) {
   *out = NULL;
   gr_dnnl *d = calloc(1, sizeof *d);
   uint32_t *uses = calloc(g->nt, sizeof *uses);
-  if (!d || !uses || !(d->conv = calloc(g->nn ? g->nn : 1, sizeof *d->conv)) ||
+  uint8_t *assigned = calloc(g->nt, 1);
+  if (!d || !uses || !assigned || !(d->conv = calloc(g->nn ? g->nn : 1, sizeof *d->conv)) ||
       !(d->read0 = calloc(g->nn ? g->nn : 1, sizeof *d->read0)) || !(d->copy_slot0 = calloc(g->nn ? g->nn : 1, 1))) {
-    free(uses);
+    free(uses), free(assigned);
     if (d)
       free(d->conv), free(d->read0);
     free(d);
     return aps_fail(APS_ERR_OUT_OF_MEMORY, "out of host memory");
   }
-  for (uint32_t i = 0; i < g->nn; i++)
+  for (uint32_t i = 0; i < g->nn; i++) {
     for (int k = 0; k < g->n[i].n_inputs; k++)
       uses[g->n[i].inputs[k]]++;
+    if (g->n[i].op == GR_OP_ASSIGN)
+      assigned[g->n[i].inputs[0]] = 1;
+  }
+  bf16_frozen = bf16_frozen && gr_cpu_has_bf16();
   d->g = g;
   dnnl_status_t s = dnnl_engine_create(&d->eng, dnnl_cpu, 0);
   if (s == dnnl_success)
     s = dnnl_stream_create(&d->stream, d->eng, dnnl_stream_default_flags);
   if (s != dnnl_success) {
-    free(uses);
+    free(uses), free(assigned);
     gr_dnnl_destroy(d);
     return aps_fail(APS_ERR_UNSUPPORTED, "CPU device: oneDNN engine: %s", dnnl_status2str(s));
   }
@@ -305,7 +346,7 @@ aps_status gr_dnnl_create(const gr_graph *g, gr_dnnl **out) {
     if (!wgrad && (n->op != GR_OP_CONV2D || n->ia[4] != GR_PAD_ZERO))
       continue;
     if (!(d->conv[i] = calloc(1, sizeof **d->conv))) {
-      free(uses);
+      free(uses), free(assigned);
       gr_dnnl_destroy(d);
       return aps_fail(APS_ERR_OUT_OF_MEMORY, "out of host memory");
     }
@@ -315,13 +356,14 @@ aps_status gr_dnnl_create(const gr_graph *g, gr_dnnl **out) {
       d->read0[i] = d->conv[i]->src;
       d->folded = 1;
     }
-    d->conv[i]->gemm = wgrad && n->ia[0] == 1 && n->ia[1] == 0 && n->ia[2] == 1 && n->ia[3] == 1 && n->ia[4] == 1 &&
-                       n->ia[5] == 1 && !getenv("APS_CPU_NO_WGRAD_GEMM");
+    d->conv[i]->gemm = wgrad ? n->ia[0] == 1 && n->ia[1] == 0 && n->ia[2] == 1 && n->ia[3] == 1 && n->ia[4] == 1 &&
+                                   n->ia[5] == 1 && !getenv("APS_CPU_NO_WGRAD_GEMM")
+                             : plain_1x1(g, n) && d->conv[i]->src == n->inputs[0] && !getenv("APS_CPU_NO_CONV_GEMM");
     aps_status st = d->conv[i]->gemm ? APS_OK
                     : wgrad          ? wgrad_create(d, n, d->conv[i])
-                                     : conv_create(d, n, d->conv[i], pads);
+                                     : conv_create(d, n, d->conv[i], pads, bf16_frozen && weights_frozen(g, assigned, n->inputs[1]));
     if (st != APS_OK) {
-      free(uses);
+      free(uses), free(assigned);
       gr_dnnl_destroy(d);
       return st;
     }
@@ -339,7 +381,7 @@ aps_status gr_dnnl_create(const gr_graph *g, gr_dnnl **out) {
       d->copy_slot0[i] = 1;
     }
   }
-  free(uses);
+  free(uses), free(assigned);
   for (int i = 0; i < NMEM; i++)
     if (d->scratch_bytes[i] && posix_memalign(&d->scratch[i], 64, d->scratch_bytes[i])) {
       gr_dnnl_destroy(d);
@@ -367,6 +409,8 @@ aps_status gr_dnnl_create(const gr_graph *g, gr_dnnl **out) {
 }
 
 const uint32_t *gr_dnnl_read0(const gr_dnnl *d) { return d->folded ? d->read0 : NULL; }
+
+int gr_dnnl_bf16_convs(const gr_dnnl *d) { return d->bf16_convs; }
 
 void gr_dnnl_destroy(gr_dnnl *d) {
   if (!d)
@@ -439,8 +483,11 @@ static aps_status wgrad_gemm(gr_dnnl *d, const gr_node *n, gr_dnnl_conv *c, cons
   if (threads > 1 && !part)
     return aps_fail(APS_ERR_OUT_OF_MEMORY, "CPU device, node '%s': out of host memory", n->name);
   dnnl_status_t bad = dnnl_success;
+  /* One thread: no region at all (a gemm inside even an inactive one nests, fast_sgemm.c). */
+  for (int64_t b = 0; threads == 1 && b < N && bad == dnnl_success; b++)
+    bad = dnnl_sgemm('N', 'T', O, I, P, 1.0f, in[1] + b * O * P, P, in[0] + b * I * P, P, b ? 1.0f : 0.0f, out, I);
 #pragma omp parallel num_threads(threads) if (threads > 1)
-  {
+  if (threads > 1) {
     int t = 0, nt = 1;
 #ifdef _OPENMP
     t = omp_get_thread_num();
@@ -498,91 +545,15 @@ static aps_status wgrad_run(gr_dnnl *d, const gr_node *n, gr_dnnl_conv *c, const
   return APS_OK;
 }
 
-/* The batch loop and broadcast rules of gr_cpu_matmul (reference_ops.c), each matrix by sgemm.
- * Many small matrices (attention at batch 64) go one per thread; oneDNN runs a gemm
- * called inside a parallel region on that thread alone. */
-static aps_status matmul_run(gr_dnnl *d, const gr_node *n, const float *const *in, float *out) {
-  const gr_graph *g = d->g;
-  gr_shape sa = gr_t(g, n->inputs[0])->shape, sb = gr_t(g, n->inputs[1])->shape, so = gr_t(g, n->output)->shape;
-  int64_t m = so.d[so.rank - 2], nn = so.d[so.rank - 1], k = sa.d[sa.rank - 1];
-  int64_t o4[4], a4[4], b4[4];
-  gr_shape4(so, o4);
-  gr_shape4(sa, a4);
-  gr_shape4(sb, b4);
-  int64_t amat = a4[2] * a4[3], bmat = b4[2] * b4[3], batches = o4[0] * o4[1];
-  int per_thread = batches > 1 && m * nn * k < (1 << 22);
-  dnnl_status_t bad = dnnl_success;
-#pragma omp parallel for schedule(static) if (per_thread)
-  for (int64_t pq = 0; pq < batches; pq++) {
-    int64_t p = pq / o4[1], q = pq % o4[1];
-    const float *A = in[0] + ((a4[0] == 1 ? 0 : p) * a4[1] + (a4[1] == 1 ? 0 : q)) * amat;
-    const float *B = in[1] + ((b4[0] == 1 ? 0 : p) * b4[1] + (b4[1] == 1 ? 0 : q)) * bmat;
-    dnnl_status_t s = dnnl_sgemm('N', 'N', m, nn, k, 1.0f, A, k, B, nn, 0.0f, out + pq * m * nn, nn);
-    if (s != dnnl_success)
-#pragma omp critical(gr_dnnl_matmul)
-      bad = s;
-  }
-  if (bad != dnnl_success)
-    return aps_fail(APS_ERR_UNSUPPORTED, "CPU device, node '%s': oneDNN dnnl_sgemm failed: %s", n->name,
-                    dnnl_status2str(bad));
-  return APS_OK;
-}
-
-/* One image of gr_attention, ROWS query positions at a time (scratch stays small for long
- * sequences): S = Qᵀ K / sqrt(C), softmax over rows, out = V Sᵀ. */
-enum { ROWS = 256 };
-static dnnl_status_t attention_image(const float *q, int64_t C, int64_t L, float *out, float *s) {
-  const float *k = q + C * L, *v = k + C * L;
-  dnnl_status_t st = dnnl_success;
-  for (int64_t i0 = 0; i0 < L && st == dnnl_success; i0 += ROWS) {
-    int64_t rows = L - i0 < ROWS ? L - i0 : ROWS;
-    st = dnnl_sgemm('T', 'N', rows, L, C, 1.0f / sqrtf((float)C), q + i0, L, k, L, 0.0f, s, L);
-    for (int64_t r = 0; r < rows; r++)
-      gr_fast_softmax_row(s + r * L, s + r * L, L);
-    if (st == dnnl_success)
-      st = dnnl_sgemm('N', 'T', C, rows, L, 1.0f, v, L, s, L, 0.0f, out + i0, L);
-  }
-  return st;
-}
-
-/* Images one per thread when there are several (oneDNN's gemm then runs on that thread). */
-static aps_status attention_run(gr_dnnl *d, const gr_node *n, const float *const *in, float *out) {
-  gr_shape so = gr_t(d->g, n->output)->shape;
-  int64_t N = so.d[0], C = so.d[1], L = so.d[2];
-  int oom = 0;
-  dnnl_status_t bad = dnnl_success;
-#pragma omp parallel if (N > 1)
-  {
-    float *s = malloc((size_t)(L < ROWS ? L : ROWS) * (size_t)L * sizeof *s);
-#pragma omp for schedule(static)
-    for (int64_t b = 0; b < N; b++) {
-      dnnl_status_t st = s ? attention_image(in[0] + b * 3 * C * L, C, L, out + b * C * L, s) : dnnl_success;
-      if (!s || st != dnnl_success)
-#pragma omp critical(gr_dnnl_attention)
-      {
-        oom |= !s;
-        bad = st != dnnl_success ? st : bad;
-      }
-    }
-    free(s);
-  }
-  if (oom)
-    return aps_fail(APS_ERR_OUT_OF_MEMORY, "CPU device, node '%s': out of host memory for attention scores", n->name);
-  if (bad != dnnl_success)
-    return aps_fail(APS_ERR_UNSUPPORTED, "CPU device, node '%s': oneDNN dnnl_sgemm failed: %s", n->name,
-                    dnnl_status2str(bad));
-  return APS_OK;
-}
-
 aps_status gr_dnnl_run(gr_dnnl *d, uint32_t node, const float *const *in, float *out, int *done) {
   const gr_node *n = &d->g->n[node];
   *done = 1;
   if (n->op == GR_OP_MATMUL)
-    return matmul_run(d, n, in, out);
+    return gr_sgemm_matmul(d->g, n, in, out);
   if (n->op == GR_OP_ATTENTION)
-    return attention_run(d, n, in, out);
+    return gr_sgemm_attention(d->g, n, in, out);
   if (n->op == GR_OP_CONV2D && d->conv[node])
-    return conv_run(d, n, d->conv[node], in, out);
+    return d->conv[node]->gemm ? gr_sgemm_conv1x1(d->g, n, in, out) : conv_run(d, n, d->conv[node], in, out);
   if (n->op == GR_OP_CONV2D_WGRAD && d->conv[node])
     return wgrad_run(d, n, d->conv[node], in, out);
   if (d->copy_slot0[node]) {

@@ -44,7 +44,7 @@ aps_status gr_cpu_create_ex(const gr_graph *g, const gr_cpu_desc *desc, gr_cpu *
   if (!c->v || !c->is_set)
     return fail_destroy(c, aps_fail(APS_ERR_OUT_OF_MEMORY, "out of host memory"));
   if (desc && desc->fast) {
-    aps_status st = gr_fast_create(g, desc->threads, &c->fast);
+    aps_status st = gr_fast_create(g, desc->threads, desc->bf16_frozen, &c->fast);
     if (st != APS_OK)
       return fail_destroy(c, st);
   }

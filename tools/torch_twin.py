@@ -424,7 +424,9 @@ def distill_loss(net, sde, glow, seed, cond, mask, y, sigma_y):
     z = torch.from_numpy(gr_random(tuple(y.shape), seed, 0, True)).to(dt)
     x, logdet = glow.forward(z, cond)
     fit = ((y - x * mask) ** 2).flatten(1).sum(1) / (2 * sigma_y ** 2)
-    t = importance_t(sde, torch.from_numpy(gr_random((n,), seed, 1, False)).to(dt))
+    # one u in each stratum [j/n, (j+1)/n), as distill.c's stratified_u
+    u = (torch.arange(n, dtype=dt) + torch.from_numpy(gr_random((n,), seed, 1, False)).to(dt)) / n
+    t = importance_t(sde, u)
     e = [torch.from_numpy(gr_random(tuple(y.shape), seed, k, True)).to(dt) for k in (2, 3, 4)]
     nelbo = neg_elbo(net, sde, x, t, *e)
     loss = (fit - logdet + nelbo).mean() / x[0].numel()

@@ -26,6 +26,25 @@ static gr_tensor importance_t(gr_graph *g, const aps_sde *s, gr_tensor u) {
   return gr_clamp(g, t, (float)s->eps, 1.0f);
 }
 
+/* u ~ U[0, 1) for the m draws of t of a step, one in each stratum [j/m, (j+1)/m) (jittered
+ * stratification; VDM's low-discrepancy sampler is the same idea): t still follows the
+ * importance density over the batch, so the batch mean of the ELBO estimates stays
+ * unbiased, while its spread over t, the largest part of the gradient's noise, mostly
+ * cancels within each step. */
+static gr_tensor stratified_u(gr_graph *g, gr_tensor seed, int64_t m, aps_status *s) {
+  gr_tensor u = gr_random(g, GR_SHAPE(m), seed, 1, GR_UNIFORM);
+  float *ramp = malloc((size_t)m * sizeof *ramp);
+  if (!ramp) {
+    *s = aps_fail(APS_ERR_OUT_OF_MEMORY, "distill graph: out of host memory");
+    return 0;
+  }
+  for (int64_t j = 0; j < m; j++)
+    ramp[j] = (float)j;
+  gr_tensor strata = gr_const(g, "t_strata", GR_SHAPE(m), ramp);
+  free(ramp);
+  return gr_scale_shift(g, gr_add(g, strata, u), (float)(1.0 / (double)m), 0.0f);
+}
+
 aps_status aps_distill_graph(const aps_distill_desc *desc, gr_graph **out) {
   *out = NULL;
   aps_distill_desc d = *desc;
@@ -59,13 +78,13 @@ aps_status aps_distill_graph(const aps_distill_desc *desc, gr_graph **out) {
                          gr_scale_shift(g, gr_unary_op(g, GR_SQUARE, sigma), 2.0f, 0.0f));
   gr_tensor total = gr_sub(g, fit, gr_scale_shift(g, logdet, le > 0 ? le : 0.0f, 0.0f));
   gr_tensor nelbo = 0;
-  if (lp > 0 && gr_graph_status(g) == APS_OK) { /* −b_θ(x), averaged over k draws of (t, ε) per sample */
+  if (lp > 0 && s == APS_OK && gr_graph_status(g) == APS_OK) { /* −b_θ(x), averaged over k draws of (t, ε) per sample */
     gr_shape sx = gr_tensor_shape(g, x);
     gr_tensor x4 = sx.rank == 4 ? x : gr_reshape(g, x, GR_SHAPE(n, dim, 1, 1)), xs = x4;
     for (int i = 1; i < k; i++)
       xs = gr_concat(g, xs, x4, 0);
     gr_shape sk = gr_tensor_shape(g, xs);
-    gr_tensor t = importance_t(g, &d.sde, gr_random(g, GR_SHAPE(k * n), seed, 1, GR_UNIFORM));
+    gr_tensor u = stratified_u(g, seed, (int64_t)k * n, &s), t = u ? importance_t(g, &d.sde, u) : 0;
     gr_tensor nb = aps_prior_neg_elbo(g, &d.sde, d.eps, d.eps_user, xs, t, gr_random(g, sk, seed, 2, GR_NORMAL),
                                       gr_random(g, sk, seed, 3, GR_NORMAL), gr_random(g, sk, seed, 4, GR_NORMAL));
     nelbo = gr_reshape(g, gr_reduce_op(g, GR_MEAN, gr_reshape(g, nb, GR_SHAPE(k, n)), 1u), GR_SHAPE(n));

@@ -21,6 +21,7 @@ ROOT = os.path.dirname(HERE)
 def cases(masks):
     inpaint = os.path.join(ROOT, "assets/flow-inpaint-fmnist32.safetensors")
     blur = os.path.join(ROOT, "assets/flow-blur-fmnist32.safetensors")
+    sr = os.path.join(ROOT, "assets/flow-sr2-fmnist32.safetensors")
     half = os.path.join(ROOT, "assets/operators/half-map.png")
     return [
         ("box 12x12", inpaint, "inpaint:box=12,noise=0.05", "in family"),
@@ -29,6 +30,7 @@ def cases(masks):
         ("ring mask", inpaint, f"inpaint:mask={masks}/ring.png,noise=0.05", "out of family"),
         ("global blur sigma_b 1.5", blur, "blur:sigma=1.5,noise=0.05", "in family"),
         ("painted half-image blur map, sigma_b 1.5", blur, f"blur:sigma=1.5,map={half},noise=0.05", "in family"),
+        ("x2 super-resolution", sr, "sr:2,noise=0.05", "in family"),
     ]
 
 

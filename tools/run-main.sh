@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The main job on a fresh Debian 12 machine: install what is missing, build (Release), list
-# the devices, restore damaged test images with the shipped inpainting and blur flows
+# the devices, restore damaged test images with the shipped inpainting, blur and super-resolution flows
 # (posterior samples, their mean and standard deviation as PNGs), draw samples from the shipped
 # diffusion prior, then benchmark the runtime, the graph compiler, the prior and the flow.
 # APS_MAIN_NO_BENCH=1 stops after the pictures.
@@ -23,6 +23,9 @@ echo "== deblurring a test image (Gaussian blur, sigma_b 1.5 px, everywhere)"
 echo "== deblurring a test image blurred only on its left half (a painted blur map)"
 ./build/aps sample --model "$blur" --data fashion-mnist --index 4 --op blur:sigma=2,map=assets/operators/half-map.png \
   --n 16 --out build/restored/blur-half
+echo "== x2 super-resolution of a test image (each output pixel seen through a 2x2 average)"
+./build/aps sample --model assets/flow-sr2-fmnist32.safetensors --data fashion-mnist --index 5 --op sr:2 --n 16 \
+  --out build/restored/sr2
 ./build/aps prior-sample --model assets/prior-fmnist32.safetensors --sampler ddim --steps 50 --n 16 \
   --out build/prior-samples.png
 [ "${APS_MAIN_NO_BENCH:-0}" = 1 ] && exit 0

@@ -284,8 +284,8 @@ aps_status gr_cpu_create(const gr_graph *g, gr_cpu **out);
 /* bf16_frozen (CPU device only): a conv2d whose weights no assignment updates (a frozen
  * network, as the prior inside distillation, and the backward-data convs of its input
  * gradient) reads its input and weights as bfloat16, accumulating and writing fp32, where
- * the CPU has native bf16 dot products (AVX512_BF16, AMX); relative error about 1e-2 per
- * conv against about 1e-6. Elsewhere, and for every trained weight, fp32 as without it. */
+ * the CPU has native bf16 dot products (AVX512_BF16, AMX); error about 2e-3 of a conv's
+ * output range against about 1e-6. Elsewhere, and for every trained weight, fp32 as without it. */
 typedef struct gr_cpu_desc { int fast; int threads; int bf16_frozen; } gr_cpu_desc;
 /* Whether bf16_frozen takes effect on this CPU. */
 int gr_cpu_has_bf16(void);

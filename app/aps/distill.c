@@ -29,8 +29,9 @@ static gr_tensor importance_t(gr_graph *g, const aps_sde *s, gr_tensor u) {
 /* u ~ U[0, 1) for the m draws of t of a step, one in each stratum [j/m, (j+1)/m) (jittered
  * stratification; VDM's low-discrepancy sampler is the same idea): t still follows the
  * importance density over the batch, so the batch mean of the ELBO estimates stays
- * unbiased, while its spread over t, the largest part of the gradient's noise, mostly
- * cancels within each step. */
+ * unbiased, while the loss's spread between batches' t mostly cancels within each step
+ * (at fixed weights its step-to-step sd fell 5.4x; the gradient's norm only 7 %: its
+ * noise comes mostly from each sample's own t, noise and z). */
 static gr_tensor stratified_u(gr_graph *g, gr_tensor seed, int64_t m, aps_status *s) {
   gr_tensor u = gr_random(g, GR_SHAPE(m), seed, 1, GR_UNIFORM);
   float *ramp = malloc((size_t)m * sizeof *ramp);

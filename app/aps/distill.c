@@ -46,6 +46,25 @@ static gr_tensor stratified_u(gr_graph *g, gr_tensor seed, int64_t m, aps_status
   return gr_scale_shift(g, gr_add(g, strata, u), (float)(1.0 / (double)m), 0.0f);
 }
 
+/* The FORWARD objective's graph: −log q(x | c) = ½‖z‖² + D/2 log 2π − log|det ∂G⁻¹/∂x|
+ * with z = G⁻¹(x; c), per dimension, averaged over the batch. */
+static aps_status forward_kl_graph(const aps_distill_desc *d, gr_graph *g, gr_tensor *loss) {
+  int64_t n = d->batch, dim = aps_flow_dim(&d->flow);
+  gr_tensor x = gr_input(g, "x", aps_flow_shape(&d->flow, n));
+  gr_tensor cond = d->flow.cond ? gr_input(g, "cond", aps_flow_cond_shape(&d->flow, n)) : 0, ld = 0;
+  gr_tensor z = aps_flow_inverse(g, &d->flow, x, cond, &ld);
+  APS_TRY(gr_graph_status(g));
+  if (!z)
+    return aps_fail_context(APS_ERR_INVALID_ARG, "distill graph: the flow's inverse: ");
+  gr_tensor half_sq = gr_scale_shift(g, per_sample_sum(g, gr_unary_op(g, GR_SQUARE, z)), 0.5f,
+                                     (float)(0.5 * (double)dim * log(2 * M_PI)));
+  gr_tensor nll = gr_sub(g, half_sq, ld);
+  *loss = gr_scale_shift(g, gr_reduce_op(g, GR_MEAN, nll, 1u), (float)(1.0 / (double)dim), 0.0f);
+  gr_output(g, *loss, "loss");
+  gr_output(g, gr_scale_shift(g, gr_reduce_op(g, GR_MEAN, ld, 1u), -1.0f, 0.0f), "logdet");
+  return gr_graph_status(g);
+}
+
 aps_status aps_distill_graph(const aps_distill_desc *desc, gr_graph **out) {
   *out = NULL;
   aps_distill_desc d = *desc;
@@ -57,7 +76,7 @@ aps_status aps_distill_graph(const aps_distill_desc *desc, gr_graph **out) {
   if (d.batch < 1 || k < 1 || k > 64)
     return aps_fail(APS_ERR_INVALID_ARG, "distill graph: batch %d, t_draws %d (need batch >= 1, 1 to 64 draws)",
                     d.batch, k);
-  if (lp > 0 && !d.eps)
+  if (lp > 0 && !d.eps && d.objective != APS_DISTILL_FORWARD)
     return aps_fail(APS_ERR_INVALID_ARG, "distill graph: no prior (eps builder) for lambda_p = %g", lp);
   if (d.adam.max_grad_norm == 0)
     d.adam.max_grad_norm = 1.0f;
@@ -65,6 +84,21 @@ aps_status aps_distill_graph(const aps_distill_desc *desc, gr_graph **out) {
     d.adam.frozen_prefix = "prior.";
   int64_t n = d.batch, dim = aps_flow_dim(&d.flow);
   gr_graph *g = gr_graph_create();
+  if (!g)
+    return aps_fail(APS_ERR_OUT_OF_MEMORY, "distill graph: out of host memory");
+  if (d.objective == APS_DISTILL_FORWARD) {
+    gr_tensor loss = 0;
+    aps_status s = forward_kl_graph(&d, g, &loss);
+    gr_adam_outputs ao;
+    if (s == APS_OK && (s = gr_adam(g, loss, &d.adam, &ao)) == APS_OK) {
+      gr_output(g, ao.grad_norm, "grad_norm");
+      s = gr_graph_status(g);
+    }
+    if (s != APS_OK)
+      return gr_graph_destroy(g), s;
+    *out = g;
+    return APS_OK;
+  }
   gr_tensor seed = gr_input(g, "seed", GR_SHAPE(2));
   gr_tensor cond = d.flow.cond ? gr_input(g, "cond", aps_flow_cond_shape(&d.flow, n)) : 0;
   gr_tensor z = gr_random(g, aps_flow_shape(&d.flow, n), seed, 0, GR_NORMAL), logdet = 0;
@@ -175,6 +209,8 @@ aps_status aps_distill_feed_fn(void *feed, aps_runner *r, int step) {
   aps_distill_feed *f = feed;
   if (f->measure)
     APS_TRY(f->measure(f->user, r, step));
+  if (!aps_runner_has(r, "seed")) /* the forward objective draws nothing in the graph */
+    return APS_OK;
   uint64_t bits = aps_rng_next(&f->rng);
   float seed[2] = {(float)(bits & 0xffff), (float)((bits >> 16) & 0xffff)};
   return aps_runner_set(r, "seed", seed, 2);

@@ -19,8 +19,16 @@
 /* y = A(x) for a batch x; any output shape [N, ...]. */
 typedef gr_tensor (*aps_operator_fn)(gr_graph *g, void *user, gr_tensor x);
 
+/* What the flow is trained to minimise. REVERSE: the KL divergence of the flow from the
+ * posterior, through the prior's ELBO (docs/METHOD.md §5; the method). FORWARD: −log q(x | c)
+ * of given pairs (x, y), x drawn from the prior itself and y simulated from it: the
+ * amortised KL divergence of the posterior from the flow, mass-covering where REVERSE is
+ * mode-seeking (docs/METHOD.md §5, "A warm start from the prior's own samples"). */
+typedef enum { APS_DISTILL_REVERSE = 0, APS_DISTILL_FORWARD = 1 } aps_distill_objective;
+
 typedef struct aps_distill_desc {
   aps_flow_config flow;
+  aps_distill_objective objective;
   int batch;
   aps_operator_fn forward; /* A; NULL: the identity (denoising) */
   void *forward_user;
@@ -36,7 +44,10 @@ typedef struct aps_distill_desc {
  * shape), "sigma_y" [batch]; "optim.lr", "optim.step" (optim.h). Outputs: "loss" = the
  * batch mean of L divided by the sample's dimension (nats per dimension: the trained
  * quantity), its parts' batch means in nats per sample "data_fit", "neg_elbo" (−b_θ) and
- * "logdet", and "grad_norm". */
+ * "logdet", and "grad_norm".
+ * FORWARD instead: inputs "x" (aps_flow_shape: the prior's samples) and "cond" (of their
+ * measurements), "optim.*"; outputs "loss" = the batch mean of −log q(x | c) / D, "logdet"
+ * (log|det ∂G/∂z| at z = G⁻¹(x; c), nats per sample) and "grad_norm". */
 aps_status aps_distill_graph(const aps_distill_desc *d, gr_graph **out);
 
 /* An aps_eps_builder for the prior's U-Net (user: an aps_prior_config) under scope "prior". */

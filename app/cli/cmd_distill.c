@@ -12,7 +12,7 @@
 
 int cmd_distill(const cli_options *o, int argc, char **argv) {
   const char *prior = NULL, *op = NULL, *out = NULL, *ckpt = NULL, *csv = NULL, *arch = "glow", *data = "fashion-mnist";
-  const char *measurements = NULL, *init = NULL;
+  const char *measurements = NULL, *init = NULL, *objective = "reverse";
   int steps = 4000, batch = 64, every = 200, resume = 0, warmup = 200, seed = 1, t_draws = 1, cosine = 0, prior_fp32 = 0;
   int levels = 0, flow_steps = 0, hidden = 0, pixels = -1;
   float lr = 5e-4f;
@@ -21,7 +21,10 @@ int cmd_distill(const cli_options *o, int argc, char **argv) {
       {"--op", CLI_STRING, &op, 0, 0, "operator family, e.g. inpaint:box=8-16 (required without --measurements)"},
       {"--out", CLI_STRING, &out, 0, 0, "flow model file to write, EMA weights (required)"},
       {"--measurements", CLI_STRING, &measurements, 0, 0, "a bundle of recorded measurements (aps degrade) instead"},
-      {"--data", CLI_STRING, &data, 0, 0, "clean training images behind the simulated measurements (fashion-mnist)"},
+      {"--data", CLI_STRING, &data, 0, 0, "clean training images behind the simulated measurements (fashion-mnist); "
+                                          "with --objective forward, a folder of the prior's samples"},
+      {"--objective", CLI_STRING, &objective, 0, 0, "reverse: the method's KL through the prior's ELBO (default); forward: "
+                                                    "fit the prior's own samples (aps prior-sample --dir), a warm start"},
       {"--arch", CLI_STRING, &arch, 0, 0, "glow (realnvp-fc takes vectors: refused for image families)"},
       {"--levels", CLI_INT, &levels, 0, 6, "glow: scales (3)"},
       {"--flow-steps", CLI_INT, &flow_steps, 0, 64, "glow: steps per scale (4); realnvp-fc: blocks (8)"},
@@ -52,6 +55,18 @@ int cmd_distill(const cli_options *o, int argc, char **argv) {
     cli_args_usage("distill", args, nargs);
     return 2;
   }
+  int forward = !strcmp(objective, "forward");
+  if (!forward && strcmp(objective, "reverse")) {
+    fprintf(stderr, "aps distill: --objective '%s': expected reverse or forward\n", objective);
+    return 2;
+  }
+  /* The forward objective learns from pairs of images and their measurements: they must be
+   * the prior's samples, or the flow would be trained on clean/damaged pairs. */
+  if (forward && (!strcmp(data, "fashion-mnist") || measurements)) {
+    fprintf(stderr, "aps distill: --objective forward fits the prior's own samples: give --data a folder written "
+                    "by aps prior-sample --dir (not %s)\n", measurements ? "--measurements" : "the fashion-mnist training set");
+    return 2;
+  }
   if (strcmp(arch, "glow") && strcmp(arch, "realnvp-fc")) {
     fprintf(stderr, "aps distill: --arch '%s': expected glow or realnvp-fc\n", arch);
     return 2;
@@ -74,7 +89,7 @@ int cmd_distill(const cli_options *o, int argc, char **argv) {
   char train_s[256];
   snprintf(train_s, sizeof train_s, "lr=%g warmup=%d schedule=%s%s%.180s", lr, warmup, cosine ? "cosine" : "constant",
            init ? " init=" : "", init ? init : "");
-  aps_distill_run_desc d = {.prior_path = prior, .spec = op, .measurements = measurements, .batch = batch,
+  aps_distill_run_desc d = {.prior_path = prior, .spec = op, .objective = forward ? APS_DISTILL_FORWARD : APS_DISTILL_REVERSE, .measurements = measurements, .batch = batch,
                             .t_draws = t_draws, .device = o->device, .prior_bf16 = !prior_fp32,
                             .seed = (uint64_t)seed, .train = train_s};
   if (s == APS_OK) { /* the flow's config: the defaults for the prior's images, then the flags */
@@ -111,8 +126,12 @@ int cmd_distill(const cli_options *o, int argc, char **argv) {
   const gr_st_meta *meta = s == APS_OK ? aps_distill_run_meta(run) : NULL;
   if (s == APS_OK) {
     int bf16 = !prior_fp32 && aps_runner_is_cpu(aps_distill_run_runner(run)) && gr_cpu_has_bf16();
-    fprintf(stderr, "aps: distilling %s into a %s flow for %s, batch %d, to step %d%s\n", prior, arch, meta[2].value,
-            batch, steps, bf16 ? " (the prior's convs in bf16: --prior-fp32 for fp32)" : "");
+    if (forward)
+      fprintf(stderr, "aps: fitting a %s flow for %s to the prior's samples in %s, batch %d, to step %d\n", arch,
+              meta[2].value, data, batch, steps);
+    else
+      fprintf(stderr, "aps: distilling %s into a %s flow for %s, batch %d, to step %d%s\n", prior, arch, meta[2].value,
+              batch, steps, bf16 ? " (the prior's convs in bf16: --prior-fp32 for fp32)" : "");
     aps_train_desc td = {.steps = steps,
                          .schedule = {.lr = lr, .warmup = warmup, .total = cosine ? steps : 0},
                          .checkpoint = ckpt,

@@ -14,11 +14,12 @@
 #include "sampler.h"
 
 int cmd_prior_sample(const cli_options *o, int argc, char **argv) {
-  const char *model = NULL, *out = NULL, *sampler = "em";
-  int steps = 500, count = 64, batch = 64, seed = 1, cols = 0, f16 = 0;
+  const char *model = NULL, *out = NULL, *dir = NULL, *sampler = "em";
+  int steps = 500, count = 64, batch = 64, seed = 1, cols = 0, f16 = 0, fp32 = 0;
   const cli_arg args[] = {
       {"--model", CLI_STRING, &model, 0, 0, "prior file (required)"},
-      {"--out", CLI_STRING, &out, 0, 0, "PNG grid to write (required)"},
+      {"--out", CLI_STRING, &out, 0, 0, "PNG grid to write (--out or --dir required)"},
+      {"--dir", CLI_STRING, &dir, 0, 0, "folder for one PNG per sample (sample-000000.png, ...): data for aps distill --objective forward"},
       {"--sampler", CLI_STRING, &sampler, 0, 0, "em | ddim | ode (em)"},
       {"--steps", CLI_INT, &steps, 1, 100000, "steps from t = 1 to eps (500)"},
       {"--n", CLI_INT, &count, 1, 100000, "samples (64)"},
@@ -26,20 +27,22 @@ int cmd_prior_sample(const cli_options *o, int argc, char **argv) {
       {"--cols", CLI_INT, &cols, 0, 1000, "grid columns (0: about square)"},
       {"--seed", CLI_INT, &seed, 0, 1e9, "seed (1)"},
       {"--f16-storage", CLI_FLAG, &f16, 0, 0, "Vulkan: keep intermediates as IEEE halves"},
+      {"--fp32", CLI_FLAG, &fp32, 0, 0, "CPU device: convs in fp32 (default: bf16 inputs and weights where the CPU has native bf16)"},
   };
   const int nargs = (int)(sizeof args / sizeof args[0]);
   if (cli_args_parse("prior-sample", argc, argv, args, nargs))
     return 2;
   int kind = aps_sampler_parse(sampler);
-  if (!model || !out || kind < 0) {
-    fprintf(stderr, "aps prior-sample: %s\n", kind < 0 ? "--sampler must be em, ddim or ode" : "--model and --out are required");
+  if (!model || !(out || dir) || kind < 0) {
+    fprintf(stderr, "aps prior-sample: %s\n",
+            kind < 0 ? "--sampler must be em, ddim or ode" : "--model and --out or --dir are required");
     cli_args_usage("prior-sample", args, nargs);
     return 2;
   }
   /* Outputs are checked before any work (aps_file.h); --out over --model would destroy it. */
   struct stat ms, os;
-  if (aps_file_check_target(out, "--out") != APS_OK ||
-      (stat(model, &ms) == 0 && stat(out, &os) == 0 && ms.st_dev == os.st_dev && ms.st_ino == os.st_ino &&
+  if ((out && aps_file_check_target(out, "--out") != APS_OK) || (dir && aps_file_make_dirs(dir) != 0) ||
+      (out && stat(model, &ms) == 0 && stat(out, &os) == 0 && ms.st_dev == os.st_dev && ms.st_ino == os.st_ino &&
        aps_fail(APS_ERR_INVALID_ARG, "--out %s is the --model file; writing the PNG would destroy it", out))) {
     fprintf(stderr, "aps prior-sample: %s\n", aps_last_error());
     return 2;
@@ -48,7 +51,7 @@ int cmd_prior_sample(const cli_options *o, int argc, char **argv) {
   aps_prior_config cfg = {0}; /* read below even when opening failed */
   gr_graph *g = NULL;
   aps_runner *r = NULL;
-  aps_status s = aps_prior_open(model, &(aps_runner_desc){.device = o->device, .f16_storage = f16}, batch,
+  aps_status s = aps_prior_open(model, &(aps_runner_desc){.device = o->device, .f16_storage = f16, .cpu_bf16 = !fp32}, batch,
                                 aps_prior_eps_graph, &cfg, &g, &r);
   int c = cfg.unet.image_channels, sz = cfg.unet.image_size;
   int64_t per = (int64_t)c * sz * sz;
@@ -61,10 +64,16 @@ int cmd_prior_sample(const cli_options *o, int argc, char **argv) {
       aps_fail_context(s, "%s: ", model);
     fprintf(stderr, "aps: %d/%d samples\n", done + batch < count ? done + batch : count, count);
   }
-  if (s == APS_OK)
+  if (s == APS_OK && out)
     s = aps_png_write_grid(out, all, count, c, sz, sz, cols ? cols : (int)ceil(sqrt((double)count)), 2);
+  char path[4096];
+  for (int i = 0; s == APS_OK && dir && i < count; i++) {
+    snprintf(path, sizeof path, "%s/sample-%06d.png", dir, i);
+    s = aps_png_write_grid(path, all + i * per, 1, c, sz, sz, 1, 0);
+  }
   if (s == APS_OK)
-    fprintf(stderr, "aps: wrote %s (%d samples, %s, %d steps)\n", out, count, sampler, steps);
+    fprintf(stderr, "aps: wrote %s%s%s (%d samples, %s, %d steps)\n", out ? out : "", out && dir ? " and " : "",
+            dir ? dir : "", count, sampler, steps);
   free(all);
   aps_runner_destroy(r);
   gr_graph_destroy(g);

@@ -13,7 +13,7 @@
 #include "sampler.h"
 #include "trainer.h"
 
-enum { D = 16, MAX_M = 16 };
+enum { D = 16, MAX_M = 16, PAIR_BATCH = 256 };
 
 typedef test_gaussian gaussian;
 
@@ -86,62 +86,16 @@ static void closed_form(const gaussian *p, const linear_op *op, const float *y, 
   }
 }
 
-/* Trains on y alone, samples, compares with the closed form. */
-static void posterior_check(const char *what, const linear_op *op, float sigma_y, int steps, float lr,
-                            uint64_t seed) {
-  enum { BATCH = 256, SAMPLE_BATCH = 4096, SAMPLES = 32768 };
-  uint64_t rng = seed;
-  gaussian p;
-  test_gaussian_make(&p, &rng);
-  /* The unknown x ~ N(μ, Σ) and its measurement. */
-  double x[D], e[D];
-  float y[MAX_M];
-  for (int i = 0; i < D; i++)
-    e[i] = aps_rng_normal(&rng);
-  for (int i = 0; i < D; i++) {
-    x[i] = p.mu[i];
-    for (int k = 0; k < D; k++)
-      x[i] += p.q[i * D + k] * sqrt(p.lambda[k]) * e[k];
-  }
-  for (int r = 0; r < op->m; r++) {
-    double v = 0;
-    for (int i = 0; i < D; i++)
-      v += op->a[r * D + i] * x[i];
-    y[r] = (float)(v + sigma_y * aps_rng_normal(&rng));
-  }
-  posterior truth;
-  closed_form(&p, op, y, sigma_y, &truth);
-
-  aps_flow_config fc = aps_flow_config_realnvp(D, op->m);
-  fc.steps = 6, fc.hidden = 64;
-  gr_graph *g = NULL, *sg = NULL;
-  aps_runner *r = NULL, *sr = NULL;
-  REQUIRE_OK(aps_distill_graph(&(aps_distill_desc){.flow = fc, .batch = BATCH, .forward = apply_a,
-                                                   .forward_user = (void *)op, .eps = test_gaussian_eps, .eps_user = &p},
-                               &g));
-  for (int i = 0; (gr_input_at(g, i)); i++) {
-    const char *in = gr_tensor_name(g, gr_input_at(g, i));
-    CHECK(!strcmp(in, "seed") || !strcmp(in, "cond") || !strcmp(in, "y") || !strcmp(in, "sigma_y") ||
-              !strncmp(in, "optim.", 6), "the training graph has an input '%s' beyond measurements", in);
-  }
-  REQUIRE_OK(aps_runner_create(g, &(aps_runner_desc){.device = "cpu", .quiet = 1}, &r));
-  REQUIRE_OK(aps_flow_init_params(g, &fc, r, &rng));
-  float *ys = malloc(sizeof(float) * BATCH * MAX_M), sig[BATCH];
-  for (int b = 0; b < BATCH; b++) {
-    memcpy(ys + b * op->m, y, sizeof(float) * (size_t)op->m);
-    sig[b] = sigma_y;
-  }
-  REQUIRE_OK(aps_runner_set(r, "y", ys, (int64_t)BATCH * op->m));
-  REQUIRE_OK(aps_runner_set(r, "cond", ys, (int64_t)BATCH * op->m));
-  REQUIRE_OK(aps_runner_set(r, "sigma_y", sig, BATCH));
-  free(ys);
-  aps_distill_feed feed = {.rng = seed * 7 + 1};
-  aps_train_result res;
-  REQUIRE_OK(aps_train(r, &(aps_train_desc){.steps = steps, .schedule = {.lr = lr, .warmup = 50, .total = steps},
-                                            .rng = &feed.rng, .feed = aps_distill_feed_fn, .user = &feed, .quiet = 1},
-                       &res));
+/* Samples the flow trained in r at y and compares them with the closed-form posterior. */
+static void check_samples(const char *what, const aps_flow_config *fc, aps_runner *r, const gaussian *pp,
+                          const float *y, const posterior *tp, uint64_t seed, int steps, const aps_train_result *res) {
+  enum { SAMPLE_BATCH = 4096, SAMPLES = 32768 };
+  const gaussian p = *pp;
+  const posterior truth = *tp;
+  gr_graph *sg = NULL;
+  aps_runner *sr = NULL;
   /* Samples from the trained flow. */
-  REQUIRE_OK(aps_flow_sample_graph(&fc, SAMPLE_BATCH, &sg));
+  REQUIRE_OK(aps_flow_sample_graph(fc, SAMPLE_BATCH, &sg));
   REQUIRE_OK(aps_runner_create(sg, &(aps_runner_desc){.device = "cpu", .quiet = 1}, &sr));
   gr_tensor t;
   for (uint32_t i = 0; (t = gr_param_at(sg, i)); i++) {
@@ -154,7 +108,7 @@ static void posterior_check(const char *what, const linear_op *op, float sigma_y
     REQUIRE_OK(s);
   }
   float *xs = malloc(sizeof(float) * SAMPLES * D);
-  REQUIRE_OK(aps_flow_sample(sr, &fc, SAMPLE_BATCH, y, seed + 99, 1.0f, SAMPLES, xs));
+  REQUIRE_OK(aps_flow_sample(sr, fc, SAMPLE_BATCH, y, seed + 99, 1.0f, SAMPLES, xs));
   double mean[D] = {0}, cov[D * D] = {0};
   for (int k = 0; k < SAMPLES; k++)
     for (int i = 0; i < D; i++)
@@ -181,14 +135,159 @@ static void posterior_check(const char *what, const linear_op *op, float sigma_y
   fprintf(stderr,
           "%s: %d steps in %.1f s (final loss %.4f nats/dim); posterior avg std %.4f; mean error max %.4f = %.3f "
           "avg std (rms %.3f avg std); covariance relative Frobenius error %.3f (the prior's: %.3f)\n",
-          what, steps, res.seconds, res.last_loss, avg_std, max_err, max_err / avg_std, sqrt(rms) / avg_std, rel_fro,
+          what, steps, res->seconds, res->last_loss, avg_std, max_err, max_err / avg_std, sqrt(rms) / avg_std, rel_fro,
           sqrt(prior_fro / fro_truth));
   CHECK(max_err < 0.1 * avg_std, "%s: the posterior mean is off by %.3f of the average posterior std", what,
         max_err / avg_std);
   CHECK(rel_fro < 0.15, "%s: the posterior covariance is off by %.1f %% (Frobenius)", what, 100 * rel_fro);
   free(xs);
-  aps_runner_destroy(r), aps_runner_destroy(sr);
-  gr_graph_destroy(g), gr_graph_destroy(sg);
+  aps_runner_destroy(sr);
+  gr_graph_destroy(sg);
+}
+
+
+/* Trains on y alone, samples, compares with the closed form. */
+static void posterior_check(const char *what, const linear_op *op, float sigma_y, int steps, float lr,
+                            uint64_t seed) {
+  enum { BATCH = 256 };
+  uint64_t rng = seed;
+  gaussian p;
+  test_gaussian_make(&p, &rng);
+  /* The unknown x ~ N(μ, Σ) and its measurement. */
+  double x[D], e[D];
+  float y[MAX_M];
+  for (int i = 0; i < D; i++)
+    e[i] = aps_rng_normal(&rng);
+  for (int i = 0; i < D; i++) {
+    x[i] = p.mu[i];
+    for (int k = 0; k < D; k++)
+      x[i] += p.q[i * D + k] * sqrt(p.lambda[k]) * e[k];
+  }
+  for (int r = 0; r < op->m; r++) {
+    double v = 0;
+    for (int i = 0; i < D; i++)
+      v += op->a[r * D + i] * x[i];
+    y[r] = (float)(v + sigma_y * aps_rng_normal(&rng));
+  }
+  posterior truth;
+  closed_form(&p, op, y, sigma_y, &truth);
+
+  aps_flow_config fc = aps_flow_config_realnvp(D, op->m);
+  fc.steps = 6, fc.hidden = 64;
+  gr_graph *g = NULL;
+  aps_runner *r = NULL;
+  REQUIRE_OK(aps_distill_graph(&(aps_distill_desc){.flow = fc, .batch = BATCH, .forward = apply_a,
+                                                   .forward_user = (void *)op, .eps = test_gaussian_eps, .eps_user = &p},
+                               &g));
+  for (int i = 0; (gr_input_at(g, i)); i++) {
+    const char *in = gr_tensor_name(g, gr_input_at(g, i));
+    CHECK(!strcmp(in, "seed") || !strcmp(in, "cond") || !strcmp(in, "y") || !strcmp(in, "sigma_y") ||
+              !strncmp(in, "optim.", 6), "the training graph has an input '%s' beyond measurements", in);
+  }
+  REQUIRE_OK(aps_runner_create(g, &(aps_runner_desc){.device = "cpu", .quiet = 1}, &r));
+  REQUIRE_OK(aps_flow_init_params(g, &fc, r, &rng));
+  float *ys = malloc(sizeof(float) * BATCH * MAX_M), sig[BATCH];
+  for (int b = 0; b < BATCH; b++) {
+    memcpy(ys + b * op->m, y, sizeof(float) * (size_t)op->m);
+    sig[b] = sigma_y;
+  }
+  REQUIRE_OK(aps_runner_set(r, "y", ys, (int64_t)BATCH * op->m));
+  REQUIRE_OK(aps_runner_set(r, "cond", ys, (int64_t)BATCH * op->m));
+  REQUIRE_OK(aps_runner_set(r, "sigma_y", sig, BATCH));
+  free(ys);
+  aps_distill_feed feed = {.rng = seed * 7 + 1};
+  aps_train_result res;
+  REQUIRE_OK(aps_train(r, &(aps_train_desc){.steps = steps, .schedule = {.lr = lr, .warmup = 50, .total = steps},
+                                            .rng = &feed.rng, .feed = aps_distill_feed_fn, .user = &feed, .quiet = 1},
+                       &res));
+  check_samples(what, &fc, r, &p, y, &truth, seed, steps, &res);
+  aps_runner_destroy(r);
+  gr_graph_destroy(g);
+}
+
+/* The forward objective (a warm start, docs/METHOD.md §5) on the same case: the flow fits
+ * pairs (x, y), x drawn from the prior N(μ, Σ) and y = A x + σ_y n, amortised over y; at a
+ * y it never saw, its samples must match the closed-form posterior as well. */
+typedef struct pairs {
+  const gaussian *p;
+  const linear_op *op;
+  float sigma_y;
+  uint64_t rng;
+  float x[PAIR_BATCH * D], y[PAIR_BATCH * MAX_M];
+} pairs;
+
+static void draw_x(const gaussian *p, uint64_t *rng, double *x) {
+  double e[D];
+  for (int i = 0; i < D; i++)
+    e[i] = aps_rng_normal(rng);
+  for (int i = 0; i < D; i++) {
+    x[i] = p->mu[i];
+    for (int k = 0; k < D; k++)
+      x[i] += p->q[i * D + k] * sqrt(p->lambda[k]) * e[k];
+  }
+}
+
+static aps_status feed_pairs(void *user, aps_runner *r, int step) {
+  (void)step;
+  pairs *f = user;
+  for (int b = 0; b < PAIR_BATCH; b++) {
+    double x[D];
+    draw_x(f->p, &f->rng, x);
+    for (int i = 0; i < D; i++)
+      f->x[b * D + i] = (float)x[i];
+    for (int j = 0; j < f->op->m; j++) {
+      double v = 0;
+      for (int i = 0; i < D; i++)
+        v += f->op->a[j * D + i] * x[i];
+      f->y[b * f->op->m + j] = (float)(v + f->sigma_y * aps_rng_normal(&f->rng));
+    }
+  }
+  APS_TRY(aps_runner_set(r, "x", f->x, (int64_t)PAIR_BATCH * D));
+  return aps_runner_set(r, "cond", f->y, (int64_t)PAIR_BATCH * f->op->m);
+}
+
+static void forward_check(const char *what, const linear_op *op, float sigma_y, int steps, float lr, uint64_t seed) {
+  uint64_t rng = seed;
+  gaussian p;
+  test_gaussian_make(&p, &rng);
+  double x[D];
+  float y[MAX_M];
+  draw_x(&p, &rng, x);
+  for (int j = 0; j < op->m; j++) {
+    double v = 0;
+    for (int i = 0; i < D; i++)
+      v += op->a[j * D + i] * x[i];
+    y[j] = (float)(v + sigma_y * aps_rng_normal(&rng));
+  }
+  posterior truth;
+  closed_form(&p, op, y, sigma_y, &truth);
+  aps_flow_config fc = aps_flow_config_realnvp(D, op->m);
+  fc.steps = 6, fc.hidden = 64;
+  gr_graph *g = NULL;
+  aps_runner *r = NULL;
+  REQUIRE_OK(aps_distill_graph(
+      &(aps_distill_desc){.flow = fc, .objective = APS_DISTILL_FORWARD, .batch = PAIR_BATCH}, &g));
+  REQUIRE_OK(aps_runner_create(g, &(aps_runner_desc){.device = "cpu", .quiet = 1}, &r));
+  REQUIRE_OK(aps_flow_init_params(g, &fc, r, &rng));
+  pairs *f = malloc(sizeof *f);
+  *f = (pairs){.p = &p, .op = op, .sigma_y = sigma_y, .rng = seed * 13 + 5};
+  aps_distill_feed feed = {.rng = seed * 7 + 1, .measure = feed_pairs, .user = f};
+  aps_train_result res;
+  REQUIRE_OK(aps_train(r, &(aps_train_desc){.steps = steps, .schedule = {.lr = lr, .warmup = 50, .total = steps},
+                                            .rng = &feed.rng, .feed = aps_distill_feed_fn, .user = &feed, .quiet = 1},
+                       &res));
+  check_samples(what, &fc, r, &p, y, &truth, seed, steps, &res);
+  free(f);
+  aps_runner_destroy(r);
+  gr_graph_destroy(g);
+}
+
+TEST_CASE(flow_gaussian_forward_objective) {
+  linear_op op = {.m = 8};
+  uint64_t rng = 101;
+  for (int i = 0; i < op.m * D; i++)
+    op.a[i] = aps_rng_normal(&rng) * 0.5f;
+  forward_check("Gaussian, forward objective, random 8x16 A, sigma_y 0.2", &op, 0.2f, 2500, 2e-3f, 5);
 }
 
 /* A: a random 8 × 16 Gaussian matrix, σ_y = 0.2. */

@@ -15,7 +15,7 @@ int cmd_distill(const cli_options *o, int argc, char **argv) {
   const char *measurements = NULL, *init = NULL, *objective = "reverse";
   int steps = 4000, batch = 64, every = 200, resume = 0, warmup = 200, seed = 1, t_draws = 1, cosine = 0, prior_fp32 = 0;
   int levels = 0, flow_steps = 0, hidden = 0, pixels = -1;
-  float lr = 5e-4f;
+  float lr = 5e-4f, ema = 0.999f;
   const cli_arg args[] = {
       {"--prior", CLI_STRING, &prior, 0, 0, "the diffusion prior's model file (required)"},
       {"--op", CLI_STRING, &op, 0, 0, "operator family, e.g. inpaint:box=8-16 (required without --measurements)"},
@@ -37,6 +37,7 @@ int cmd_distill(const cli_options *o, int argc, char **argv) {
       {"--lr", CLI_FLOAT, &lr, 1e-7, 1, "peak learning rate (5e-4)"},
       {"--warmup", CLI_INT, &warmup, 0, 1e8, "linear warm-up steps (200)"},
       {"--cosine", CLI_FLAG, &cosine, 0, 0, "cosine decay to 0 at the last step (default: constant)"},
+      {"--ema", CLI_FLOAT, &ema, 0.5, 0.99999, "decay of the weights' moving average, which --out saves (0.999)"},
       {"--checkpoint", CLI_STRING, &ckpt, 0, 0, "checkpoint path (<out>.ckpt)"},
       {"--checkpoint-every", CLI_INT, &every, 0, 1e8, "steps between checkpoints (200; 0 = at the end)"},
       {"--resume", CLI_FLAG, &resume, 0, 0, "continue from the checkpoint"},
@@ -87,10 +88,13 @@ int cmd_distill(const cli_options *o, int argc, char **argv) {
   gr_st *init_st = NULL;
   aps_status s = init && !resume ? gr_st_open(init, &init_st) : APS_OK;
   char train_s[256];
-  snprintf(train_s, sizeof train_s, "lr=%g warmup=%d schedule=%s%s%.180s", lr, warmup, cosine ? "cosine" : "constant",
-           init ? " init=" : "", init ? init : "");
+  char ema_s[32] = ""; /* named only when not the default, so older checkpoints still resume */
+  if (ema != 0.999f)
+    snprintf(ema_s, sizeof ema_s, " ema=%g", ema);
+  snprintf(train_s, sizeof train_s, "lr=%g warmup=%d schedule=%s%s%s%.180s", lr, warmup, cosine ? "cosine" : "constant",
+           ema_s, init ? " init=" : "", init ? init : "");
   aps_distill_run_desc d = {.prior_path = prior, .spec = op, .objective = forward ? APS_DISTILL_FORWARD : APS_DISTILL_REVERSE, .measurements = measurements, .batch = batch,
-                            .t_draws = t_draws, .device = o->device, .prior_bf16 = !prior_fp32,
+                            .t_draws = t_draws, .device = o->device, .prior_bf16 = !prior_fp32, .ema_decay = ema,
                             .seed = (uint64_t)seed, .train = train_s};
   if (s == APS_OK) { /* the flow's config: the defaults for the prior's images, then the flags */
     gr_st *st = NULL;

@@ -149,8 +149,8 @@ aps_status aps_distill_run_create(const aps_distill_run_desc *desc, aps_distill_
   snprintf(R->prior_s, sizeof R->prior_s, "%s", R->d.prior_path);
   snprintf(R->train_s, sizeof R->train_s, "%s%s=%s batch=%d t_draws=%d seed=%llu%s%s",
            R->d.objective == APS_DISTILL_FORWARD ? "objective=forward " : "", R->bundle ? "measurements" : "data",
-           R->bundle ? R->d.measurements : aps_dataset_source(R->d.data), R->d.batch, R->d.t_draws ? R->d.t_draws : 1, (unsigned long long)R->d.seed, R->d.train ? " " : "",
-           R->d.train ? R->d.train : "");
+           R->bundle ? R->d.measurements : aps_dataset_source(R->d.data), R->d.batch, R->d.t_draws ? R->d.t_draws : 1,
+           (unsigned long long)R->d.seed, R->d.train ? " " : "", R->d.train ? R->d.train : "");
   R->meta[0] = (gr_st_meta){"aps.kind", "flow/conditional"};
   R->meta[1] = (gr_st_meta){"aps.flow", R->flow_s};
   R->meta[2] = (gr_st_meta){APS_OP_META_KEY, R->spec_s};

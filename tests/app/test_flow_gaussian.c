@@ -86,6 +86,28 @@ static void closed_form(const gaussian *p, const linear_op *op, const float *y, 
   }
 }
 
+/* x ~ N(μ, Σ). */
+static void draw_x(const gaussian *p, uint64_t *rng, double *x) {
+  double e[D];
+  for (int i = 0; i < D; i++)
+    e[i] = aps_rng_normal(rng);
+  for (int i = 0; i < D; i++) {
+    x[i] = p->mu[i];
+    for (int k = 0; k < D; k++)
+      x[i] += p->q[i * D + k] * sqrt(p->lambda[k]) * e[k];
+  }
+}
+
+/* y = A x + σ_y n. */
+static void measure_y(const linear_op *op, const double *x, float sigma_y, uint64_t *rng, float *y) {
+  for (int j = 0; j < op->m; j++) {
+    double v = 0;
+    for (int i = 0; i < D; i++)
+      v += op->a[j * D + i] * x[i];
+    y[j] = (float)(v + sigma_y * aps_rng_normal(rng));
+  }
+}
+
 /* Samples the flow trained in r at y and compares them with the closed-form posterior. */
 static void check_samples(const char *what, const aps_flow_config *fc, aps_runner *r, const gaussian *pp,
                           const float *y, const posterior *tp, uint64_t seed, int steps, const aps_train_result *res) {
@@ -154,21 +176,10 @@ static void posterior_check(const char *what, const linear_op *op, float sigma_y
   gaussian p;
   test_gaussian_make(&p, &rng);
   /* The unknown x ~ N(μ, Σ) and its measurement. */
-  double x[D], e[D];
+  double x[D];
   float y[MAX_M];
-  for (int i = 0; i < D; i++)
-    e[i] = aps_rng_normal(&rng);
-  for (int i = 0; i < D; i++) {
-    x[i] = p.mu[i];
-    for (int k = 0; k < D; k++)
-      x[i] += p.q[i * D + k] * sqrt(p.lambda[k]) * e[k];
-  }
-  for (int r = 0; r < op->m; r++) {
-    double v = 0;
-    for (int i = 0; i < D; i++)
-      v += op->a[r * D + i] * x[i];
-    y[r] = (float)(v + sigma_y * aps_rng_normal(&rng));
-  }
+  draw_x(&p, &rng, x);
+  measure_y(op, x, sigma_y, &rng, y);
   posterior truth;
   closed_form(&p, op, y, sigma_y, &truth);
 
@@ -216,17 +227,6 @@ typedef struct pairs {
   float x[PAIR_BATCH * D], y[PAIR_BATCH * MAX_M];
 } pairs;
 
-static void draw_x(const gaussian *p, uint64_t *rng, double *x) {
-  double e[D];
-  for (int i = 0; i < D; i++)
-    e[i] = aps_rng_normal(rng);
-  for (int i = 0; i < D; i++) {
-    x[i] = p->mu[i];
-    for (int k = 0; k < D; k++)
-      x[i] += p->q[i * D + k] * sqrt(p->lambda[k]) * e[k];
-  }
-}
-
 static aps_status feed_pairs(void *user, aps_runner *r, int step) {
   (void)step;
   pairs *f = user;
@@ -235,12 +235,7 @@ static aps_status feed_pairs(void *user, aps_runner *r, int step) {
     draw_x(f->p, &f->rng, x);
     for (int i = 0; i < D; i++)
       f->x[b * D + i] = (float)x[i];
-    for (int j = 0; j < f->op->m; j++) {
-      double v = 0;
-      for (int i = 0; i < D; i++)
-        v += f->op->a[j * D + i] * x[i];
-      f->y[b * f->op->m + j] = (float)(v + f->sigma_y * aps_rng_normal(&f->rng));
-    }
+    measure_y(f->op, x, f->sigma_y, &f->rng, f->y + b * f->op->m);
   }
   APS_TRY(aps_runner_set(r, "x", f->x, (int64_t)PAIR_BATCH * D));
   return aps_runner_set(r, "cond", f->y, (int64_t)PAIR_BATCH * f->op->m);
@@ -253,12 +248,7 @@ static void forward_check(const char *what, const linear_op *op, float sigma_y, 
   double x[D];
   float y[MAX_M];
   draw_x(&p, &rng, x);
-  for (int j = 0; j < op->m; j++) {
-    double v = 0;
-    for (int i = 0; i < D; i++)
-      v += op->a[j * D + i] * x[i];
-    y[j] = (float)(v + sigma_y * aps_rng_normal(&rng));
-  }
+  measure_y(op, x, sigma_y, &rng, y);
   posterior truth;
   closed_form(&p, op, y, sigma_y, &truth);
   aps_flow_config fc = aps_flow_config_realnvp(D, op->m);

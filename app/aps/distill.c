@@ -46,23 +46,25 @@ static gr_tensor stratified_u(gr_graph *g, gr_tensor seed, int64_t m, aps_status
   return gr_scale_shift(g, gr_add(g, strata, u), (float)(1.0 / (double)m), 0.0f);
 }
 
-/* The FORWARD objective's graph: −log q(x | c) = ½‖z‖² + D/2 log 2π − log|det ∂G⁻¹/∂x|
- * with z = G⁻¹(x; c), per dimension, averaged over the batch. */
-static aps_status forward_kl_graph(const aps_distill_desc *d, gr_graph *g, gr_tensor *loss) {
+/* The FORWARD objective: −log q(x | c) = ½‖z‖² + D/2 log 2π − log|det ∂G⁻¹/∂x| with
+ * z = G⁻¹(x; c) for the input "x", per dimension, averaged over the batch; *logdet gets
+ * log|det ∂G/∂z|'s batch mean. */
+static gr_tensor forward_nll(const aps_distill_desc *d, gr_graph *g, gr_tensor cond, gr_tensor *logdet) {
   int64_t n = d->batch, dim = aps_flow_dim(&d->flow);
-  gr_tensor x = gr_input(g, "x", aps_flow_shape(&d->flow, n));
-  gr_tensor cond = d->flow.cond ? gr_input(g, "cond", aps_flow_cond_shape(&d->flow, n)) : 0, ld = 0;
+  gr_tensor x = gr_input(g, "x", aps_flow_shape(&d->flow, n)), ld = 0;
   gr_tensor z = aps_flow_inverse(g, &d->flow, x, cond, &ld);
-  APS_TRY(gr_graph_status(g));
-  if (!z)
-    return aps_fail_context(APS_ERR_INVALID_ARG, "distill graph: the flow's inverse: ");
+  if (gr_graph_status(g) != APS_OK || !z)
+    return 0;
   gr_tensor half_sq = gr_scale_shift(g, per_sample_sum(g, gr_unary_op(g, GR_SQUARE, z)), 0.5f,
                                      (float)(0.5 * (double)dim * log(2 * M_PI)));
   gr_tensor nll = gr_sub(g, half_sq, ld);
-  *loss = gr_scale_shift(g, gr_reduce_op(g, GR_MEAN, nll, 1u), (float)(1.0 / (double)dim), 0.0f);
-  gr_output(g, *loss, "loss");
-  gr_output(g, gr_scale_shift(g, gr_reduce_op(g, GR_MEAN, ld, 1u), -1.0f, 0.0f), "logdet");
-  return gr_graph_status(g);
+  *logdet = gr_scale_shift(g, gr_reduce_op(g, GR_MEAN, ld, 1u), -1.0f, 0.0f);
+  return gr_scale_shift(g, gr_reduce_op(g, GR_MEAN, nll, 1u), (float)(1.0 / (double)dim), 0.0f);
+}
+
+static aps_status forward_fail(gr_graph *g) {
+  APS_TRY(gr_graph_status(g));
+  return aps_fail_context(APS_ERR_INVALID_ARG, "distill graph: the flow's inverse: ");
 }
 
 aps_status aps_distill_graph(const aps_distill_desc *desc, gr_graph **out) {
@@ -73,6 +75,9 @@ aps_status aps_distill_graph(const aps_distill_desc *desc, gr_graph **out) {
     d.sde = aps_sde_default();
   float lp = d.lambda_p == 0 ? 1.0f : d.lambda_p, le = d.lambda_e == 0 ? 1.0f : d.lambda_e;
   int k = d.t_draws ? d.t_draws : 1;
+  if ((unsigned)d.objective > APS_DISTILL_MIXED || !(d.lambda_f >= 0))
+    return aps_fail(APS_ERR_INVALID_ARG, "distill graph: objective %d, lambda_f %g (need 0 to 2, lambda_f >= 0)",
+                    (int)d.objective, d.lambda_f);
   if (d.batch < 1 || k < 1 || k > 64)
     return aps_fail(APS_ERR_INVALID_ARG, "distill graph: batch %d, t_draws %d (need batch >= 1, 1 to 64 draws)",
                     d.batch, k);
@@ -87,10 +92,16 @@ aps_status aps_distill_graph(const aps_distill_desc *desc, gr_graph **out) {
   if (!g)
     return aps_fail(APS_ERR_OUT_OF_MEMORY, "distill graph: out of host memory");
   if (d.objective == APS_DISTILL_FORWARD) {
-    gr_tensor loss = 0;
-    aps_status s = forward_kl_graph(&d, g, &loss);
+    gr_tensor cond = d.flow.cond ? gr_input(g, "cond", aps_flow_cond_shape(&d.flow, n)) : 0, ld = 0;
+    gr_tensor loss = forward_nll(&d, g, cond, &ld);
+    aps_status s = loss ? APS_OK : forward_fail(g);
     gr_adam_outputs ao;
-    if (s == APS_OK && (s = gr_adam(g, loss, &d.adam, &ao)) == APS_OK) {
+    if (s == APS_OK) {
+      gr_output(g, loss, "loss");
+      gr_output(g, ld, "logdet");
+      s = gr_adam(g, loss, &d.adam, &ao);
+    }
+    if (s == APS_OK) {
       gr_output(g, ao.grad_norm, "grad_norm");
       s = gr_graph_status(g);
     }
@@ -126,6 +137,15 @@ aps_status aps_distill_graph(const aps_distill_desc *desc, gr_graph **out) {
     total = gr_add(g, total, gr_scale_shift(g, nelbo, lp, 0.0f));
   }
   gr_tensor loss = gr_scale_shift(g, gr_reduce_op(g, GR_MEAN, total, 1u), (float)(1.0 / (double)dim), 0.0f);
+  if (d.objective == APS_DISTILL_MIXED && s == APS_OK && gr_graph_status(g) == APS_OK) {
+    gr_tensor ld_f = 0, nll = forward_nll(&d, g, cond, &ld_f);
+    if (!nll)
+      s = forward_fail(g);
+    else {
+      gr_output(g, nll, "forward_nll");
+      loss = gr_add(g, loss, gr_scale_shift(g, nll, d.lambda_f == 0 ? 1.0f : d.lambda_f, 0.0f));
+    }
+  }
   gr_output(g, loss, "loss");
   gr_output(g, gr_reduce_op(g, GR_MEAN, fit, 1u), "data_fit");
   gr_output(g, gr_reduce_op(g, GR_MEAN, logdet, 1u), "logdet");

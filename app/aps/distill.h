@@ -23,8 +23,10 @@ typedef gr_tensor (*aps_operator_fn)(gr_graph *g, void *user, gr_tensor x);
  * posterior, through the prior's ELBO (docs/METHOD.md §5; the method). FORWARD: −log q(x | c)
  * of given pairs (x, y), x drawn from the prior itself and y simulated from it: the
  * amortised KL divergence of the posterior from the flow, mass-covering where REVERSE is
- * mode-seeking (docs/METHOD.md §5, "A warm start from the prior's own samples"). */
-typedef enum { APS_DISTILL_REVERSE = 0, APS_DISTILL_FORWARD = 1 } aps_distill_objective;
+ * mode-seeking (docs/METHOD.md §5, "A warm start from the prior's own samples"). MIXED: both
+ * on the same measurements, REVERSE + lambda_f · FORWARD (both are least at the posterior;
+ * the forward term keeps the mass the reverse one would drop). */
+typedef enum { APS_DISTILL_REVERSE = 0, APS_DISTILL_FORWARD = 1, APS_DISTILL_MIXED = 2 } aps_distill_objective;
 
 typedef struct aps_distill_desc {
   aps_flow_config flow;
@@ -36,6 +38,7 @@ typedef struct aps_distill_desc {
   aps_eps_builder eps;     /* the frozen prior's ε_θ(x_t, t) */
   void *eps_user;
   float lambda_p, lambda_e; /* 0 = 1; negative: the term is left out */
+  float lambda_f;           /* MIXED: the forward term's weight; 0 = 1 */
   int t_draws;             /* ELBO draws per sample, averaged; 0 = 1 */
   gr_adam_desc adam;       /* as given, except: max_grad_norm 0 = 1, frozen_prefix NULL = "prior." */
 } aps_distill_desc;
@@ -47,7 +50,9 @@ typedef struct aps_distill_desc {
  * "logdet", and "grad_norm".
  * FORWARD instead: inputs "x" (aps_flow_shape: the prior's samples) and "cond" (of their
  * measurements), "optim.*"; outputs "loss" = the batch mean of −log q(x | c) / D, "logdet"
- * (log|det ∂G/∂z| at z = G⁻¹(x; c), nats per sample) and "grad_norm". */
+ * (log|det ∂G/∂z| at z = G⁻¹(x; c), nats per sample) and "grad_norm".
+ * MIXED: REVERSE's inputs and "x" (the prior's samples behind y); "loss" = REVERSE's loss +
+ * lambda_f · FORWARD's, REVERSE's parts, "forward_nll" (FORWARD's loss) and "grad_norm". */
 aps_status aps_distill_graph(const aps_distill_desc *d, gr_graph **out);
 
 /* An aps_eps_builder for the prior's U-Net (user: an aps_prior_config) under scope "prior". */

@@ -81,8 +81,8 @@ aps_status aps_distill_run_create(const aps_distill_run_desc *desc, aps_distill_
   gr_st *prior = NULL;
   if (!R->d.prior_path || (!R->d.data == !R->d.measurements))
     s = aps_fail(APS_ERR_INVALID_ARG, "distill: a prior file and either training images or a bundle of measurements");
-  else if (R->d.objective == APS_DISTILL_FORWARD && !R->d.data)
-    s = aps_fail(APS_ERR_UNSUPPORTED, "distill: the forward objective needs the prior's samples (images) to simulate "
+  else if (R->d.objective != APS_DISTILL_REVERSE && !R->d.data)
+    s = aps_fail(APS_ERR_UNSUPPORTED, "distill: the forward and mixed objectives need the prior's samples (images) to simulate "
                  "measurements of; a bundle of recorded measurements has no samples behind it");
   if (s == APS_OK && (s = gr_st_open(R->d.prior_path, &prior)) == APS_OK) {
     s = aps_prior_config_from_file(prior, &R->pc);
@@ -125,6 +125,7 @@ aps_status aps_distill_run_create(const aps_distill_run_desc *desc, aps_distill_
                                               .eps = aps_distill_prior_eps,
                                               .eps_user = &R->pc,
                                               .t_draws = R->d.t_draws,
+                                              .lambda_f = R->d.forward_weight,
                                               .adam = {.ema_decay = R->d.ema_decay > 0 ? R->d.ema_decay : 0.999f}},
                           &R->g);
   if (s == APS_OK)
@@ -147,8 +148,13 @@ aps_status aps_distill_run_create(const aps_distill_run_desc *desc, aps_distill_
     return s;
   }
   snprintf(R->prior_s, sizeof R->prior_s, "%s", R->d.prior_path);
-  snprintf(R->train_s, sizeof R->train_s, "%s%s=%s batch=%d t_draws=%d seed=%llu%s%s",
-           R->d.objective == APS_DISTILL_FORWARD ? "objective=forward " : "", R->bundle ? "measurements" : "data",
+  char objective_s[64] = "";
+  if (R->d.objective == APS_DISTILL_FORWARD)
+    snprintf(objective_s, sizeof objective_s, "objective=forward ");
+  else if (R->d.objective == APS_DISTILL_MIXED)
+    snprintf(objective_s, sizeof objective_s, "objective=mixed forward_weight=%g ",
+             R->d.forward_weight > 0 ? R->d.forward_weight : 1.0f);
+  snprintf(R->train_s, sizeof R->train_s, "%s%s=%s batch=%d t_draws=%d seed=%llu%s%s", objective_s, R->bundle ? "measurements" : "data",
            R->bundle ? R->d.measurements : aps_dataset_source(R->d.data), R->d.batch, R->d.t_draws ? R->d.t_draws : 1,
            (unsigned long long)R->d.seed, R->d.train ? " " : "", R->d.train ? R->d.train : "");
   R->meta[0] = (gr_st_meta){"aps.kind", "flow/conditional"};
@@ -199,7 +205,7 @@ static aps_status measure(aps_distill_run *R, uint64_t *rng, int step) {
     APS_TRY(aps_runner_set(R->mr, "y", R->y, n * meas));
   } else { /* clean images and operators drawn from the family */
     APS_TRY(aps_dataset_batch(R->d.data, rng, n, 0, R->x));
-    if (R->d.objective == APS_DISTILL_FORWARD) /* 8-bit images: uniform over their level, as aps elbo */
+    if (R->d.objective != APS_DISTILL_REVERSE) /* 8-bit images: uniform over their level, as aps elbo */
       for (int64_t i = 0; i < (int64_t)n * l->c * plane; i++)
         R->x[i] += (float)(aps_rng_uniform(rng) / 127.5);
     for (int i = 0; i < n; i++)
@@ -219,10 +225,10 @@ aps_status aps_distill_run_feed(void *run, aps_runner *r, int step) {
   int n = R->d.batch;
   APS_TRY(measure(R, &R->rng, step));
   const aps_op_layout *l = &R->l;
-  if (R->d.objective == APS_DISTILL_FORWARD) {
+  if (R->d.objective != APS_DISTILL_REVERSE)
     APS_TRY(aps_runner_set(r, "x", R->x, (int64_t)n * l->c * l->h * l->w));
+  if (R->d.objective == APS_DISTILL_FORWARD)
     return aps_runner_set(r, "cond", R->cond, (int64_t)n * (l->c + 2) * l->h * l->w);
-  }
   for (int i = 0; i < n; i++)
     R->sigma[i] = fmaxf(R->b.sigma_y[i], APS_SIGMA_Y_FLOOR);
   APS_TRY(aps_runner_set(r, "y", R->y, (int64_t)n * l->c * l->mh * l->mw));
@@ -239,12 +245,12 @@ aps_status aps_distill_run_init(aps_distill_run *R) {
   APS_TRY(aps_flow_init_params(R->g, &R->fc, R->r, &init));
   /* ActNorm scales from the measurements on the image grid of one batch (their own
    * generator: the training batches stay those of a run without this step); the forward
-   * objective's from the samples it fits. */
+   * and mixed objectives' from the samples they fit. */
   APS_TRY(measure(R, &probe, -1));
   int64_t n = R->d.batch, plane = (int64_t)R->l.h * R->l.w, c = R->l.c;
   for (int64_t i = 0; i < n; i++)
     memcpy(R->first + i * c * plane,
-           R->d.objective == APS_DISTILL_FORWARD ? R->x + i * c * plane : R->cond + i * (c + 2) * plane,
+           R->d.objective != APS_DISTILL_REVERSE ? R->x + i * c * plane : R->cond + i * (c + 2) * plane,
            (size_t)(c * plane) * sizeof(float));
   return aps_flow_actnorm_init(R->r, &R->fc, 1, R->first, R->cond, (int)n);
 }

@@ -28,7 +28,9 @@ typedef struct aps_distill_run_desc {
   const char *spec;              /* the family; with a bundle NULL = the bundle's own */
   aps_distill_objective objective; /* REVERSE (the method) or FORWARD: data are then the prior's
                                     * own samples (aps prior-sample --dir), dequantised, and the
-                                    * flow fits them given their simulated measurements */
+                                    * flow fits them given their simulated measurements; MIXED:
+                                    * the same data, both objectives on each batch */
+  float forward_weight;          /* MIXED: the forward term's weight (0 = 1) */
   const aps_dataset *data;       /* clean training images (simulated measurements), or */
   const char *measurements;      /* a bundle of recorded measurements (aps degrade) */
   aps_flow_config flow;          /* a glow (all zero: the default glow for the prior's images) */

@@ -15,7 +15,7 @@ int cmd_distill(const cli_options *o, int argc, char **argv) {
   const char *measurements = NULL, *init = NULL, *objective = "reverse";
   int steps = 4000, batch = 64, every = 200, resume = 0, warmup = 200, seed = 1, t_draws = 1, cosine = 0, prior_fp32 = 0;
   int levels = 0, flow_steps = 0, hidden = 0, pixels = -1;
-  float lr = 5e-4f, ema = 0.999f;
+  float lr = 5e-4f, ema = 0.999f, forward_weight = 1.0f;
   const cli_arg args[] = {
       {"--prior", CLI_STRING, &prior, 0, 0, "the diffusion prior's model file (required)"},
       {"--op", CLI_STRING, &op, 0, 0, "operator family, e.g. inpaint:box=8-16 (required without --measurements)"},
@@ -24,7 +24,9 @@ int cmd_distill(const cli_options *o, int argc, char **argv) {
       {"--data", CLI_STRING, &data, 0, 0, "clean training images behind the simulated measurements (fashion-mnist); "
                                           "with --objective forward, a folder of the prior's samples"},
       {"--objective", CLI_STRING, &objective, 0, 0, "reverse: the method's KL through the prior's ELBO (default); forward: "
-                                                    "fit the prior's own samples (aps prior-sample --dir), a warm start"},
+                                                    "fit the prior's own samples (aps prior-sample --dir), a warm start; "
+                                                    "mixed: reverse + --forward-weight x forward on those samples"},
+      {"--forward-weight", CLI_FLOAT, &forward_weight, 0, 1e3, "mixed: the forward term's weight (1)"},
       {"--arch", CLI_STRING, &arch, 0, 0, "glow (realnvp-fc takes vectors: refused for image families)"},
       {"--levels", CLI_INT, &levels, 0, 6, "glow: scales (3)"},
       {"--flow-steps", CLI_INT, &flow_steps, 0, 64, "glow: steps per scale (4); realnvp-fc: blocks (8)"},
@@ -56,16 +58,17 @@ int cmd_distill(const cli_options *o, int argc, char **argv) {
     cli_args_usage("distill", args, nargs);
     return 2;
   }
-  int forward = !strcmp(objective, "forward");
-  if (!forward && strcmp(objective, "reverse")) {
-    fprintf(stderr, "aps distill: --objective '%s': expected reverse or forward\n", objective);
+  int forward = !strcmp(objective, "forward"), mixed = !strcmp(objective, "mixed");
+  if (!forward && !mixed && strcmp(objective, "reverse")) {
+    fprintf(stderr, "aps distill: --objective '%s': expected reverse, forward or mixed\n", objective);
     return 2;
   }
-  /* The forward objective learns from pairs of images and their measurements: they must be
-   * the prior's samples, or the flow would be trained on clean/damaged pairs. */
-  if (forward && (!strcmp(data, "fashion-mnist") || measurements)) {
-    fprintf(stderr, "aps distill: --objective forward fits the prior's own samples: give --data a folder written "
-                    "by aps prior-sample --dir (not %s)\n", measurements ? "--measurements" : "the fashion-mnist training set");
+  /* The forward term learns from pairs of images and their measurements: they must be the
+   * prior's samples, or the flow would be trained on clean/damaged pairs. */
+  if ((forward || mixed) && (!strcmp(data, "fashion-mnist") || measurements)) {
+    fprintf(stderr, "aps distill: --objective %s fits the prior's own samples: give --data a folder written "
+                    "by aps prior-sample --dir (not %s)\n", objective,
+            measurements ? "--measurements" : "the fashion-mnist training set");
     return 2;
   }
   if (strcmp(arch, "glow") && strcmp(arch, "realnvp-fc")) {
@@ -93,7 +96,8 @@ int cmd_distill(const cli_options *o, int argc, char **argv) {
     snprintf(ema_s, sizeof ema_s, " ema=%g", ema);
   snprintf(train_s, sizeof train_s, "lr=%g warmup=%d schedule=%s%s%s%.180s", lr, warmup, cosine ? "cosine" : "constant",
            ema_s, init ? " init=" : "", init ? init : "");
-  aps_distill_run_desc d = {.prior_path = prior, .spec = op, .objective = forward ? APS_DISTILL_FORWARD : APS_DISTILL_REVERSE, .measurements = measurements, .batch = batch,
+  aps_distill_run_desc d = {.prior_path = prior, .spec = op, .objective = forward ? APS_DISTILL_FORWARD : mixed ? APS_DISTILL_MIXED : APS_DISTILL_REVERSE,
+                            .forward_weight = forward_weight, .measurements = measurements, .batch = batch,
                             .t_draws = t_draws, .device = o->device, .prior_bf16 = !prior_fp32, .ema_decay = ema,
                             .seed = (uint64_t)seed, .train = train_s};
   if (s == APS_OK) { /* the flow's config: the defaults for the prior's images, then the flags */
@@ -136,6 +140,9 @@ int cmd_distill(const cli_options *o, int argc, char **argv) {
     else
       fprintf(stderr, "aps: distilling %s into a %s flow for %s, batch %d, to step %d%s\n", prior, arch, meta[2].value,
               batch, steps, bf16 ? " (the prior's convs in bf16: --prior-fp32 for fp32)" : "");
+    if (mixed)
+      fprintf(stderr, "aps: measurements simulated from the prior's samples in %s, which the forward term fits "
+                      "(weight %g)\n", data, forward_weight);
     aps_train_desc td = {.steps = steps,
                          .schedule = {.lr = lr, .warmup = warmup, .total = cosine ? steps : 0},
                          .checkpoint = ckpt,

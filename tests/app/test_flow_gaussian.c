@@ -2,7 +2,7 @@
  * trained on one measurement y = A x + n only (no sample of x), with the exact score of
  * the Gaussian prior N(μ, Σ) as the prior's ε through aps_prior_neg_elbo, must reproduce
  * the closed-form posterior N(μ_post, Σ_post). Two operators A (neither a mask), on the
- * CPU device. */
+ * CPU device; then the forward and mixed objectives, amortised over y. */
 #include <math.h>
 #include <stdlib.h>
 
@@ -237,11 +237,29 @@ static aps_status feed_pairs(void *user, aps_runner *r, int step) {
       f->x[b * D + i] = (float)x[i];
     measure_y(f->op, x, f->sigma_y, &f->rng, f->y + b * f->op->m);
   }
-  APS_TRY(aps_runner_set(r, "x", f->x, (int64_t)PAIR_BATCH * D));
+  if (aps_runner_has(r, "x")) /* the forward term's */
+    APS_TRY(aps_runner_set(r, "x", f->x, (int64_t)PAIR_BATCH * D));
+  if (aps_runner_has(r, "y")) { /* the mixed objective's reverse term sees the same y */
+    float sig[PAIR_BATCH];
+    for (int b = 0; b < PAIR_BATCH; b++)
+      sig[b] = f->sigma_y;
+    APS_TRY(aps_runner_set(r, "y", f->y, (int64_t)PAIR_BATCH * f->op->m));
+    APS_TRY(aps_runner_set(r, "sigma_y", sig, PAIR_BATCH));
+  }
   return aps_runner_set(r, "cond", f->y, (int64_t)PAIR_BATCH * f->op->m);
 }
 
-static void forward_check(const char *what, const linear_op *op, float sigma_y, int steps, float lr, uint64_t seed) {
+/* The graph of an objective for the realnvp-fc flow fc of the Gaussian case. */
+static aps_status objective_graph(aps_distill_objective objective, const aps_flow_config *fc, const linear_op *op,
+                                  gaussian *p, float lambda_f, gr_graph **g) {
+  return aps_distill_graph(&(aps_distill_desc){.flow = *fc, .objective = objective, .batch = PAIR_BATCH,
+                                               .forward = apply_a, .forward_user = (void *)op,
+                                               .eps = test_gaussian_eps, .eps_user = p, .lambda_f = lambda_f},
+                           g);
+}
+
+static void forward_check(const char *what, aps_distill_objective objective, const linear_op *op, float sigma_y,
+                          int steps, float lr, uint64_t seed) {
   uint64_t rng = seed;
   gaussian p;
   test_gaussian_make(&p, &rng);
@@ -255,8 +273,7 @@ static void forward_check(const char *what, const linear_op *op, float sigma_y, 
   fc.steps = 6, fc.hidden = 64;
   gr_graph *g = NULL;
   aps_runner *r = NULL;
-  REQUIRE_OK(aps_distill_graph(
-      &(aps_distill_desc){.flow = fc, .objective = APS_DISTILL_FORWARD, .batch = PAIR_BATCH}, &g));
+  REQUIRE_OK(objective_graph(objective, &fc, op, &p, 1.0f, &g));
   REQUIRE_OK(aps_runner_create(g, &(aps_runner_desc){.device = "cpu", .quiet = 1}, &r));
   REQUIRE_OK(aps_flow_init_params(g, &fc, r, &rng));
   pairs *f = malloc(sizeof *f);
@@ -277,7 +294,78 @@ TEST_CASE(flow_gaussian_forward_objective) {
   uint64_t rng = 101;
   for (int i = 0; i < op.m * D; i++)
     op.a[i] = aps_rng_normal(&rng) * 0.5f;
-  forward_check("Gaussian, forward objective, random 8x16 A, sigma_y 0.2", &op, 0.2f, 2500, 2e-3f, 5);
+  forward_check("Gaussian, forward objective, random 8x16 A, sigma_y 0.2", APS_DISTILL_FORWARD, &op, 0.2f, 2500, 2e-3f,
+                5);
+}
+
+/* The mixed objective (reverse + forward on the same measurements): its loss is the two
+ * objectives' losses at the same weights and draws, and, amortised over y, its samples at
+ * a y it never saw match the closed-form posterior. */
+TEST_CASE(flow_gaussian_mixed_objective) {
+  linear_op op = {.m = 6};
+  for (int r = 0; r < op.m; r++) /* blur [1/4, 1/2, 1/4], every third coordinate */
+    for (int k = -1; k <= 1; k++) {
+      int c = 3 * r + 1 + k;
+      if (c >= 0 && c < D)
+        op.a[r * D + c] = k ? 0.25f : 0.5f;
+    }
+  uint64_t rng = 17;
+  gaussian p;
+  test_gaussian_make(&p, &rng);
+  aps_flow_config fc = aps_flow_config_realnvp(D, op.m);
+  fc.steps = 3, fc.hidden = 16;
+  const float lambda = 0.5f;
+  const aps_distill_objective objective[3] = {APS_DISTILL_MIXED, APS_DISTILL_REVERSE, APS_DISTILL_FORWARD};
+  gr_graph *g[3];
+  aps_runner *r[3];
+  for (int i = 0; i < 3; i++) {
+    REQUIRE_OK(objective_graph(objective[i], &fc, &op, &p, lambda, &g[i]));
+    REQUIRE_OK(aps_runner_create(g[i], &(aps_runner_desc){.device = "cpu", .quiet = 1}, &r[i]));
+  }
+  REQUIRE_OK(aps_flow_init_params(g[0], &fc, r[0], &rng));
+  pairs *f = malloc(sizeof *f);
+  *f = (pairs){.p = &p, .op = &op, .sigma_y = 0.1f, .rng = 23};
+  aps_distill_feed feed = {.rng = 29, .measure = feed_pairs, .user = f};
+  aps_train_result res;
+  /* 30 steps away from the initial identity, then the same state and batch in all three */
+  REQUIRE_OK(aps_train(r[0], &(aps_train_desc){.steps = 30, .schedule = {.lr = 3e-3f}, .rng = &feed.rng,
+                                               .feed = aps_distill_feed_fn, .user = &feed, .quiet = 1},
+                       &res));
+  gr_tensor t;
+  for (uint32_t i = 0; (t = gr_param_at(g[0], i)); i++) {
+    if (gr_tensor_is_state(g[0], t) || strncmp(gr_tensor_name(g[0], t), "flow.", 5))
+      continue;
+    int64_t n = gr_shape_count(gr_tensor_shape(g[0], t));
+    float *v = malloc(sizeof(float) * (size_t)n);
+    REQUIRE_OK(aps_runner_get(r[0], gr_tensor_name(g[0], t), v, n));
+    for (int k = 1; k < 3; k++)
+      REQUIRE_OK(aps_runner_set(r[k], gr_tensor_name(g[0], t), v, n));
+    free(v);
+  }
+  float loss[3], nll = 0, seed[2] = {3, 4}, lr = 0, step = 1;
+  uint64_t batch_rng = f->rng;
+  for (int i = 0; i < 3; i++) {
+    f->rng = batch_rng;
+    REQUIRE_OK(feed_pairs(f, r[i], 0));
+    if (aps_runner_has(r[i], "seed"))
+      REQUIRE_OK(aps_runner_set(r[i], "seed", seed, 2));
+    REQUIRE_OK(aps_runner_set(r[i], "optim.lr", &lr, 1));
+    REQUIRE_OK(aps_runner_set(r[i], "optim.step", &step, 1));
+    REQUIRE_OK(aps_runner_run(r[i]));
+    REQUIRE_OK(aps_runner_get(r[i], "loss", &loss[i], 1));
+  }
+  REQUIRE_OK(aps_runner_get(r[0], "forward_nll", &nll, 1));
+  fprintf(stderr, "mixed objective: loss %.6f; reverse %.6f + %.1f x forward %.6f = %.6f\n", loss[0], loss[1], lambda,
+          loss[2], loss[1] + lambda * loss[2]);
+  CHECK(fabsf(nll - loss[2]) < 1e-5f * (1 + fabsf(loss[2])), "the mixed graph's forward term %.6f, the forward "
+        "objective's %.6f", nll, loss[2]);
+  CHECK(fabsf(loss[0] - (loss[1] + lambda * loss[2])) < 1e-5f * (1 + fabsf(loss[0])),
+        "mixed loss %.6f, reverse + %.1f x forward %.6f", loss[0], lambda, loss[1] + lambda * loss[2]);
+  for (int i = 0; i < 3; i++)
+    aps_runner_destroy(r[i]), gr_graph_destroy(g[i]);
+  free(f);
+  forward_check("Gaussian, mixed objective, blur + subsample 6x16 A, sigma_y 0.1", APS_DISTILL_MIXED, &op, 0.1f, 2500,
+                2e-3f, 9);
 }
 
 /* A: a random 8 × 16 Gaussian matrix, σ_y = 0.2. */

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The forward objective end to end: aps prior-sample --dir writes the prior's samples, one PNG
 # each; aps distill --objective forward fits a tiny flow to them (their measurements simulated
-# from an inpainting family) and writes it; aps sample then draws from that flow. Real
-# images (the fashion-mnist training set, a bundle) are refused with this objective.
+# from an inpainting family) and writes it; aps sample then draws from that flow; the mixed
+# objective continues from it on the same samples. Real images (the fashion-mnist training
+# set, a bundle) are refused with both objectives.
 # Usage: distill_forward.sh APS PRIOR
 set -u
 aps=$1 prior=$2
@@ -19,13 +20,21 @@ tail -n 1 "$dir/flow.safetensors.csv" | awk -F, '$1 == 3 && $2 + 0 == $2 + 0 && 
   { echo "the loss log lacks a finite step 3:"; cat "$dir/flow.safetensors.csv"; exit 1; }
 "$aps" --device cpu sample --model "$dir/flow.safetensors" --data "$dir/samples" --index 0 --n 2 \
   --out "$dir/s" >/dev/null 2>&1 || { echo "aps sample from the fitted flow failed"; exit 1; }
-for bad in "--data fashion-mnist" "--measurements $dir/none.safetensors"; do
-  # shellcheck disable=SC2086
-  if out=$("$aps" --device cpu distill --objective forward --prior "$prior" --op inpaint:box=8 $bad \
-    --out "$dir/never.safetensors" "${tiny[@]}" 2>&1) || ! echo "$out" | grep -q "fits the prior's own samples"; then
-    echo "--objective forward with $bad was not refused: $out"
-    exit 1
-  fi
+out=$("$aps" --device cpu distill --objective mixed --forward-weight 0.5 --prior "$prior" --data "$dir/samples" \
+  --op inpaint:box=8-12 --init "$dir/flow.safetensors" --out "$dir/mixed.safetensors" "${tiny[@]}" 2>&1) ||
+  { echo "distill --objective mixed failed: $out"; exit 1; }
+echo "$out" | grep -q "simulated from the prior's samples .* (weight 0.5)" || { echo "no mixed line: $out"; exit 1; }
+tail -n 1 "$dir/mixed.safetensors.csv" | awk -F, '$1 == 3 && $2 + 0 == $2 + 0 && $2 < 1e30 { ok = 1 } END { exit !ok }' ||
+  { echo "the mixed loss log lacks a finite step 3:"; cat "$dir/mixed.safetensors.csv"; exit 1; }
+for objective in forward mixed; do
+  for bad in "--data fashion-mnist" "--measurements $dir/none.safetensors"; do
+    # shellcheck disable=SC2086
+    if out=$("$aps" --device cpu distill --objective $objective --prior "$prior" --op inpaint:box=8 $bad \
+      --out "$dir/never.safetensors" "${tiny[@]}" 2>&1) || ! echo "$out" | grep -q "fits the prior's own samples"; then
+      echo "--objective $objective with $bad was not refused: $out"
+      exit 1
+    fi
+  done
 done
 [ ! -e "$dir/never.safetensors" ] || { echo "a refused run wrote a model"; exit 1; }
-echo "ok: forward objective"
+echo "ok: forward and mixed objectives"

@@ -1,4 +1,4 @@
-/* Hostile files and disks (issue 15): each case is a finding of the probe of 330 bad
+/* Hostile files and disks: each case is a finding of the probe of 330 bad
  * inputs, and failed before its fix. The malformed-input corpus that runs the commands
  * themselves is tools/hostile-corpus.sh (ctest -L hostile). */
 #include <errno.h>

@@ -50,6 +50,8 @@ aps_status aps_flow_config_check(const aps_flow_config *c) {
     return aps_fail(APS_ERR_INVALID_ARG, "flow config: cond=%d, expected 0 to 256 channels", c->cond);
   if (c->pixels != 0 && c->pixels != 1)
     return aps_fail(APS_ERR_INVALID_ARG, "flow config: pixels=%d, expected 0 or 1", c->pixels);
+  if (c->head != 0 && (c->head != 1 || c->arch != APS_FLOW_GLOW || !c->cond))
+    return aps_fail(APS_ERR_INVALID_ARG, "flow config: head=%d, expected 0, or 1 for a glow with a condition", c->head);
   if (c->cond && (c->cond_hidden < 1 || c->cond_hidden > 4096))
     return aps_fail(APS_ERR_INVALID_ARG, "flow config: cond_hidden=%d, expected 1 to 4096", c->cond_hidden);
   return APS_OK;
@@ -61,10 +63,10 @@ void aps_flow_config_string(const aps_flow_config *c, char out[256]) {
              c->hidden, c->cond, c->bound, c->seed);
   else
     snprintf(out, 256,
-             "arch=%s channels=%d size=%d levels=%d steps=%d hidden=%d cond=%d cond_hidden=%d pixels=%d bound=%.9g "
+             "arch=%s channels=%d size=%d levels=%d steps=%d hidden=%d cond=%d cond_hidden=%d pixels=%d%s bound=%.9g "
              "seed=%u",
              aps_flow_arch_name(c->arch), c->channels, c->size, c->levels, c->steps, c->hidden, c->cond,
-             c->cond_hidden, c->pixels, c->bound, c->seed);
+             c->cond_hidden, c->pixels, c->head ? " head=1" : "", c->bound, c->seed);
 }
 
 /* The value of key in a "key=value ..." list: its start and length, or 0 if absent. */
@@ -109,7 +111,7 @@ aps_status aps_flow_config_parse(const char *s, aps_flow_config *out) {
       return aps_fail(APS_ERR_FORMAT, "flow config: 'arch=%.*s' is not glow or realnvp-fc", (int)len, v);
   }
   static const char *const glow_keys[] = {"arch", "channels", "size", "levels", "steps", "hidden", "cond",
-                                          "cond_hidden", "pixels", "bound", "seed", NULL};
+                                          "cond_hidden", "pixels", "head", "bound", "seed", NULL};
   static const char *const fc_keys[] = {"arch", "dim", "steps", "hidden", "cond", "bound", "seed", NULL};
   const char *const *keys = c.arch == APS_FLOW_GLOW ? glow_keys : fc_keys;
   for (const char *p = s; *p;) { /* every key must be known */
@@ -132,6 +134,7 @@ aps_status aps_flow_config_parse(const char *s, aps_flow_config *out) {
     APS_TRY(int_key(s, "cond_hidden", 0, &c.cond_hidden));
     c.pixels = 0; /* absent in flows written before it existed, which lack that path */
     APS_TRY(int_key(s, "pixels", 0, &c.pixels));
+    APS_TRY(int_key(s, "head", 0, &c.head));
   } else {
     APS_TRY(int_key(s, "dim", 1, &c.dim));
   }

@@ -23,6 +23,10 @@
  *   S, S] into `cond_hidden` feature maps at every level's resolution (3×3 convs, average
  *   pooling, LeakyReLU), concatenated to each coupling net's input. z has x's shape; its
  *   flattened elements hold the latents of level 0, 1, ... in turn.
+ *   With head=1 a conditional affine layer follows (z -> x) the last level: per pixel,
+ *   x = u·exp(s(c)) + t(c) from a small conv net on c, so the flow can place and scale each
+ *   pixel by the measurement directly (copy an observed pixel with σ_y's spread, leave a
+ *   hole's wide).
  * - realnvp-fc: vectors [N, dim], condition [N, cond]. `steps` blocks of [ActNorm (per
  *   element) → affine coupling whose net is Linear → LeakyReLU → LayerNorm → Linear →
  *   LeakyReLU → LayerNorm → zero-initialised Linear on concat(x_a, c)] then a fixed
@@ -42,6 +46,10 @@
 #include "runner.h"
 #include "safetensors.h"
 
+/* The head's log-scale bound: per-pixel scales from e^-6 (observed pixels, σ_y down to
+ * about 0.01 of a unit-variance latent) to e^6. */
+#define APS_FLOW_HEAD_BOUND 6.0f
+
 typedef enum aps_flow_arch { APS_FLOW_GLOW = 0, APS_FLOW_REALNVP_FC, APS_FLOW_ARCH_COUNT } aps_flow_arch;
 
 typedef struct aps_flow_config {
@@ -56,6 +64,9 @@ typedef struct aps_flow_config {
   int pixels;         /* glow: the finest level's couplings also see the condition itself,
                        * space-to-depth, so every pixel of the measurement reaches them
                        * unpooled (0 in files written before this key existed) */
+  int head;           /* glow: a conditional affine layer (x·exp(s(c)) + t(c) per pixel, from the
+                       * condition alone, log-scale within ±APS_FLOW_HEAD_BOUND) after the
+                       * last level (0, and absent from the config string, when not used) */
   float bound;        /* couplings' log-scale lies in (-bound, bound) */
   uint32_t seed;      /* the fixed permutations and LU factors */
 } aps_flow_config;
@@ -156,6 +167,11 @@ gr_tensor aps_flow_invconv(aps_flow_ctx *f, const char *name, gr_tensor x);
  * LayerNorm for vectors; the net's last layer is "out". */
 gr_tensor aps_flow_coupling(aps_flow_ctx *f, const char *name, gr_tensor x, gr_tensor features, int hidden,
                             float bound);
+/* Conditional affine: x·exp(s) + t per element, (raw s, t) from a 3×3 conv net on the
+ * condition alone ("in", LeakyReLU, zero-initialised "out"); s = bound·tanh(raw/bound). On
+ * [N, C, H, W] with a condition of the same H, W. */
+gr_tensor aps_flow_cond_affine(aps_flow_ctx *f, const char *name, gr_tensor x, gr_tensor cond, int hidden,
+                               float bound);
 /* A fixed permutation of the channels (axis 1); perm[i] is the input channel of output i. */
 gr_tensor aps_flow_permute(aps_flow_ctx *f, gr_tensor x, const int32_t *perm, int64_t count);
 /* Forward: space-to-depth 2×2 (squeeze) or depth-to-space (unsqueeze); log-det 0. */

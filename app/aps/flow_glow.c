@@ -4,7 +4,8 @@
  * levels before the last split off half of them: D/2^(l+1) latent elements, stored in the
  * flattened z at offset D − D/2^l; the last level's D/2^(L−1) elements come last.
  * In the z -> x direction a level is: merge its latent, steps 0..K−1 of [ActNorm → 1×1
- * conv → coupling], unsqueeze; the x -> z direction runs the same layers backwards. */
+ * conv → coupling], unsqueeze; then, with head=1, the conditional affine layer. The x -> z
+ * direction runs the same layers backwards. */
 #include <stdio.h>
 
 #include "flow.h"
@@ -76,9 +77,9 @@ gr_tensor aps_flow_glow(aps_flow_ctx *f, const aps_flow_config *c, gr_tensor in,
         h = step(f, c, l, k, h, feat[l]);
       h = aps_flow_unsqueeze(f, h);
     }
-    return h;
+    return c->head ? aps_flow_cond_affine(f, "head", h, cond, c->hidden, APS_FLOW_HEAD_BOUND) : h;
   }
-  gr_tensor h = in, z = 0;
+  gr_tensor h = c->head ? aps_flow_cond_affine(f, "head", in, cond, c->hidden, APS_FLOW_HEAD_BOUND) : in, z = 0;
   for (int l = 0; l < levels; l++) {
     h = aps_flow_unsqueeze(f, h); /* inverse: space-to-depth */
     for (int k = c->steps - 1; k >= 0; k--)

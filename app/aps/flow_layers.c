@@ -328,6 +328,20 @@ static gr_tensor coupling_net(aps_flow_ctx *f, gr_tensor in, int hidden, int out
   return aps_flow_linear(f, "out", h, 2 * out);
 }
 
+/* u·exp(s) + t (inverse: (v − t)·exp(−s)) with s = bound·tanh(raw/bound), (raw, t) the two
+ * halves of h on axis 1 (c channels each); adds Σ s to the log-determinant. */
+static gr_tensor affine(aps_flow_ctx *f, gr_tensor u, gr_tensor h, int64_t c, float bound) {
+  gr_graph *g = f->g;
+  gr_shape s = shape(f, u);
+  gr_tensor raw = gr_slice(g, h, 1, 0, c), t = gr_slice(g, h, 1, c, c);
+  gr_tensor ls = gr_scale_shift(g, gr_unary_op(g, GR_TANH, gr_scale_shift(g, raw, 1.0f / bound, 0.0f)), bound, 0.0f);
+  gr_tensor v = f->inverse ? gr_mul(g, gr_sub(g, u, t), gr_unary_op(g, GR_EXP, gr_scale_shift(g, ls, -1.0f, 0.0f)))
+                           : gr_add(g, gr_mul(g, u, gr_unary_op(g, GR_EXP, ls)), t);
+  gr_tensor sum = gr_reduce_op(g, GR_SUM, ls, s.rank == 4 ? 14u : 2u);
+  add_logdet(f, gr_reshape(g, sum, GR_SHAPE(s.d[0])), 1);
+  return v;
+}
+
 gr_tensor aps_flow_coupling(aps_flow_ctx *f, const char *name, gr_tensor x, gr_tensor features, int hidden,
                             float bound) {
   gr_graph *g = f->g;
@@ -340,14 +354,22 @@ gr_tensor aps_flow_coupling(aps_flow_ctx *f, const char *name, gr_tensor x, gr_t
   gr_tensor xa = gr_slice(g, x, 1, 0, ca), xb = gr_slice(g, x, 1, ca, cb);
   gr_tensor in = features ? gr_concat(g, xa, features, 1) : xa;
   gr_tensor h = coupling_net(f, in, hidden, (int)cb, s.rank == 4);
-  gr_tensor raw = gr_slice(g, h, 1, 0, cb), t = gr_slice(g, h, 1, cb, cb);
-  gr_tensor ls = gr_scale_shift(g, gr_unary_op(g, GR_TANH, gr_scale_shift(g, raw, 1.0f / bound, 0.0f)), bound, 0.0f);
-  gr_tensor yb = f->inverse ? gr_mul(g, gr_sub(g, xb, t), gr_unary_op(g, GR_EXP, gr_scale_shift(g, ls, -1.0f, 0.0f)))
-                            : gr_add(g, gr_mul(g, xb, gr_unary_op(g, GR_EXP, ls)), t);
-  gr_tensor sum = gr_reduce_op(g, GR_SUM, ls, s.rank == 4 ? 14u : 2u);
-  add_logdet(f, gr_reshape(g, sum, GR_SHAPE(s.d[0])), 1);
+  gr_tensor yb = affine(f, xb, h, cb, bound);
   aps_flow_leave(f);
   return gr_concat(g, xa, yb, 1);
+}
+
+gr_tensor aps_flow_cond_affine(aps_flow_ctx *f, const char *name, gr_tensor x, gr_tensor cond, int hidden,
+                               float bound) {
+  gr_shape s = shape(f, x);
+  if (!x || !cond || s.rank != 4 || !(bound > 0))
+    return x ? fault(f, "flow conditional affine '%s': needs [N, C, H, W] samples, a condition and bound > 0", name)
+             : 0;
+  aps_flow_enter(f, name);
+  gr_tensor h = gr_leaky_relu(f->g, aps_flow_conv(f, "in", cond, hidden, 3), leaky_slope);
+  gr_tensor y = affine(f, x, aps_flow_conv(f, "out", h, 2 * (int)s.d[1], 3), s.d[1], bound);
+  aps_flow_leave(f);
+  return y;
 }
 
 /* ---------------------------------------------------------------- fixed maps */

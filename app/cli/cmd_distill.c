@@ -14,7 +14,7 @@ int cmd_distill(const cli_options *o, int argc, char **argv) {
   const char *prior = NULL, *op = NULL, *out = NULL, *ckpt = NULL, *csv = NULL, *arch = "glow", *data = "fashion-mnist";
   const char *measurements = NULL, *init = NULL, *objective = "reverse";
   int steps = 4000, batch = 64, every = 200, resume = 0, warmup = 200, seed = 1, t_draws = 1, cosine = 0, prior_fp32 = 0;
-  int levels = 0, flow_steps = 0, hidden = 0, pixels = -1;
+  int levels = 0, flow_steps = 0, hidden = 0, pixels = -1, head = -1;
   float lr = 5e-4f, ema = 0.999f, forward_weight = 1.0f;
   const cli_arg args[] = {
       {"--prior", CLI_STRING, &prior, 0, 0, "the diffusion prior's model file (required)"},
@@ -33,6 +33,8 @@ int cmd_distill(const cli_options *o, int argc, char **argv) {
       {"--hidden", CLI_INT, &hidden, 0, 4096, "coupling nets' width (64)"},
       {"--pixels", CLI_INT, &pixels, 0, 1, "glow: 1 gives the finest couplings the condition's pixels (1; "
                                            "an --init flow without them grows them)"},
+      {"--head", CLI_INT, &head, 0, 1, "glow: 1 ends the flow with a per-pixel affine map set by the condition "
+                                       "(0)"},
       {"--steps", CLI_INT, &steps, 1, 1e8, "train until this step (4000)"},
       {"--batch", CLI_INT, &batch, 2, 4096, "measurements per step (64)"},
       {"--t-draws", CLI_INT, &t_draws, 1, 64, "ELBO draws per sample (1)"},
@@ -118,6 +120,8 @@ int cmd_distill(const cli_options *o, int argc, char **argv) {
         d.flow.hidden = hidden;
       if (pixels >= 0 && d.flow.arch == APS_FLOW_GLOW)
         d.flow.pixels = pixels;
+      if (head >= 0 && d.flow.arch == APS_FLOW_GLOW)
+        d.flow.head = head;
       if (s == APS_OK)
         s = aps_flow_config_check(&d.flow);
       if (s == APS_OK && !measurements)

@@ -105,6 +105,9 @@ static gr_tensor l_invconv(aps_flow_ctx *f, gr_tensor x, gr_tensor e) { return (
 static gr_tensor l_coupling(aps_flow_ctx *f, gr_tensor x, gr_tensor e) {
   return aps_flow_coupling(f, "cp", x, e, 8, 2.0f);
 }
+static gr_tensor l_cond_affine(aps_flow_ctx *f, gr_tensor x, gr_tensor e) {
+  return aps_flow_cond_affine(f, "ca", x, e, 5, APS_FLOW_HEAD_BOUND);
+}
 static gr_tensor l_permute(aps_flow_ctx *f, gr_tensor x, gr_tensor e) {
   (void)e;
   static const int32_t perm[6] = {3, 0, 5, 1, 4, 2};
@@ -155,6 +158,7 @@ TEST_CASE(flow_layers_roundtrip) {
   layer_roundtrip("coupling image", l_coupling, GR_SHAPE(2, 5, 4, 4), GR_SHAPE(2, 3, 4, 4));
   layer_roundtrip("coupling image, no cond", l_coupling, GR_SHAPE(2, 4, 3, 3), none);
   layer_roundtrip("coupling vector", l_coupling, GR_SHAPE(5, 7), GR_SHAPE(5, 3));
+  layer_roundtrip("conditional affine", l_cond_affine, GR_SHAPE(2, 2, 4, 4), GR_SHAPE(2, 3, 4, 4));
   layer_roundtrip("permute", l_permute, GR_SHAPE(3, 6), none);
   layer_roundtrip("squeeze", l_squeeze, GR_SHAPE(2, 3, 4, 6), none);
   layer_roundtrip("split/merge", l_split, GR_SHAPE(2, 6, 2, 2), none);
@@ -185,6 +189,8 @@ TEST_CASE(flow_glow_roundtrip) {
   flow_roundtrip("glow 3x8x8, 3 levels", &c, 2);
   c = aps_flow_config_glow(1, 32, 3); /* the default */
   flow_roundtrip("glow default 1x32x32", &c, 2);
+  c.head = 1;
+  flow_roundtrip("glow default 1x32x32 with the conditional affine head", &c, 2);
   unsigned msgs = rt_validation_messages_total();
   CHECK(msgs == 0, "%u validation messages (see above)", msgs);
 }
@@ -282,6 +288,8 @@ TEST_CASE(flow_logdet_jacobian) {
   glow = aps_flow_config_glow(1, 4, 1);
   glow.levels = 2, glow.steps = 1, glow.hidden = 4, glow.cond_hidden = 2;
   jacobian_check("glow 1x4x4 2 levels", &glow);
+  glow.head = 1;
+  jacobian_check("glow 1x4x4 2 levels, head", &glow);
   aps_flow_config fc = aps_flow_config_realnvp(6, 2);
   fc.steps = 3, fc.hidden = 12;
   jacobian_check("realnvp-fc dim 6", &fc);
@@ -371,9 +379,11 @@ TEST_CASE(flow_actnorm_init) {
 }
 
 TEST_CASE(flow_config) {
-  aps_flow_config cs[2] = {aps_flow_config_glow(3, 64, 4), aps_flow_config_realnvp(16, 8)}, back;
+  aps_flow_config cs[3] = {aps_flow_config_glow(3, 64, 4), aps_flow_config_realnvp(16, 8),
+                           aps_flow_config_glow(1, 32, 3)}, back;
+  cs[2].head = 1;
   char buf[256];
-  for (int i = 0; i < 2; i++) {
+  for (int i = 0; i < 3; i++) {
     aps_flow_config_string(&cs[i], buf);
     REQUIRE_OK(aps_flow_config_parse(buf, &back));
     CHECK(!memcmp(&back, &cs[i], sizeof back), "'%s' parses back to the same config", buf);
@@ -389,6 +399,9 @@ TEST_CASE(flow_config) {
       {"channels=1 size=32 hidden=-3", "'hidden=-3'"},
       {"channels=1 size=32 cond=2 cond_hidden=0", "cond_hidden=0"},
       {"channels=1 size=32 levels", "'levels'"},
+      {"channels=1 size=32 head=1", "head=1"},
+      {"channels=1 size=32 cond=3 head=2", "head=2"},
+      {"arch=realnvp-fc dim=8 cond=2 head=1", "'head=1'"},
   };
   for (unsigned i = 0; i < sizeof bad / sizeof *bad; i++) {
     aps_status s = aps_flow_config_parse(bad[i][0], &back);
@@ -431,7 +444,7 @@ static void reload_on(const char *device) {
   REQUIRE_OK(mkdtemp(dir) ? APS_OK : APS_ERR_IO);
   snprintf(path, sizeof path, "%s/flow.safetensors", dir);
   aps_flow_config c = aps_flow_config_glow(1, 8, 2), back;
-  c.levels = 2, c.steps = 2, c.hidden = 8, c.cond_hidden = 4, c.seed = 77;
+  c.levels = 2, c.steps = 2, c.hidden = 8, c.cond_hidden = 4, c.seed = 77, c.head = 1;
   enum { K = 5, B = 3, DIM = 64 };
   float cond[2 * DIM], x1[K * DIM], x2[K * DIM];
   uint64_t rng = 41;

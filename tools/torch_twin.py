@@ -244,6 +244,7 @@ class Glow:
         self.C, self.S, self.L, self.K = (int(cfg[k]) for k in ("channels", "size", "levels", "steps"))
         self.cond, self.bound, self.seed = int(cfg["cond"]), float(cfg["bound"]), int(cfg["seed"])
         self.pixels = int(cfg.get("pixels", "0"))  # absent in files older than the key
+        self.head = int(cfg.get("head", "0"))  # absent unless the flow has the head
         self.w = {k: torch.from_numpy(np.ascontiguousarray(v)).to(dtype) for k, v in w.items() if k.startswith("flow.")}
         self.factors = {}
         for l in range(self.L):
@@ -289,6 +290,17 @@ class Glow:
         yb = (xb - t) * torch.exp(-ls) if inverse else xb * torch.exp(ls) + t
         return torch.cat([xa, yb], 1), ls.flatten(1).sum(1)
 
+    def affine_head(self, x, c, inverse):
+        """The conditional affine layer after the last level (head=1): per pixel
+        x·exp(s(c)) + t(c), s within ±6 (APS_FLOW_HEAD_BOUND)."""
+        h = F.leaky_relu(self.conv("flow.head.in", c, 1), LEAKY)
+        h = self.conv("flow.head.out", h, 1)
+        ls = 6.0 * torch.tanh(h[:, :self.C] / 6.0)
+        t = h[:, self.C:]
+        y = (x - t) * torch.exp(-ls) if inverse else x * torch.exp(ls) + t
+        ld = ls.flatten(1).sum(1)
+        return y, -ld if inverse else ld
+
     def step(self, l, k, h, feat, inverse):
         """One [ActNorm → 1×1 conv → coupling] in the z → x direction, or its inverse; the
         log-det of the direction taken."""
@@ -328,6 +340,9 @@ class Glow:
                 h, ld = self.step(l, k, h, feats[l], False)
                 logdet = logdet + ld
             h = F.pixel_shuffle(h, 2)
+        if self.head:
+            h, ld = self.affine_head(h, c, False)
+            logdet = logdet + ld
         return h, logdet
 
     def inverse(self, x, c):
@@ -335,6 +350,8 @@ class Glow:
         n = x.shape[0]
         feats, h, zs = self.cond_features(c), x, []
         logdet = torch.zeros(n, dtype=x.dtype)
+        if self.head:
+            h, logdet = self.affine_head(h, c, True)
         for l in range(self.L):
             h = F.pixel_unshuffle(h, 2)
             for k in reversed(range(self.K)):

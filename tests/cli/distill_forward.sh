@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The forward objective end to end: aps prior-sample --dir writes the prior's samples, one PNG
-# each; aps distill --objective forward fits a tiny flow to them (their measurements simulated
-# from an inpainting family) and writes it; aps sample then draws from that flow; the mixed
-# objective continues from it on the same samples. Real images (the fashion-mnist training
-# set, a bundle) are refused with both objectives.
+# each; aps distill --objective forward fits a tiny flow (with the conditional affine head)
+# to them (their measurements simulated from an inpainting family) and writes it; aps sample
+# then draws from that flow; the mixed objective continues from it on the same samples. Real
+# images (the fashion-mnist training set, a bundle) are refused with both objectives.
 # Usage: distill_forward.sh APS PRIOR
 set -u
 aps=$1 prior=$2
@@ -14,7 +14,7 @@ n=$(ls "$dir/samples" | grep -c '^sample-[0-9]*\.png$')
 [ "$n" = 6 ] || { echo "prior-sample --dir wrote $n PNGs, not 6"; exit 1; }
 tiny=(--levels 2 --flow-steps 1 --hidden 8 --batch 4 --steps 3 --checkpoint-every 0)
 out=$("$aps" --device cpu distill --objective forward --prior "$prior" --data "$dir/samples" --op inpaint:box=8-12 \
-  --out "$dir/flow.safetensors" "${tiny[@]}" 2>&1) || { echo "distill --objective forward failed: $out"; exit 1; }
+  --head 1 --out "$dir/flow.safetensors" "${tiny[@]}" 2>&1) || { echo "distill --objective forward failed: $out"; exit 1; }
 echo "$out" | grep -q "fitting a glow flow .* to the prior's samples" || { echo "no fitting line: $out"; exit 1; }
 tail -n 1 "$dir/flow.safetensors.csv" | awk -F, '$1 == 3 && $2 + 0 == $2 + 0 && $2 < 1e30 { ok = 1 } END { exit !ok }' ||
   { echo "the loss log lacks a finite step 3:"; cat "$dir/flow.safetensors.csv"; exit 1; }

@@ -3,6 +3,7 @@
 prints the README's quality table (markdown) and writes every result as JSON lines.
 
 Usage: tools/eval_flows.py [--aps build/aps] [--n 1000] [--k 16] [--device cpu] [--out results.jsonl]
+                           [--variant forward]
 Out-of-family masks come from tools/make_shape_masks.py."""
 import argparse
 import json
@@ -18,10 +19,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
 
-def cases(masks):
-    inpaint = os.path.join(ROOT, "assets/flow-inpaint-fmnist32.safetensors")
-    blur = os.path.join(ROOT, "assets/flow-blur-fmnist32.safetensors")
-    sr = os.path.join(ROOT, "assets/flow-sr2-fmnist32.safetensors")
+def cases(masks, variant=""):
+    inpaint = os.path.join(ROOT, f"assets/flow-inpaint{variant}-fmnist32.safetensors")
+    blur = os.path.join(ROOT, f"assets/flow-blur{variant}-fmnist32.safetensors")
+    sr = os.path.join(ROOT, f"assets/flow-sr2{variant}-fmnist32.safetensors")
     half = os.path.join(ROOT, "assets/operators/half-map.png")
     return [
         ("box 12x12", inpaint, "inpaint:box=12,noise=0.05", "in family"),
@@ -61,19 +62,22 @@ def main():
     ap.add_argument("--k", type=int, default=16)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--out", default=None)
+    ap.add_argument("--variant", default="", help="e.g. forward: the flow-*-forward-fmnist32 files, "
+                    "without the paper's setting")
     a = ap.parse_args()
+    variant = f"-{a.variant}" if a.variant else ""
     masks = tempfile.mkdtemp(prefix="aps-masks-")
     subprocess.run([sys.executable, os.path.join(HERE, "make_shape_masks.py"), masks], check=True,
                    stdout=subprocess.DEVNULL)
     rows = []
-    for name, model, op, kind in cases(masks):
+    for name, model, op, kind in cases(masks, variant):
         if not os.path.exists(model):
             print(f"skipped {name}: {model} is missing", file=sys.stderr)
             continue
         r = run(a, model, op, a.n, 1)
         r["case"], r["kind"] = name, kind
         rows.append(r)
-    for name, model, op, kind in paper_cases(masks):
+    for name, model, op, kind in ([] if variant else paper_cases(masks)):
         if not os.path.exists(model):
             print(f"skipped {name}: {model} is missing", file=sys.stderr)
             continue
@@ -88,7 +92,7 @@ def main():
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         ratio = (r["std_inside"] / r["std_outside"]) if r["std_inside"] and r["std_outside"] else None
-        print(f"| {r['case']} ({r['kind']}, {r['images']} images) | {os.path.basename(r['model']).split('-')[1]} | "
+        print(f"| {r['case']} ({r['kind']}, {r['images']} images) | {os.path.basename(r['model'])[5:-len('-fmnist32.safetensors')]} | "
               f"{f(r['psnr_sample'], 2)} | {f(r['psnr_mean'], 2)} | {f(r['psnr_mean'] - r['psnr_sample'], 2)} | "
               f"{f(r['psnr_measurement'], 2)} | {f(r['ssim_mean'], 3)} | {f(r['data_consistency'], 2)} | "
               f"{f(100 * r['coverage90'], 1)} % | {f(r['std_inside'], 3)} / {f(r['std_outside'], 3)} "

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job on a fresh Debian 12 machine: install what is missing, build (Release), list
 # the devices, restore damaged test images with the shipped inpainting, blur and super-resolution flows
-# (posterior samples, their mean and standard deviation as PNGs), draw samples from the shipped
+# (posterior samples, their mean and standard deviation as PNGs; the box and the blur also with the
+# flows fitted to the prior's own samples), draw samples from the shipped
 # diffusion prior, then benchmark the runtime, the graph compiler, the prior and the flow.
 # APS_MAIN_NO_BENCH=1 stops after the pictures.
 set -euo pipefail
@@ -26,6 +27,11 @@ echo "== deblurring a test image blurred only on its left half (a painted blur m
 echo "== x2 super-resolution of a test image (each output pixel seen through a 2x2 average)"
 ./build/aps sample --model assets/flow-sr2-fmnist32.safetensors --data fashion-mnist --index 5 --op sr:2 --n 16 \
   --out build/restored/sr2
+echo "== the same box and blur with the flows fitted to the prior's own samples (a truer spread, a looser fit)"
+./build/aps sample --model assets/flow-inpaint-forward-fmnist32.safetensors --data fashion-mnist --index 0 \
+  --op inpaint:box=12 --n 16 --out build/restored/box-forward
+./build/aps sample --model assets/flow-blur-forward-fmnist32.safetensors --data fashion-mnist --index 3 \
+  --op blur:sigma=1.5 --n 16 --out build/restored/blur-forward
 ./build/aps prior-sample --model assets/prior-fmnist32.safetensors --sampler ddim --steps 50 --n 16 \
   --out build/prior-samples.png
 [ "${APS_MAIN_NO_BENCH:-0}" = 1 ] && exit 0

@@ -82,8 +82,8 @@ aps_status aps_distill_run_create(const aps_distill_run_desc *desc, aps_distill_
   if (!R->d.prior_path || (!R->d.data == !R->d.measurements))
     s = aps_fail(APS_ERR_INVALID_ARG, "distill: a prior file and either training images or a bundle of measurements");
   else if (R->d.objective != APS_DISTILL_REVERSE && !R->d.data)
-    s = aps_fail(APS_ERR_UNSUPPORTED, "distill: the forward and mixed objectives need the prior's samples (images) to simulate "
-                 "measurements of; a bundle of recorded measurements has no samples behind it");
+    s = aps_fail(APS_ERR_UNSUPPORTED, "distill: the forward and mixed objectives need the prior's samples (images) "
+                 "to simulate measurements of; a bundle of recorded measurements has no samples behind it");
   if (s == APS_OK && (s = gr_st_open(R->d.prior_path, &prior)) == APS_OK) {
     s = aps_prior_config_from_file(prior, &R->pc);
     snprintf(R->digest_s, sizeof R->digest_s, "%016" PRIx64, gr_st_digest(prior));
@@ -154,7 +154,8 @@ aps_status aps_distill_run_create(const aps_distill_run_desc *desc, aps_distill_
   else if (R->d.objective == APS_DISTILL_MIXED)
     snprintf(objective_s, sizeof objective_s, "objective=mixed forward_weight=%g ",
              R->d.forward_weight > 0 ? R->d.forward_weight : 1.0f);
-  snprintf(R->train_s, sizeof R->train_s, "%s%s=%s batch=%d t_draws=%d seed=%llu%s%s", objective_s, R->bundle ? "measurements" : "data",
+  snprintf(R->train_s, sizeof R->train_s, "%s%s=%s batch=%d t_draws=%d seed=%llu%s%s", objective_s,
+           R->bundle ? "measurements" : "data",
            R->bundle ? R->d.measurements : aps_dataset_source(R->d.data), R->d.batch, R->d.t_draws ? R->d.t_draws : 1,
            (unsigned long long)R->d.seed, R->d.train ? " " : "", R->d.train ? R->d.train : "");
   R->meta[0] = (gr_st_meta){"aps.kind", "flow/conditional"};

@@ -26,7 +26,8 @@ int cmd_distill(const cli_options *o, int argc, char **argv) {
       {"--objective", CLI_STRING, &objective, 0, 0, "reverse: the method's KL through the prior's ELBO (default); forward: "
                                                     "fit the prior's own samples (aps prior-sample --dir), a warm start; "
                                                     "mixed: reverse + --forward-weight x forward on those samples"},
-      {"--forward-weight", CLI_FLOAT, &forward_weight, 0, 1e3, "mixed: the forward term's weight (1)"},
+      {"--forward-weight", CLI_FLOAT, &forward_weight, 1e-3, 1e3, "mixed: the forward term's weight (1; "
+                                                                   "--objective reverse leaves it out)"},
       {"--arch", CLI_STRING, &arch, 0, 0, "glow (realnvp-fc takes vectors: refused for image families)"},
       {"--levels", CLI_INT, &levels, 0, 6, "glow: scales (3)"},
       {"--flow-steps", CLI_INT, &flow_steps, 0, 64, "glow: steps per scale (4); realnvp-fc: blocks (8)"},
@@ -98,8 +99,8 @@ int cmd_distill(const cli_options *o, int argc, char **argv) {
     snprintf(ema_s, sizeof ema_s, " ema=%g", ema);
   snprintf(train_s, sizeof train_s, "lr=%g warmup=%d schedule=%s%s%s%.180s", lr, warmup, cosine ? "cosine" : "constant",
            ema_s, init ? " init=" : "", init ? init : "");
-  aps_distill_run_desc d = {.prior_path = prior, .spec = op, .objective = forward ? APS_DISTILL_FORWARD : mixed ? APS_DISTILL_MIXED : APS_DISTILL_REVERSE,
-                            .forward_weight = forward_weight, .measurements = measurements, .batch = batch,
+  aps_distill_objective obj = forward ? APS_DISTILL_FORWARD : mixed ? APS_DISTILL_MIXED : APS_DISTILL_REVERSE;
+  aps_distill_run_desc d = {.prior_path = prior, .spec = op, .objective = obj, .forward_weight = forward_weight, .measurements = measurements, .batch = batch,
                             .t_draws = t_draws, .device = o->device, .prior_bf16 = !prior_fp32, .ema_decay = ema,
                             .seed = (uint64_t)seed, .train = train_s};
   if (s == APS_OK) { /* the flow's config: the defaults for the prior's images, then the flags */

@@ -11,7 +11,7 @@ compares the twin with the runtime's outputs that the test helper `test_app torc
 wrote (inputs included) and exits 1 when any quantity is off by more than its tolerance.
 The twin computes in float64 (the runtime's own rounding is then all the error), or in
 float32 with --float32.
---break WHAT perturbs the twin on purpose (prior, flow, perm, elbo, rng), to see the check fail.
+--break WHAT perturbs the twin on purpose (prior, flow, perm, elbo, rng, head), to see the check fail.
 """
 import json, math, os, struct, sys
 
@@ -488,17 +488,24 @@ def parity(ref_path, broken=None, dtype=torch.float64):
             results.append((f"1×1 conv {what} {scope}", float(np.abs(mine - v).max()), 0.0, "max abs"))
     if broken == "flow":
         glow.bound *= 1.01
-    with torch.no_grad():
-        x, ld = glow.forward(T("flow.z"), T("flow.cond"))
-        z, ldi = glow.inverse(T("flow.x"), T("flow.cond"))
-        z_rt, _ = glow.inverse(x, T("flow.cond"))
-    # Log-dets are sums of ~10^3 terms of either sign: compared against their magnitude.
-    results += [("flow forward x = G(z; c)", max_rel(x, ref["flow.x_fwd"]), 1e-4, "max rel"),
-                ("flow log|det ∂G/∂z|", max_rel(ld, ref["flow.logdet_fwd"]), 1e-4, "max rel"),
-                ("flow inverse z = G⁻¹(x; c)", max_rel(z, ref["flow.z_inv"]), 1e-4, "max rel"),
-                ("flow log|det ∂G⁻¹/∂x|", max_rel(ldi, ref["flow.logdet_inv"]), 1e-4, "max rel"),
-                ("twin round trip G⁻¹(G(z))", max_rel(z_rt, ref["flow.z"]),
-                 1e-8 if dtype == torch.float64 else 1e-4, "max rel")]
+    flows = [("flow", glow, "flow")]
+    if "flowhead.z" in ref:  # the -forward flow, with the conditional affine head
+        head = Glow(os.path.join(root, "assets/flow-inpaint-forward-fmnist32.safetensors"), dtype)
+        if broken == "head":
+            head.head = 0
+        flows.append(("flowhead", head, "flow with head"))
+    for p, g, what in flows:
+        with torch.no_grad():
+            x, ld = g.forward(T(p + ".z"), T(p + ".cond"))
+            z, ldi = g.inverse(T(p + ".x"), T(p + ".cond"))
+            z_rt, _ = g.inverse(x, T(p + ".cond"))
+        # Log-dets are sums of ~10^3 terms of either sign: compared against their magnitude.
+        results += [(f"{what} forward x = G(z; c)", max_rel(x, ref[p + ".x_fwd"]), 1e-4, "max rel"),
+                    (f"{what} log|det ∂G/∂z|", max_rel(ld, ref[p + ".logdet_fwd"]), 1e-4, "max rel"),
+                    (f"{what} inverse z = G⁻¹(x; c)", max_rel(z, ref[p + ".z_inv"]), 1e-4, "max rel"),
+                    (f"{what} log|det ∂G⁻¹/∂x|", max_rel(ldi, ref[p + ".logdet_inv"]), 1e-4, "max rel"),
+                    (f"twin round trip G⁻¹(G(z)), {what}", max_rel(z_rt, ref[p + ".z"]),
+                     1e-8 if dtype == torch.float64 else 1e-4, "max rel")]
     if "distill.loss" in ref:
         if broken == "rng":  # another stream for z
             global gr_random

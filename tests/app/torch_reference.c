@@ -13,7 +13,7 @@
 #include "rng.h"
 #include "test.h"
 
-enum { BATCH = 2, MAX_OUT = 48 };
+enum { BATCH = 2, MAX_OUT = 64 };
 
 typedef struct ref_file {
   gr_st_tensor t[MAX_OUT];
@@ -109,9 +109,15 @@ static aps_status prior_refs(const char *dir, const aps_runner_desc *dev, ref_fi
   return s;
 }
 
-static aps_status flow_refs(const char *dir, const aps_runner_desc *dev, ref_file *f) {
-  char path[512];
-  snprintf(path, sizeof path, "%s/assets/flow-inpaint-fmnist32.safetensors", dir);
+/* The flow assets/<file>.safetensors forward and inverse on fixed inputs, as "<prefix>.*";
+ * with factors, also the 1×1 convs' fixed factors. */
+static aps_status flow_refs(const char *dir, const char *file, const char *prefix, int factors,
+                            const aps_runner_desc *dev, ref_file *f) {
+  char path[512], key[8][64];
+  snprintf(path, sizeof path, "%s/assets/%s.safetensors", dir, file);
+  const char *leaf[8] = {"z", "x", "cond", "x_fwd", "logdet_fwd", "z_inv", "logdet_inv", ""};
+  for (int i = 0; i < 7; i++)
+    snprintf(key[i], sizeof key[i], "%s.%s", prefix, leaf[i]);
   gr_st *st;
   APS_TRY(gr_st_open(path, &st));
   aps_flow_config c;
@@ -130,7 +136,7 @@ static aps_status flow_refs(const char *dir, const aps_runner_desc *dev, ref_fil
   if (s == APS_OK && (s = gr_st_check_params(g, st)) == APS_OK && (s = aps_runner_create(g, dev, &r)) == APS_OK)
     s = aps_runner_load(r, st);
   gr_st_close(st);
-  float *z = ref_add(f, "flow.z", xs, NULL), *x = ref_add(f, "flow.x", xs, NULL), *cd = ref_add(f, "flow.cond", cs, NULL);
+  float *z = ref_add(f, key[0], xs, NULL), *x = ref_add(f, key[1], xs, NULL), *cd = ref_add(f, key[2], cs, NULL);
   if (s == APS_OK && (!z || !x || !cd))
     s = APS_ERR_OUT_OF_MEMORY;
   if (s == APS_OK) {
@@ -155,12 +161,12 @@ static aps_status flow_refs(const char *dir, const aps_runner_desc *dev, ref_fil
   }
   if (s == APS_OK && (s = aps_runner_set(r, "x", x, gr_shape_count(xs))) == APS_OK &&
       (s = aps_runner_set(r, "cond", cd, gr_shape_count(cs))) == APS_OK && (s = aps_runner_run(r)) == APS_OK &&
-      (s = fetch(r, f, "x_fwd", "flow.x_fwd", xs)) == APS_OK && (s = fetch(r, f, "logdet_fwd", "flow.logdet_fwd", GR_SHAPE(BATCH))) == APS_OK &&
-      (s = fetch(r, f, "z_inv", "flow.z_inv", xs)) == APS_OK)
-    s = fetch(r, f, "logdet_inv", "flow.logdet_inv", GR_SHAPE(BATCH));
+      (s = fetch(r, f, "x_fwd", key[3], xs)) == APS_OK && (s = fetch(r, f, "logdet_fwd", key[4], GR_SHAPE(BATCH))) == APS_OK &&
+      (s = fetch(r, f, "z_inv", key[5], xs)) == APS_OK)
+    s = fetch(r, f, "logdet_inv", key[6], GR_SHAPE(BATCH));
   /* The 1×1 convs' fixed factors of one layer per level, which the twin recomputes from
    * the seed: a wrong permutation or sign would otherwise show only as a mismatch. */
-  for (int l = 0; s == APS_OK && l < c.levels; l++) {
+  for (int l = 0; factors && s == APS_OK && l < c.levels; l++) {
     int ch = c.channels << (l + 2);
     char scope[64], name[96];
     snprintf(scope, sizeof scope, "flow.l%d.s%d.invconv", l, c.steps - 1);
@@ -257,7 +263,9 @@ TEST_HELPER(torch_reference) {
   ref_file f = {0};
   aps_status s = prior_refs(APS_SOURCE_DIR, &dev, &f);
   if (s == APS_OK)
-    s = flow_refs(APS_SOURCE_DIR, &dev, &f);
+    s = flow_refs(APS_SOURCE_DIR, "flow-inpaint-fmnist32", "flow", 1, &dev, &f);
+  if (s == APS_OK) /* the conditional affine head */
+    s = flow_refs(APS_SOURCE_DIR, "flow-inpaint-forward-fmnist32", "flowhead", 0, &dev, &f);
   if (s == APS_OK)
     s = distill_refs(APS_SOURCE_DIR, &dev, &f);
   gr_st_meta meta = {"aps.torch_reference.device", dev.device};

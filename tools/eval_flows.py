@@ -92,7 +92,8 @@ def main():
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         ratio = (r["std_inside"] / r["std_outside"]) if r["std_inside"] and r["std_outside"] else None
-        print(f"| {r['case']} ({r['kind']}, {r['images']} images) | {os.path.basename(r['model'])[5:-len('-fmnist32.safetensors')]} | "
+        flow = os.path.basename(r["model"]).removeprefix("flow-").removesuffix("-fmnist32.safetensors")
+        print(f"| {r['case']} ({r['kind']}, {r['images']} images) | {flow} | "
               f"{f(r['psnr_sample'], 2)} | {f(r['psnr_mean'], 2)} | {f(r['psnr_mean'] - r['psnr_sample'], 2)} | "
               f"{f(r['psnr_measurement'], 2)} | {f(r['ssim_mean'], 3)} | {f(r['data_consistency'], 2)} | "
               f"{f(100 * r['coverage90'], 1)} % | {f(r['std_inside'], 3)} / {f(r['std_outside'], 3)} "

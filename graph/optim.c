@@ -19,15 +19,21 @@ float gr_schedule_lr(const gr_schedule *s, int step) {
 
 static gr_tensor scalar(gr_graph *g, float v) { return gr_const_scalar(g, v); }
 
-/* The parameters to train, in graph order. */
-static uint32_t trainable(const gr_graph *g, const char *frozen, gr_tensor *out, uint32_t max) {
+static int prefixed(const char *name, const char *prefix) {
+  return prefix && *prefix && !strncmp(name, prefix, strlen(prefix));
+}
+
+/* The parameters to train (held = 0) or to hold (held = 1), in graph order. */
+static uint32_t trainable(const gr_graph *g, const gr_adam_desc *d, int held, gr_tensor *out, uint32_t max) {
   uint32_t n = 0;
   for (uint32_t i = 0;; i++) {
     gr_tensor t = gr_param_at(g, i);
     if (!t)
       break;
     const gr_tensor_info *ti = gr_t(g, t);
-    if (ti->zero_init || (frozen && *frozen && !strncmp(ti->name, frozen, strlen(frozen))))
+    if (ti->zero_init || prefixed(ti->name, d->frozen_prefix))
+      continue;
+    if (held != (d->trained_prefix && *d->trained_prefix && !prefixed(ti->name, d->trained_prefix)))
       continue;
     if (n < max)
       out[n] = t;
@@ -45,14 +51,14 @@ aps_status gr_adam(gr_graph *g, gr_tensor loss, const gr_adam_desc *desc, gr_ada
   if (d.eps == 0)
     d.eps = 1e-8f;
   memset(out, 0, sizeof *out);
-  uint32_t n = trainable(g, d.frozen_prefix, NULL, 0);
+  uint32_t n = trainable(g, &d, 0, NULL, 0);
   gr_tensor *params = calloc(n + 1, sizeof *params), *grads = calloc(n + 1, sizeof *grads);
   if (!params || !grads) {
     free(params);
     free(grads);
     return aps_fail(APS_ERR_OUT_OF_MEMORY, "out of host memory");
   }
-  trainable(g, d.frozen_prefix, params, n);
+  trainable(g, &d, 0, params, n);
   aps_status s = gr_grad(g, loss, n, params, grads);
   gr_tensor lr = gr_input(g, "optim.lr", GR_SHAPE(1)), step = gr_input(g, "optim.step", GR_SHAPE(1));
   /* Global gradient norm, and the clipping factor min(1, max / (norm + 1e-6)). */
@@ -104,6 +110,20 @@ aps_status gr_adam(gr_graph *g, gr_tensor loss, const gr_adam_desc *desc, gr_ada
       gr_assign(g, e, gr_add(g, gr_mul(g, e, ema_d), gr_mul(g, p1, gr_scale_shift(g, ema_d, -1, 1))));
     }
     out->params++;
+  }
+  if (ema_d && s == APS_OK) { /* held parameters: their average is themselves */
+    uint32_t h = trainable(g, &d, 1, NULL, 0);
+    gr_tensor *held = calloc(h + 1, sizeof *held);
+    if (!held)
+      s = aps_fail(APS_ERR_OUT_OF_MEMORY, "out of host memory");
+    else
+      trainable(g, &d, 1, held, h);
+    for (uint32_t i = 0; i < h && s == APS_OK; i++) {
+      snprintf(name, sizeof name, "ema.%s", gr_tensor_name(g, held[i]));
+      gr_assign(g, gr_state(g, name, gr_tensor_shape(g, held[i])), gr_scale_shift(g, held[i], 1.0f, 0.0f));
+      out->held++;
+    }
+    free(held);
   }
   out->grad_norm = norm;
   if (s == APS_OK && g->status != APS_OK)

@@ -10,11 +10,15 @@ typedef struct gr_adam_desc {
   float max_grad_norm;       /* > 0: scale all gradients so their global norm is at most this */
   float ema_decay;           /* > 0: keep "ema.<param>", decay min(this, (t - 1) / (t + 9)) */
   const char *frozen_prefix; /* parameters whose names start with it are not trained */
+  const char *trained_prefix; /* non-empty: only parameters whose names start with it are
+                                 trained; the others not frozen are held, with an EMA that
+                                 copies them, so a save of the averages still holds them */
 } gr_adam_desc;
 
 typedef struct gr_adam_outputs {
   gr_tensor grad_norm;       /* [1], before clipping */
   uint32_t params;           /* parameters updated */
+  uint32_t held;             /* parameters held (trained_prefix) */
 } gr_adam_outputs;
 
 /* Adds an Adam (AdamW) step for every non-frozen parameter that loss depends on. The graph

@@ -67,6 +67,15 @@ static aps_status forward_fail(gr_graph *g) {
   return aps_fail_context(APS_ERR_INVALID_ARG, "distill graph: the flow's inverse: ");
 }
 
+/* gr_adam, and an error when nothing is left to train (a trained_prefix matching nothing). */
+static aps_status adam(gr_graph *g, gr_tensor loss, const gr_adam_desc *d, gr_adam_outputs *ao) {
+  aps_status s = gr_adam(g, loss, d, ao);
+  if (s == APS_OK && ao->params == 0)
+    s = aps_fail(APS_ERR_INVALID_ARG, "distill graph: no parameter to train%s%s", d->trained_prefix ? " named " : "",
+                 d->trained_prefix ? d->trained_prefix : "");
+  return s;
+}
+
 aps_status aps_distill_graph(const aps_distill_desc *desc, gr_graph **out) {
   *out = NULL;
   aps_distill_desc d = *desc;
@@ -99,7 +108,7 @@ aps_status aps_distill_graph(const aps_distill_desc *desc, gr_graph **out) {
     if (s == APS_OK) {
       gr_output(g, loss, "loss");
       gr_output(g, ld, "logdet");
-      s = gr_adam(g, loss, &d.adam, &ao);
+      s = adam(g, loss, &d.adam, &ao);
     }
     if (s == APS_OK) {
       gr_output(g, ao.grad_norm, "grad_norm");
@@ -155,7 +164,7 @@ aps_status aps_distill_graph(const aps_distill_desc *desc, gr_graph **out) {
     s = gr_graph_status(g);
   gr_adam_outputs ao;
   if (s == APS_OK)
-    s = gr_adam(g, loss, &d.adam, &ao);
+    s = adam(g, loss, &d.adam, &ao);
   if (s == APS_OK) {
     gr_output(g, ao.grad_norm, "grad_norm");
     s = gr_graph_status(g);

@@ -40,7 +40,8 @@ typedef struct aps_distill_desc {
   float lambda_p, lambda_e; /* 0 = 1; negative: the term is left out */
   float lambda_f;           /* MIXED: the forward term's weight; 0 = 1 */
   int t_draws;             /* ELBO draws per sample, averaged; 0 = 1 */
-  gr_adam_desc adam;       /* as given, except: max_grad_norm 0 = 1, frozen_prefix NULL = "prior." */
+  gr_adam_desc adam;       /* as given, except: max_grad_norm 0 = 1, frozen_prefix NULL = "prior.";
+                              a trained_prefix that names no parameter is an error */
 } aps_distill_desc;
 
 /* Inputs: "seed" [2], "cond" (aps_flow_cond_shape, when flow.cond > 0), "y" (A's output

@@ -23,7 +23,7 @@ struct aps_distill_run {
   aps_op_batch b;
   float *x, *y, *cond, *sigma, *first;
   uint64_t rng;
-  char flow_s[256], spec_s[APS_OP_SPEC_MAX], prior_s[1024], train_s[1024], digest_s[17];
+  char flow_s[256], spec_s[APS_OP_SPEC_MAX], prior_s[1024], train_s[1024], digest_s[17], part_s[80];
   gr_st_meta meta[APS_DISTILL_META];
 };
 
@@ -115,6 +115,8 @@ aps_status aps_distill_run_create(const aps_distill_run_desc *desc, aps_distill_
   if (s == APS_OK && (R->fc.cond != c + 2 || R->fc.channels != c || R->fc.size != sz))
     s = aps_fail(APS_ERR_INVALID_ARG, "distill: the flow must take %dx%dx%d images and %d condition channels", c, sz, sz,
                  c + 2);
+  if (R->d.trained_part && *R->d.trained_part)
+    snprintf(R->part_s, sizeof R->part_s, "flow.%.64s.", R->d.trained_part);
   if (s == APS_OK)
     s = aps_distill_graph(&(aps_distill_desc){.flow = R->fc,
                                               .objective = R->d.objective,
@@ -126,7 +128,8 @@ aps_status aps_distill_run_create(const aps_distill_run_desc *desc, aps_distill_
                                               .eps_user = &R->pc,
                                               .t_draws = R->d.t_draws,
                                               .lambda_f = R->d.forward_weight,
-                                              .adam = {.ema_decay = R->d.ema_decay > 0 ? R->d.ema_decay : 0.999f}},
+                                              .adam = {.ema_decay = R->d.ema_decay > 0 ? R->d.ema_decay : 0.999f,
+                                                       .trained_prefix = R->part_s}},
                           &R->g);
   if (s == APS_OK)
     s = R->og_status;

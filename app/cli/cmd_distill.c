@@ -12,7 +12,7 @@
 
 int cmd_distill(const cli_options *o, int argc, char **argv) {
   const char *prior = NULL, *op = NULL, *out = NULL, *ckpt = NULL, *csv = NULL, *arch = "glow", *data = "fashion-mnist";
-  const char *measurements = NULL, *init = NULL, *objective = "reverse";
+  const char *measurements = NULL, *init = NULL, *objective = "reverse", *train_only = NULL;
   int steps = 4000, batch = 64, every = 200, resume = 0, warmup = 200, seed = 1, t_draws = 1, cosine = 0, prior_fp32 = 0;
   int levels = 0, flow_steps = 0, hidden = 0, pixels = -1, head = -1;
   float lr = 5e-4f, ema = 0.999f, forward_weight = 1.0f;
@@ -36,6 +36,8 @@ int cmd_distill(const cli_options *o, int argc, char **argv) {
                                            "an --init flow without them grows them)"},
       {"--head", CLI_INT, &head, 0, 1, "glow: 1 ends the flow with a per-pixel affine map set by the condition "
                                        "(0)"},
+      {"--train-only", CLI_STRING, &train_only, 0, 0, "train only this part of the flow, e.g. head (glow with "
+                                                      "--head 1); the rest is held as --init left it"},
       {"--steps", CLI_INT, &steps, 1, 1e8, "train until this step (4000)"},
       {"--batch", CLI_INT, &batch, 2, 4096, "measurements per step (64)"},
       {"--t-draws", CLI_INT, &t_draws, 1, 64, "ELBO draws per sample (1)"},
@@ -97,10 +99,14 @@ int cmd_distill(const cli_options *o, int argc, char **argv) {
   char ema_s[32] = ""; /* named only when not the default, so older checkpoints still resume */
   if (ema != 0.999f)
     snprintf(ema_s, sizeof ema_s, " ema=%g", ema);
-  snprintf(train_s, sizeof train_s, "lr=%g warmup=%d schedule=%s%s%s%.180s", lr, warmup, cosine ? "cosine" : "constant",
-           ema_s, init ? " init=" : "", init ? init : "");
+  char part_s[80] = ""; /* likewise */
+  if (train_only)
+    snprintf(part_s, sizeof part_s, " train_only=%.60s", train_only);
+  snprintf(train_s, sizeof train_s, "lr=%g warmup=%d schedule=%s%s%s%s%.160s", lr, warmup,
+           cosine ? "cosine" : "constant", ema_s, part_s, init ? " init=" : "", init ? init : "");
   aps_distill_objective obj = forward ? APS_DISTILL_FORWARD : mixed ? APS_DISTILL_MIXED : APS_DISTILL_REVERSE;
-  aps_distill_run_desc d = {.prior_path = prior, .spec = op, .objective = obj, .forward_weight = forward_weight, .measurements = measurements, .batch = batch,
+  aps_distill_run_desc d = {.prior_path = prior, .spec = op, .objective = obj, .forward_weight = forward_weight,
+                            .trained_part = train_only, .measurements = measurements, .batch = batch,
                             .t_draws = t_draws, .device = o->device, .prior_bf16 = !prior_fp32, .ema_decay = ema,
                             .seed = (uint64_t)seed, .train = train_s};
   if (s == APS_OK) { /* the flow's config: the defaults for the prior's images, then the flags */

@@ -79,6 +79,59 @@ TEST_CASE(adam_formula) {
   gr_graph_destroy(g);
 }
 
+/* trained_prefix: "net.head." moves; "net.body.w" is held (unchanged, its EMA a copy of
+ * it, so a save of the averages keeps it); "prior.w" is frozen (no EMA at all). On the
+ * CPU reference and the device. */
+TEST_CASE(adam_trained_prefix) {
+  enum { N = 4 };
+  gr_graph *g = gr_graph_create();
+  gr_tensor h = gr_param(g, "net.head.w", GR_SHAPE(N)), b = gr_param(g, "net.body.w", GR_SHAPE(N));
+  gr_tensor f = gr_param(g, "prior.w", GR_SHAPE(N)), x = gr_input(g, "x", GR_SHAPE(N));
+  gr_tensor loss = gr_reduce_op(g, GR_SUM, gr_unary_op(g, GR_SQUARE, gr_sub(g, gr_mul(g, gr_mul(g, h, b), f), x)), 1u);
+  gr_output(g, loss, "loss");
+  gr_adam_outputs ao;
+  REQUIRE_OK(gr_adam(g, loss, &(gr_adam_desc){.ema_decay = 0.9f, .frozen_prefix = "prior.",
+                                              .trained_prefix = "net.head."}, &ao));
+  CHECK(ao.params == 1 && ao.held == 1, "trained %u, held %u (want 1 and 1)", ao.params, ao.held);
+  CHECK(gr_find(g, "ema.net.head.w") && gr_find(g, "ema.net.body.w") && !gr_find(g, "ema.prior.w") &&
+            !gr_find(g, "optim.m.net.body.w"), "EMA of the trained and the held weights only; no moments for the held");
+  float hv[N] = {1, 2, -1, 0.5f}, bv[N] = {0.5f, -1, 2, 1}, fv[N] = {1, 1, 2, -2}, xv[N] = {3, 0, 1, 1}, lr = 0.1f;
+  gr_cpu *c;
+  gr_plan *pl;
+  REQUIRE_OK(gr_cpu_create(g, &c));
+  REQUIRE_OK(gr_plan_compile(g, graph_tests_device(), NULL, &pl));
+  const char *names[4] = {"net.head.w", "net.body.w", "prior.w", "x"};
+  const float *vals[4] = {hv, bv, fv, xv};
+  for (int i = 0; i < 4; i++) {
+    REQUIRE_OK(gr_cpu_set(c, names[i], vals[i], N));
+    REQUIRE_OK(gr_plan_set(pl, names[i], vals[i], N));
+  }
+  for (int t = 1; t <= 3; t++) {
+    float tf = (float)t;
+    REQUIRE_OK(gr_cpu_set(c, "optim.lr", &lr, 1));
+    REQUIRE_OK(gr_cpu_set(c, "optim.step", &tf, 1));
+    REQUIRE_OK(gr_cpu_run(c));
+    REQUIRE_OK(gr_plan_set(pl, "optim.lr", &lr, 1));
+    REQUIRE_OK(gr_plan_set(pl, "optim.step", &tf, 1));
+    REQUIRE_OK(gr_plan_run(pl));
+  }
+  float got[4][N];
+  const char *read[4] = {"net.head.w", "net.body.w", "prior.w", "ema.net.body.w"};
+  const float *want[4] = {hv, bv, fv, bv};
+  for (int k = 0; k < 4; k++) {
+    REQUIRE_OK(gr_plan_get(pl, read[k], got[k], N));
+    const float *cv = gr_cpu_values(c, gr_find(g, read[k]));
+    for (int i = 0; i < N; i++) {
+      int moved = fabsf(got[k][i] - want[k][i]) > 1e-3f, moved_cpu = fabsf(cv[i] - want[k][i]) > 1e-3f;
+      CHECK(moved == (k == 0) && moved_cpu == (k == 0), "%s[%d]: %g (device), %g (CPU), from %g: %s", read[k], i,
+            got[k][i], cv[i], want[k][i], k == 0 ? "should move" : "should not");
+    }
+  }
+  gr_plan_destroy(pl);
+  gr_cpu_destroy(c);
+  gr_graph_destroy(g);
+}
+
 TEST_CASE(schedule) {
   gr_schedule s = {.lr = 1e-3f, .warmup = 10, .total = 110};
   CHECK(fabsf(gr_schedule_lr(&s, 1) - 1e-4f) < 1e-9f && fabsf(gr_schedule_lr(&s, 10) - 1e-3f) < 1e-9f, "warm-up");

@@ -24,6 +24,20 @@ static double region_mean(const float *std, const float *region, float want, int
   return *count ? sum / (double)*count : 0.0;
 }
 
+/* The fraction of the pixels (all channels) where region == want whose reference lies in the
+ * 90 % interval; *count of them. */
+static double region_coverage(const float *mean, const float *std, const float *ref, const float *region, float want,
+                              int k, int c, int64_t hw, int64_t *count) {
+  double f = aps_interval90_factor(k);
+  int64_t in = 0;
+  *count = 0;
+  for (int64_t i = 0; i < hw; i++)
+    if (region[i] == want)
+      for (int j = 0; j < c; j++, (*count)++)
+        in += fabs((double)ref[j * hw + i] - mean[j * hw + i]) <= f * std[j * hw + i];
+  return *count ? (double)in / (double)*count : 0.0;
+}
+
 aps_status aps_evaluate(aps_posterior *p, const float *images, int n, const aps_eval_desc *d, aps_eval_result *out) {
   memset(out, 0, sizeof *out);
   const aps_posterior_info *info = aps_posterior_get_info(p);
@@ -39,7 +53,7 @@ aps_status aps_evaluate(aps_posterior *p, const float *images, int n, const aps_
   double *dc = malloc((size_t)k * sizeof(double));
   aps_status s = samples && mean && std && grid && region && dc ? APS_OK
                                                                  : aps_fail(APS_ERR_OUT_OF_MEMORY, "out of host memory");
-  double ms = 0, in_sum = 0, out_sum = 0;
+  double ms = 0, in_sum = 0, out_sum = 0, cov_in = 0, cov_out = 0;
   int in_n = 0, out_n = 0;
   for (int i = 0; s == APS_OK && i < n; i++) {
     const float *x = images + i * dim;
@@ -70,10 +84,10 @@ aps_status aps_evaluate(aps_posterior *p, const float *images, int n, const aps_
     int64_t cnt;
     double v = region_mean(std, region, 1.0f, c, hw, &cnt);
     if (cnt)
-      in_sum += v, in_n++;
+      in_sum += v, in_n++, cov_in += region_coverage(mean, std, x, region, 1.0f, k, c, hw, &cnt);
     v = region_mean(std, region, 0.0f, c, hw, &cnt);
     if (cnt)
-      out_sum += v, out_n++;
+      out_sum += v, out_n++, cov_out += region_coverage(mean, std, x, region, 0.0f, k, c, hw, &cnt);
     if (d->progress)
       d->progress(d->user, i + 1, n);
   }
@@ -87,6 +101,8 @@ aps_status aps_evaluate(aps_posterior *p, const float *images, int n, const aps_
     *avg[j] /= n;
   out->std_inside = in_n ? in_sum / in_n : NAN;
   out->std_outside = out_n ? out_sum / out_n : NAN;
+  out->coverage90_inside = in_n ? cov_in / in_n : NAN;
+  out->coverage90_outside = out_n ? cov_out / out_n : NAN;
   out->ms_per_sample = ms / ((double)n * k);
   return APS_OK;
 }

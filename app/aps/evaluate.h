@@ -35,6 +35,7 @@ typedef struct aps_eval_result {
   double psnr_measurement, ssim_measurement;
   double data_consistency, coverage90;
   double std_inside, std_outside;
+  double coverage90_inside, coverage90_outside; /* coverage90 over each region alone (NAN: none) */
   double ms_per_sample;
 } aps_eval_result;
 

@@ -109,6 +109,8 @@ int cmd_eval(const cli_options *o, int argc, char **argv) {
     json_num("coverage90", r.coverage90, "%.4f", 0);
     json_num("std_inside", r.std_inside, "%.4f", 0);
     json_num("std_outside", r.std_outside, "%.4f", 0);
+    json_num("coverage90_inside", r.coverage90_inside, "%.4f", 0);
+    json_num("coverage90_outside", r.coverage90_outside, "%.4f", 0);
     json_num("ms_per_sample", r.ms_per_sample, "%.4f", 0);
     json_str("device", in->device);
     printf("\"seed\": %d}\n", seed);
@@ -120,8 +122,12 @@ int cmd_eval(const cli_options *o, int argc, char **argv) {
     printf("  SSIM  one sample %7.4f      mean of %d %7.4f      measurement %7.4f\n", r.ssim_sample, r.k, r.ssim_mean,
            r.ssim_measurement);
     printf("  data consistency ||y - A x|| / (sigma sqrt(m)) %.4f (1 fits as the truth does)\n", r.data_consistency);
-    printf("  90 %% interval coverage %.4f\n", r.coverage90);
-    char in_text[32] = "none", out_text[32] = "none";
+    char in_text[32] = "none", out_text[32] = "none", cin_text[32] = "none", cout_text[32] = "none";
+    if (isfinite(r.coverage90_inside))
+      snprintf(cin_text, sizeof cin_text, "%.4f", r.coverage90_inside);
+    if (isfinite(r.coverage90_outside))
+      snprintf(cout_text, sizeof cout_text, "%.4f", r.coverage90_outside);
+    printf("  90 %% interval coverage %.4f (damaged region %s, elsewhere %s)\n", r.coverage90, cin_text, cout_text);
     if (isfinite(r.std_inside))
       snprintf(in_text, sizeof in_text, "%.4f", r.std_inside);
     if (isfinite(r.std_outside))

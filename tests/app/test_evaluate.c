@@ -47,10 +47,18 @@ TEST_CASE(evaluate_tiny) {
   REQUIRE_OK(aps_evaluate(p, images, N, &(aps_eval_desc){.k = 4, .seed = 3}, &r2));
   CHECK(r.psnr_sample == r2.psnr_sample && r.coverage90 == r2.coverage90 && r.std_inside == r2.std_inside,
         "a seed reproduces its figures");
+  /* one 6x6 box in every image: the coverage is the regions' coverages weighted by their sizes */
+  REQUIRE_OK(aps_evaluate(p, images, N, &(aps_eval_desc){.spec = "inpaint:box=6,noise=0.05", .k = 4, .seed = 2}, &r2));
+  double whole = (r2.coverage90_inside * 36 + r2.coverage90_outside * (D - 36)) / D;
+  CHECK(fabs(whole - r2.coverage90) < 1e-9 && r2.coverage90_inside >= 0 && r2.coverage90_outside <= 1,
+        "coverage %g, inside %g, outside %g: weighted %g", r2.coverage90, r2.coverage90_inside, r2.coverage90_outside,
+        whole);
   /* denoise: no damaged region */
   REQUIRE_OK(aps_evaluate(p, images, N, &(aps_eval_desc){.spec = "denoise,noise=0.1", .k = 3, .seed = 1}, &r2));
   CHECK(isnan(r2.std_inside) && r2.std_outside > 0, "denoise: std inside %g (none), outside %g", r2.std_inside,
         r2.std_outside);
+  CHECK(isnan(r2.coverage90_inside) && r2.coverage90_outside == r2.coverage90, "denoise: coverage inside %g (none), "
+        "outside %g, all %g", r2.coverage90_inside, r2.coverage90_outside, r2.coverage90);
   CHECK(aps_evaluate(p, images, N, &(aps_eval_desc){.k = 1}, &r2) != APS_OK, "k = 1 refused");
   CHECK(aps_evaluate(p, images, N, &(aps_eval_desc){.spec = "sr:2"}, &r2) != APS_OK &&
             strstr(aps_last_error(), "super-resolution"), "another class refused: %s", aps_last_error());

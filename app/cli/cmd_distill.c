@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "cli_args.h"
@@ -91,10 +92,11 @@ int cmd_distill(const cli_options *o, int argc, char **argv) {
 
   aps_dataset *ds = NULL;
   aps_distill_run *run = NULL;
-  /* Resuming, the checkpoint holds the weights: --init is then only compared with the
-   * first run's settings (aps.train), and its file need not exist any more. */
+  /* Resuming, the checkpoint holds the weights and the flow's config: --init is then only
+   * compared with the first run's settings (aps.train), and its file need not exist any more. */
   gr_st *init_st = NULL;
-  aps_status s = init && !resume ? gr_st_open(init, &init_st) : APS_OK;
+  const char *config_from = resume ? (access(ckpt, F_OK) ? NULL : ckpt) : init; /* a missing one: aps_train says so */
+  aps_status s = config_from ? gr_st_open(config_from, &init_st) : APS_OK;
   char train_s[256];
   char ema_s[32] = ""; /* named only when not the default, so older checkpoints still resume */
   if (ema != 0.999f)
@@ -140,7 +142,7 @@ int cmd_distill(const cli_options *o, int argc, char **argv) {
   if (s == APS_OK)
     s = aps_distill_run_create(&d, &run);
   if (s == APS_OK && !resume)
-    s = init_st ? aps_distill_run_init_from(run, init_st) : aps_distill_run_init(run);
+    s = init ? aps_distill_run_init_from(run, init_st) : aps_distill_run_init(run);
   aps_train_result res = {0};
   const gr_st_meta *meta = s == APS_OK ? aps_distill_run_meta(run) : NULL;
   if (s == APS_OK) {

@@ -2,7 +2,8 @@
 # The forward objective end to end: aps prior-sample --dir writes the prior's samples, one PNG
 # each; aps distill --objective forward fits a tiny flow (with the conditional affine head)
 # to them (their measurements simulated from an inpainting family) and writes it; aps sample
-# then draws from that flow; the mixed objective continues from it on the same samples. Real
+# then draws from that flow; the mixed objective continues from it on the same samples, and
+# --train-only head trains only the head (and resumes). Real
 # images (the fashion-mnist training set, a bundle) are refused with both objectives.
 # Usage: distill_forward.sh APS PRIOR
 set -u
@@ -26,6 +27,18 @@ out=$("$aps" --device cpu distill --objective mixed --forward-weight 0.5 --prior
 echo "$out" | grep -q "simulated from the prior's samples .* (weight 0.5)" || { echo "no mixed line: $out"; exit 1; }
 tail -n 1 "$dir/mixed.safetensors.csv" | awk -F, '$1 == 3 && $2 + 0 == $2 + 0 && $2 < 1e30 { ok = 1 } END { exit !ok }' ||
   { echo "the mixed loss log lacks a finite step 3:"; cat "$dir/mixed.safetensors.csv"; exit 1; }
+# Only the head, from the fitted flow; then resumed: the head comes from the checkpoint's config.
+head=(--objective mixed --train-only head --prior "$prior" --data "$dir/samples" --op inpaint:box=8-12
+  --init "$dir/flow.safetensors" --out "$dir/head.safetensors")
+out=$("$aps" --device cpu distill "${head[@]}" "${tiny[@]}" 2>&1) || { echo "distill --train-only head failed: $out"; exit 1; }
+out=$("$aps" --device cpu distill "${head[@]}" "${tiny[@]}" --steps 5 --resume 2>&1) ||
+  { echo "resuming --train-only head failed: $out"; exit 1; }
+echo "$out" | grep -q "resumed from .* at step 3" || { echo "no resumed line: $out"; exit 1; }
+tail -n 1 "$dir/head.safetensors.csv" | awk -F, '$1 == 5 { ok = 1 } END { exit !ok }' ||
+  { echo "the head's loss log lacks step 5:"; cat "$dir/head.safetensors.csv"; exit 1; }
+out=$("$aps" --device cpu distill "${head[@]/head.safetensors/never.safetensors}" "${tiny[@]}" --train-only cond.x 2>&1) &&
+  { echo "--train-only cond.x (no such part) was accepted"; exit 1; }
+echo "$out" | grep -q "no parameter to train named flow.cond.x." || { echo "unclear refusal: $out"; exit 1; }
 for objective in forward mixed; do
   for bad in "--data fashion-mnist" "--measurements $dir/none.safetensors"; do
     # shellcheck disable=SC2086

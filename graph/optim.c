@@ -23,6 +23,17 @@ static int prefixed(const char *name, const char *prefix) {
   return prefix && *prefix && !strncmp(name, prefix, strlen(prefix));
 }
 
+/* Whether name starts with one of the comma-separated prefixes in list. */
+static int prefixed_any(const char *name, const char *list) {
+  for (const char *p = list; p && *p;) {
+    size_t n = strcspn(p, ",");
+    if (n && !strncmp(name, p, n))
+      return 1;
+    p += n + (p[n] == ',');
+  }
+  return 0;
+}
+
 /* The parameters to train (held = 0) or to hold (held = 1), in graph order. */
 static uint32_t trainable(const gr_graph *g, const gr_adam_desc *d, int held, gr_tensor *out, uint32_t max) {
   uint32_t n = 0;
@@ -33,7 +44,7 @@ static uint32_t trainable(const gr_graph *g, const gr_adam_desc *d, int held, gr
     const gr_tensor_info *ti = gr_t(g, t);
     if (ti->zero_init || prefixed(ti->name, d->frozen_prefix))
       continue;
-    if (held != (d->trained_prefix && *d->trained_prefix && !prefixed(ti->name, d->trained_prefix)))
+    if (held != (d->trained_prefix && *d->trained_prefix && !prefixed_any(ti->name, d->trained_prefix)))
       continue;
     if (n < max)
       out[n] = t;

@@ -10,9 +10,10 @@ typedef struct gr_adam_desc {
   float max_grad_norm;       /* > 0: scale all gradients so their global norm is at most this */
   float ema_decay;           /* > 0: keep "ema.<param>", decay min(this, (t - 1) / (t + 9)) */
   const char *frozen_prefix; /* parameters whose names start with it are not trained */
-  const char *trained_prefix; /* non-empty: only parameters whose names start with it are
-                                 trained; the others not frozen are held, with an EMA that
-                                 copies them, so a save of the averages still holds them */
+  const char *trained_prefix; /* non-empty: only parameters whose names start with it (or
+                                 with one of its comma-separated prefixes) are trained; the
+                                 others not frozen are held, with an EMA that copies them, so
+                                 a save of the averages still holds them */
 } gr_adam_desc;
 
 typedef struct gr_adam_outputs {

@@ -23,7 +23,7 @@ struct aps_distill_run {
   aps_op_batch b;
   float *x, *y, *cond, *sigma, *first;
   uint64_t rng;
-  char flow_s[256], spec_s[APS_OP_SPEC_MAX], prior_s[1024], train_s[1024], digest_s[17], part_s[80];
+  char flow_s[256], spec_s[APS_OP_SPEC_MAX], prior_s[1024], train_s[1024], digest_s[17], part_s[160];
   gr_st_meta meta[APS_DISTILL_META];
 };
 
@@ -115,8 +115,14 @@ aps_status aps_distill_run_create(const aps_distill_run_desc *desc, aps_distill_
   if (s == APS_OK && (R->fc.cond != c + 2 || R->fc.channels != c || R->fc.size != sz))
     s = aps_fail(APS_ERR_INVALID_ARG, "distill: the flow must take %dx%dx%d images and %d condition channels", c, sz, sz,
                  c + 2);
-  if (R->d.trained_part && *R->d.trained_part)
-    snprintf(R->part_s, sizeof R->part_s, "flow.%.64s.", R->d.trained_part);
+  for (const char *p = R->d.trained_part; s == APS_OK && p && *p;) { /* "a,b" -> "flow.a.,flow.b." */
+    size_t n = strcspn(p, ","), len = strlen(R->part_s);
+    if (n == 0 || len + n + 8 > sizeof R->part_s)
+      s = aps_fail(APS_ERR_INVALID_ARG, "distill: trained parts '%s': empty or too long", R->d.trained_part);
+    else
+      snprintf(R->part_s + len, sizeof R->part_s - len, "%sflow.%.*s.", len ? "," : "", (int)n, p);
+    p += n + (p[n] == ',');
+  }
   if (s == APS_OK)
     s = aps_distill_graph(&(aps_distill_desc){.flow = R->fc,
                                               .objective = R->d.objective,

@@ -32,7 +32,8 @@ typedef struct aps_distill_run_desc {
                                     * the same data, both objectives on each batch */
   float forward_weight;          /* MIXED: the forward term's weight (0 = 1) */
   const char *trained_part;      /* NULL: the whole flow is trained; else only the parameters
-                                    "flow.<part>.*" (e.g. "head"), the rest held as loaded */
+                                    "flow.<part>.*" (e.g. "head"; "head,l0": either), the
+                                    rest held as loaded */
   const aps_dataset *data;       /* clean training images (simulated measurements), or */
   const char *measurements;      /* a bundle of recorded measurements (aps degrade) */
   aps_flow_config flow;          /* a glow (all zero: the default glow for the prior's images) */

@@ -37,8 +37,9 @@ int cmd_distill(const cli_options *o, int argc, char **argv) {
                                            "an --init flow without them grows them)"},
       {"--head", CLI_INT, &head, 0, 1, "glow: 1 ends the flow with a per-pixel affine map set by the condition "
                                        "(0)"},
-      {"--train-only", CLI_STRING, &train_only, 0, 0, "train only this part of the flow, e.g. head (glow with "
-                                                      "--head 1); the rest is held as --init left it"},
+      {"--train-only", CLI_STRING, &train_only, 0, 0, "train only these parts of the flow: head (glow with "
+                                                      "--head 1), l0 (the finest level), ..., comma-separated; "
+                                                      "the rest is held as --init left it"},
       {"--steps", CLI_INT, &steps, 1, 1e8, "train until this step (4000)"},
       {"--batch", CLI_INT, &batch, 2, 4096, "measurements per step (64)"},
       {"--t-draws", CLI_INT, &t_draws, 1, 64, "ELBO draws per sample (1)"},
@@ -101,9 +102,9 @@ int cmd_distill(const cli_options *o, int argc, char **argv) {
   char ema_s[32] = ""; /* named only when not the default, so older checkpoints still resume */
   if (ema != 0.999f)
     snprintf(ema_s, sizeof ema_s, " ema=%g", ema);
-  char part_s[80] = ""; /* likewise */
+  char part_s[96] = ""; /* likewise */
   if (train_only)
-    snprintf(part_s, sizeof part_s, " train_only=%.60s", train_only);
+    snprintf(part_s, sizeof part_s, " train_only=%.80s", train_only);
   snprintf(train_s, sizeof train_s, "lr=%g warmup=%d schedule=%s%s%s%s%.160s", lr, warmup,
            cosine ? "cosine" : "constant", ema_s, part_s, init ? " init=" : "", init ? init : "");
   aps_distill_objective obj = forward ? APS_DISTILL_FORWARD : mixed ? APS_DISTILL_MIXED : APS_DISTILL_REVERSE;

@@ -64,13 +64,17 @@ def main():
     ap.add_argument("--out", default=None)
     ap.add_argument("--variant", default="", help="e.g. forward: the flow-*-forward-fmnist32 files, "
                     "without the paper's setting")
+    ap.add_argument("--only", default="", help="comma-separated cases to run (by the start of their names)")
     a = ap.parse_args()
     variant = f"-{a.variant}" if a.variant else ""
     masks = tempfile.mkdtemp(prefix="aps-masks-")
     subprocess.run([sys.executable, os.path.join(HERE, "make_shape_masks.py"), masks], check=True,
                    stdout=subprocess.DEVNULL)
     rows = []
+    only = [o for o in a.only.split(",") if o]
     for name, model, op, kind in cases(masks, variant):
+        if only and not any(name.startswith(o) for o in only):
+            continue
         if not os.path.exists(model):
             print(f"skipped {name}: {model} is missing", file=sys.stderr)
             continue
@@ -78,6 +82,8 @@ def main():
         r["case"], r["kind"] = name, kind
         rows.append(r)
     for name, model, op, kind in ([] if variant else paper_cases(masks)):
+        if only and not any(name.startswith(o) for o in only):
+            continue
         if not os.path.exists(model):
             print(f"skipped {name}: {model} is missing", file=sys.stderr)
             continue
@@ -87,8 +93,9 @@ def main():
     if a.out:
         write_jsonl(a.out, rows)
     f = lambda v, p: "-" if v is None else f"{v:.{p}f}"
+    pct = lambda v: "-" if v is None else f"{100 * v:.0f}"
     print("| damage | flow | PSNR 1 sample | PSNR mean of K | gain | PSNR measurement | SSIM mean | "
-          "consistency | 90 % coverage | std inside / outside | ms/sample |")
+          "consistency | 90 % coverage (inside / outside) | std inside / outside | ms/sample |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         ratio = (r["std_inside"] / r["std_outside"]) if r["std_inside"] and r["std_outside"] else None
@@ -96,7 +103,8 @@ def main():
         print(f"| {r['case']} ({r['kind']}, {r['images']} images) | {flow} | "
               f"{f(r['psnr_sample'], 2)} | {f(r['psnr_mean'], 2)} | {f(r['psnr_mean'] - r['psnr_sample'], 2)} | "
               f"{f(r['psnr_measurement'], 2)} | {f(r['ssim_mean'], 3)} | {f(r['data_consistency'], 2)} | "
-              f"{f(100 * r['coverage90'], 1)} % | {f(r['std_inside'], 3)} / {f(r['std_outside'], 3)} "
+              f"{f(100 * r['coverage90'], 1)} % ({pct(r.get('coverage90_inside'))} / "
+              f"{pct(r.get('coverage90_outside'))}) | {f(r['std_inside'], 3)} / {f(r['std_outside'], 3)} "
               f"({f(ratio, 1)}x) | {f(r['ms_per_sample'], 2)} |")
     print(f"\nK = {a.k}, seed 1, device: {rows[0]['device'] if rows else '-'}")
 

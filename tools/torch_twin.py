@@ -477,7 +477,7 @@ def parity(ref_path, broken=None, dtype=torch.float64):
             nb = nb * 1.001
         results.append(("−ELBO(x)", max_rel(nb, ref["elbo.nelbo"]), 1e-4, "max rel"))
 
-    glow = Glow(os.path.join(root, "assets/flow-inpaint-fmnist32.safetensors"), dtype)
+    glow = Glow(os.path.join(root, "assets/flow-inpaint-reverse-fmnist32.safetensors"), dtype)
     if broken == "perm":  # one 1×1 conv's permutation rotated by a row
         scope = "flow.l1.s3.invconv"
         glow.factors[scope] = (torch.roll(glow.factors[scope][0], 1, 0), glow.factors[scope][1])
@@ -489,8 +489,8 @@ def parity(ref_path, broken=None, dtype=torch.float64):
     if broken == "flow":
         glow.bound *= 1.01
     flows = [("flow", glow, "flow")]
-    if "flowhead.z" in ref:  # the -forward flow, with the conditional affine head
-        head = Glow(os.path.join(root, "assets/flow-inpaint-forward-fmnist32.safetensors"), dtype)
+    if "flowhead.z" in ref:  # the shipped inpainting flow, with the conditional affine head
+        head = Glow(os.path.join(root, "assets/flow-inpaint-fmnist32.safetensors"), dtype)
         if broken == "head":
             head.head = 0
         flows.append(("flowhead", head, "flow with head"))

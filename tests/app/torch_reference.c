@@ -191,12 +191,12 @@ static gr_tensor mask_op(gr_graph *g, void *user, gr_tensor x) {
 }
 
 /* One distillation loss (aps_distill_graph: the flow's samples, the data term, the prior's
- * −ELBO, the log-det) on the shipped prior and inpainting flow; z, t and the ELBO's noises
+ * −ELBO, the log-det) on the shipped prior and the -reverse inpainting flow; z, t and the ELBO's noises
  * are drawn in the graph from "seed", which the twin replays (Philox and Box-Muller). */
 static aps_status distill_refs(const char *dir, const aps_runner_desc *dev, ref_file *f) {
   char prior_path[512], flow_path[512];
   snprintf(prior_path, sizeof prior_path, "%s/assets/prior-fmnist32.safetensors", dir);
-  snprintf(flow_path, sizeof flow_path, "%s/assets/flow-inpaint-fmnist32.safetensors", dir);
+  snprintf(flow_path, sizeof flow_path, "%s/assets/flow-inpaint-reverse-fmnist32.safetensors", dir);
   gr_st *pst = NULL, *fst = NULL;
   aps_prior_config pc;
   aps_flow_config fc;
@@ -263,9 +263,9 @@ TEST_HELPER(torch_reference) {
   ref_file f = {0};
   aps_status s = prior_refs(APS_SOURCE_DIR, &dev, &f);
   if (s == APS_OK)
-    s = flow_refs(APS_SOURCE_DIR, "flow-inpaint-fmnist32", "flow", 1, &dev, &f);
-  if (s == APS_OK) /* the conditional affine head */
-    s = flow_refs(APS_SOURCE_DIR, "flow-inpaint-forward-fmnist32", "flowhead", 0, &dev, &f);
+    s = flow_refs(APS_SOURCE_DIR, "flow-inpaint-reverse-fmnist32", "flow", 1, &dev, &f);
+  if (s == APS_OK) /* the shipped inpainting flow, with the conditional affine head */
+    s = flow_refs(APS_SOURCE_DIR, "flow-inpaint-fmnist32", "flowhead", 0, &dev, &f);
   if (s == APS_OK)
     s = distill_refs(APS_SOURCE_DIR, &dev, &f);
   gr_st_meta meta = {"aps.torch_reference.device", dev.device};

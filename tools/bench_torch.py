@@ -63,8 +63,8 @@ def main():
     net = net.to(dev)
     for p in net.parameters():
         p.requires_grad_(False)
-    # the default glow's config (no head), as aps bench aps builds it
-    flow = tw.Glow(os.path.join(ROOT, "assets/flow-inpaint-reverse-fmnist32.safetensors"), torch.float32)
+    # the shipped inpainting flow: the default glow with the head, as aps bench aps builds it
+    flow = tw.Glow(os.path.join(ROOT, "assets/flow-inpaint-fmnist32.safetensors"), torch.float32)
     flow.w = {k: v.to(dev) for k, v in flow.w.items()}
     flow.factors = {k: (p.to(dev), s.to(dev)) for k, (p, s) in flow.factors.items()}
     C, S = flow.C, flow.S

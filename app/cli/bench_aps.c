@@ -1,5 +1,6 @@
 /* aps bench aps: the method's two costs on one device. Sampling the default conditional glow
- * (1x32x32 images, 3 condition channels, its initial weights) at batch 1, 8 and 64, and one
+ * with the head, as the shipped inpainting flow (1x32x32 images, 3 condition channels, its
+ * initial weights) at batch 1, 8 and 64, and one
  * distillation step at batch 64 (the shipped prior assets/prior-fmnist32.safetensors, the
  * operator family inpaint:box=8-16, fashion-mnist behind the simulated measurements): the
  * measurements and conditions of a batch (the feed), then the loss graph's forward, backward
@@ -157,6 +158,7 @@ static aps_status bench_distill(const cli_options *o, int batch, int reps, int b
 
 int cmd_bench_aps(const cli_options *o) {
   aps_flow_config c = aps_flow_config_glow(1, 32, 3);
+  c.head = 1; /* as the shipped inpainting flow */
   const int batches[3] = {1, 8, 64}, quick_batches[3] = {1, 2, 4};
   const int *b = o->quick ? quick_batches : batches;
   int reps = o->quick ? 2 : 5, step_batch = o->quick ? 2 : 64, step_reps = o->quick ? 1 : 3;

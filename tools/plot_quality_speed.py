@@ -37,10 +37,11 @@ def main():
             for r in dps:
                 ax.annotate(re.search(r"steps=(\d+)", r["method"]).group(1) + f" steps ({r['images']}x{r['k']})",
                             (r["ms_per_sample"], r["psnr_mean"]), textcoords="offset points", xytext=(4, -10))
-        for r in mine:
-            if not r["method"].startswith("dps"):
-                ax.plot([r["ms_per_sample"]], [r["psnr_mean"]], "s", color="C3",
-                        label=f"aps flow, one pass ({r['images']}x{r['k']})")
+        flows = [r for r in mine if not r["method"].startswith("dps")]
+        for i, r in enumerate(flows):
+            name = r["model"].split("/")[-1].removeprefix("flow-").removesuffix("-fmnist32.safetensors")
+            ax.plot([r["ms_per_sample"]], [r["psnr_mean"]], "s^v"[i % 3], color=f"C{3 + i}",
+                    label=f"aps flow {name}, one pass ({r['images']}x{r['k']})")
         meas = mine[0]["psnr_measurement"]
         ax.axhline(meas, color="grey", ls=":", label="the measurement itself")
         ax.set_xscale("log")

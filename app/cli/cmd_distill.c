@@ -54,8 +54,9 @@ int cmd_distill(const cli_options *o, int argc, char **argv) {
                                           "with --resume the checkpoint's weights win"},
       {"--csv", CLI_STRING, &csv, 0, 0, "loss log (<out>.csv)"},
       {"--seed", CLI_INT, &seed, 0, 1e9, "seed of the initial weights, batches and operators (1)"},
-      {"--prior-fp32", CLI_FLAG, &prior_fp32, 0, 0, "CPU device: the prior's convs in fp32 (default: bf16 inputs and "
-                                                     "weights where the CPU has native bf16)"},
+      {"--prior-fp32", CLI_FLAG, &prior_fp32, 0, 0, "CPU device: the prior's convs (and those --train-only "
+                                                     "holds) in fp32 (default: bf16 inputs and weights where the "
+                                                     "CPU has native bf16)"},
   };
   const int nargs = (int)(sizeof args / sizeof args[0]);
   if (cli_args_parse("distill", argc, argv, args, nargs))

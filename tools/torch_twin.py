@@ -488,12 +488,11 @@ def parity(ref_path, broken=None, dtype=torch.float64):
             results.append((f"1×1 conv {what} {scope}", float(np.abs(mine - v).max()), 0.0, "max abs"))
     if broken == "flow":
         glow.bound *= 1.01
-    flows = [("flow", glow, "flow")]
-    if "flowhead.z" in ref:  # the shipped inpainting flow, with the conditional affine head
-        head = Glow(os.path.join(root, "assets/flow-inpaint-fmnist32.safetensors"), dtype)
-        if broken == "head":
-            head.head = 0
-        flows.append(("flowhead", head, "flow with head"))
+    # and the shipped inpainting flow, with the conditional affine head
+    head = Glow(os.path.join(root, "assets/flow-inpaint-fmnist32.safetensors"), dtype)
+    if broken == "head":
+        head.head = 0
+    flows = [("flow", glow, "flow"), ("flowhead", head, "flow with head")]
     for p, g, what in flows:
         with torch.no_grad():
             x, ld = g.forward(T(p + ".z"), T(p + ".cond"))

@@ -28,6 +28,16 @@ static int write_idx(const char *path, const unsigned char *px) {
   return fclose(f) == 0 && ok;
 }
 
+/* An IDX file of N S×S images, pixel i = (mul·i + add) mod 256, at `path`, loaded. */
+static aps_status idx_images(const char *path, int mul, int add, aps_dataset **ds) {
+  unsigned char px[N * S * S];
+  for (int i = 0; i < N * S * S; i++)
+    px[i] = (unsigned char)(mul * i + add);
+  if (!write_idx(path, px))
+    return aps_fail(APS_ERR_IO, "%s: cannot write", path);
+  return aps_dataset_load_idx(path, 0, ds);
+}
+
 /* One training step on images `px` (mask file: the left half observed); loss and gradient norm. */
 static aps_status step(const char *dir, const unsigned char *px, const char *tag, float out[2]) {
   char idx[600], prior[600], spec[700];
@@ -97,12 +107,8 @@ TEST_CASE(distill_init_from_flow) {
   snprintf(spec, sizeof spec, "%s/images-idx3-ubyte", dir);
   REQUIRE_OK(test_write_tiny_prior(prior));
   REQUIRE_OK(tiny_flow_write(flow, 1, S, "inpaint:box=2-4", 0.1f));
-  unsigned char px[N * S * S];
-  for (int i = 0; i < N * S * S; i++)
-    px[i] = (unsigned char)(29 * i + 3);
-  REQUIRE_OK(write_idx(spec, px) ? APS_OK : APS_ERR_IO);
   aps_dataset *ds = NULL;
-  REQUIRE_OK(aps_dataset_load_idx(spec, 0, &ds));
+  REQUIRE_OK(idx_images(spec, 29, 3, &ds));
   gr_st *st = NULL;
   REQUIRE_OK(gr_st_open(flow, &st));
   for (int hidden = 8; hidden <= 16; hidden += 8) {
@@ -189,14 +195,18 @@ TEST_CASE(distill_init_grows_pixel_path) {
 /* Three steps with trained_part `parts`: the weights under "flow.<one of them>." move, every
  * other flow weight stays bit-identical, and the saved averages hold the whole flow (the held
  * weights as they are). */
-static void train_only(const char *prior, aps_dataset *ds, const char *saved, const char *parts, const char *also) {
+static aps_status head_run(const char *prior, const aps_dataset *ds, const char *parts, aps_distill_run **run) {
   aps_flow_config fc = tiny_flow_config(1, S);
   fc.head = 1;
+  return aps_distill_run_create(&(aps_distill_run_desc){.prior_path = prior, .spec = "inpaint:box=2-4,noise=0.05",
+                                                        .data = ds, .flow = fc, .batch = BATCH, .device = "cpu",
+                                                        .seed = 4, .trained_part = parts},
+                                run);
+}
+
+static void train_only(const char *prior, aps_dataset *ds, const char *saved, const char *parts, const char *also) {
   aps_distill_run *run = NULL;
-  REQUIRE_OK(aps_distill_run_create(&(aps_distill_run_desc){.prior_path = prior, .spec = "inpaint:box=2-4,noise=0.05",
-                                                            .data = ds, .flow = fc, .batch = BATCH, .device = "cpu",
-                                                            .seed = 4, .trained_part = parts},
-                                    &run));
+  REQUIRE_OK(head_run(prior, ds, parts, &run));
   REQUIRE_OK(aps_distill_run_init(run));
   const gr_graph *g = aps_distill_run_graph(run);
   aps_runner *r = aps_distill_run_runner(run);
@@ -253,26 +263,14 @@ TEST_CASE(distill_train_only_parts) {
   char idx[600], saved[600];
   snprintf(idx, sizeof idx, "%s/images-idx3-ubyte", dir);
   snprintf(saved, sizeof saved, "%s/flow.safetensors", dir);
-  unsigned char px[N * S * S];
-  for (int i = 0; i < N * S * S; i++)
-    px[i] = (unsigned char)(53 * i + 7);
-  REQUIRE_OK(write_idx(idx, px) ? APS_OK : APS_ERR_IO);
   aps_dataset *ds = NULL;
-  REQUIRE_OK(aps_dataset_load_idx(idx, 0, &ds));
-  aps_flow_config fc = tiny_flow_config(1, S);
-  fc.head = 1;
+  REQUIRE_OK(idx_images(idx, 53, 7, &ds));
   aps_distill_run *run = NULL;
-  aps_status s = aps_distill_run_create(&(aps_distill_run_desc){.prior_path = prior, .spec = "inpaint:box=2-4",
-                                                                .data = ds, .flow = fc, .batch = BATCH, .device = "cpu",
-                                                                .seed = 4, .trained_part = "head,nothing"},
-                                        &run);
+  aps_status s = head_run(prior, ds, "head,nothing", &run);
   CHECK(s == APS_OK, "head,nothing: the head alone is trained (%s)", s == APS_OK ? "ok" : aps_last_error());
   aps_distill_run_destroy(run);
   run = NULL;
-  s = aps_distill_run_create(&(aps_distill_run_desc){.prior_path = prior, .spec = "inpaint:box=2-4", .data = ds,
-                                                     .flow = fc, .batch = BATCH, .device = "cpu", .seed = 4,
-                                                     .trained_part = "nothing"},
-                             &run);
+  s = head_run(prior, ds, "nothing", &run);
   CHECK(s != APS_OK && strstr(aps_last_error(), "no parameter to train named flow.nothing."),
         "a part naming no weight was accepted or not named: %s", s == APS_OK ? "(accepted)" : aps_last_error());
   aps_distill_run_destroy(run);

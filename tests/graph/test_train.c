@@ -8,6 +8,19 @@
 
 rt_device *graph_tests_device(void);
 
+/* `steps` Adam steps at rate lr on the CPU reference and on the device. */
+static void adam_steps(gr_cpu *c, gr_plan *pl, float lr, int steps) {
+  for (int t = 1; t <= steps; t++) {
+    float tf = (float)t;
+    REQUIRE_OK(gr_cpu_set(c, "optim.lr", &lr, 1));
+    REQUIRE_OK(gr_cpu_set(c, "optim.step", &tf, 1));
+    REQUIRE_OK(gr_cpu_run(c));
+    REQUIRE_OK(gr_plan_set(pl, "optim.lr", &lr, 1));
+    REQUIRE_OK(gr_plan_set(pl, "optim.step", &tf, 1));
+    REQUIRE_OK(gr_plan_run(pl));
+  }
+}
+
 /* loss = Σ (p ∘ x - y)²; three steps of AdamW with clipping and EMA, on the CPU reference
  * and on the device, against the update computed here. */
 TEST_CASE(adam_formula) {
@@ -55,15 +68,7 @@ TEST_CASE(adam_formula) {
   REQUIRE_OK(gr_plan_set(pl, "p", p0, N));
   REQUIRE_OK(gr_plan_set(pl, "x", xv, N));
   REQUIRE_OK(gr_plan_set(pl, "y", yv, N));
-  for (int t = 1; t <= STEPS; t++) {
-    float lrf = (float)lr, tf = (float)t;
-    REQUIRE_OK(gr_cpu_set(c, "optim.lr", &lrf, 1));
-    REQUIRE_OK(gr_cpu_set(c, "optim.step", &tf, 1));
-    REQUIRE_OK(gr_cpu_run(c));
-    REQUIRE_OK(gr_plan_set(pl, "optim.lr", &lrf, 1));
-    REQUIRE_OK(gr_plan_set(pl, "optim.step", &tf, 1));
-    REQUIRE_OK(gr_plan_run(pl));
-  }
+  adam_steps(c, pl, (float)lr, STEPS);
   const float *pc = gr_cpu_values(c, p), *ec = gr_cpu_values(c, gr_find(g, "ema.p"));
   float pv[N], ev[N];
   REQUIRE_OK(gr_plan_get(pl, "p", pv, N));
@@ -106,15 +111,7 @@ TEST_CASE(adam_trained_prefix) {
     REQUIRE_OK(gr_cpu_set(c, names[i], vals[i], N));
     REQUIRE_OK(gr_plan_set(pl, names[i], vals[i], N));
   }
-  for (int t = 1; t <= 3; t++) {
-    float tf = (float)t;
-    REQUIRE_OK(gr_cpu_set(c, "optim.lr", &lr, 1));
-    REQUIRE_OK(gr_cpu_set(c, "optim.step", &tf, 1));
-    REQUIRE_OK(gr_cpu_run(c));
-    REQUIRE_OK(gr_plan_set(pl, "optim.lr", &lr, 1));
-    REQUIRE_OK(gr_plan_set(pl, "optim.step", &tf, 1));
-    REQUIRE_OK(gr_plan_run(pl));
-  }
+  adam_steps(c, pl, lr, 3);
   float got[4][N];
   const char *read[4] = {"net.head.w", "net.body.w", "prior.w", "ema.net.body.w"};
   const float *want[4] = {hv, bv, fv, bv};

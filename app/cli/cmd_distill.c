@@ -99,7 +99,7 @@ int cmd_distill(const cli_options *o, int argc, char **argv) {
   gr_st *init_st = NULL;
   const char *config_from = resume ? (access(ckpt, F_OK) ? NULL : ckpt) : init; /* a missing one: aps_train says so */
   aps_status s = config_from ? gr_st_open(config_from, &init_st) : APS_OK;
-  char train_s[256];
+  char train_s[512];
   char ema_s[32] = ""; /* named only when not the default, so older checkpoints still resume */
   if (ema != 0.999f)
     snprintf(ema_s, sizeof ema_s, " ema=%g", ema);

@@ -190,7 +190,8 @@ static int widens(int rank, const int64_t *dims, gr_shape s) {
 }
 
 aps_status aps_distill_load_weights(const gr_graph *g, aps_runner *r, const gr_st *st, const char *prefix, int strip,
-                                    int widen, const char *what) {
+                                    int grow, const char *what) {
+  int widen = grow & APS_LOAD_WIDEN;
   size_t skip = strip ? strlen(prefix) : 0;
   for (int pass = 0; pass < 2; pass++) { /* check everything, then set */
     gr_tensor t;
@@ -203,6 +204,8 @@ aps_status aps_distill_load_weights(const gr_graph *g, aps_runner *r, const gr_s
       int rank;
       int64_t dims[4];
       const float *data;
+      if (gr_st_find(st, file_name) < 0 && (grow & APS_LOAD_GROW_HEAD) && !strncmp(name, "flow.head.", 10))
+        continue;
       if (gr_st_find(st, file_name) < 0)
         return aps_fail(APS_ERR_FORMAT, "%s: %s lacks '%s'", gr_st_path(st), what, file_name);
       APS_TRY(gr_st_get_f32(st, file_name, &rank, dims, &data));

@@ -61,13 +61,22 @@ gr_tensor aps_distill_prior_eps(gr_graph *g, void *prior_config, gr_tensor x, gr
 /* Sets every "prior.<name>" parameter of g in r from the tensor <name> of st (a prior's
  * model file); a missing one is an error naming it, and nothing is set. */
 aps_status aps_distill_load_prior(const gr_graph *g, aps_runner *r, const gr_st *st);
+/* How aps_distill_load_weights may grow a file's network into a larger one. */
+enum {
+  /* A rank-4 tensor of the file that is narrower on axis 1 (inputs) than the network's and
+   * equal otherwise fills the first inputs, and the added ones start at zero: the network
+   * computes what the file's did, and the new inputs learn from there. */
+  APS_LOAD_WIDEN = 1,
+  /* Parameters under "flow.head." that the file lacks keep the values r holds (set them
+   * first with aps_flow_init_params: the head's last conv starts at zero, so the head is the
+   * identity and the grown flow draws what the file's did). */
+  APS_LOAD_GROW_HEAD = 2,
+};
 /* The same for every trainable parameter named "<prefix>...": read from st under its name
- * with the prefix stripped (strip) or kept; `what` names the file's model in errors. With
- * widen, a rank-4 tensor of the file that is narrower on axis 1 (inputs) than the network's
- * and equal otherwise fills the first inputs, and the added ones start at zero: the network
- * computes what the file's did, and the new inputs learn from there. */
+ * with the prefix stripped (strip) or kept; `what` names the file's model in errors. grow:
+ * 0 or APS_LOAD_* flags. */
 aps_status aps_distill_load_weights(const gr_graph *g, aps_runner *r, const gr_st *st, const char *prefix, int strip,
-                                    int widen, const char *what);
+                                    int grow, const char *what);
 
 /* An aps_train_desc.feed: a new graph seed every step from rng, and (when measure is not
  * NULL) a new batch of conditions, measurements and σ_y from it. Without measure, set

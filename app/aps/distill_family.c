@@ -271,13 +271,22 @@ aps_status aps_distill_run_init_from(aps_distill_run *R, const gr_st *flow) {
   char have[256], want[256];
   aps_flow_config_string(&fc, have);
   aps_flow_config_string(&R->fc, want);
-  /* A flow without the pixel path may grow one: its couplings' new inputs start at zero. */
+  /* A glow without the pixel path may grow one (its couplings' new inputs start at zero),
+   * and one without the head may grow that (its last conv starts at zero): either way the
+   * grown flow starts by drawing what the file's did. */
   aps_flow_config grown = fc;
   grown.pixels = R->fc.pixels;
+  grown.head = R->fc.head;
   char as_grown[256];
   aps_flow_config_string(&grown, as_grown);
-  int widen = fc.arch == APS_FLOW_GLOW && !fc.pixels && R->fc.pixels && !strcmp(as_grown, want);
-  if (strcmp(have, want) && !widen)
+  int widen = !fc.pixels && R->fc.pixels, head = !fc.head && R->fc.head;
+  int grows = fc.arch == APS_FLOW_GLOW && (widen || head) && !strcmp(as_grown, want);
+  if (strcmp(have, want) && !grows)
     return aps_fail(APS_ERR_INVALID_ARG, "%s: its flow is '%s', this run's is '%s'", gr_st_path(flow), have, want);
-  return aps_distill_load_weights(R->g, R->r, flow, "flow.", 0, widen, "the flow");
+  if (grows && head) { /* the head's values; the file's weights then replace the rest */
+    uint64_t init = R->d.seed * 0x2545f4914f6cdd1dull + 7;
+    APS_TRY(aps_flow_init_params(R->g, &R->fc, R->r, &init));
+  }
+  return aps_distill_load_weights(R->g, R->r, flow, "flow.", 0,
+                                  grows ? (widen ? APS_LOAD_WIDEN : 0) | (head ? APS_LOAD_GROW_HEAD : 0) : 0, "the flow");
 }

@@ -58,7 +58,9 @@ const aps_flow_config *aps_distill_run_flow(const aps_distill_run *run);
  * measurements; not for a resumed run, whose checkpoint holds them. */
 aps_status aps_distill_run_init(aps_distill_run *run);
 /* Or a warm start: the weights of another flow file of the same config (say one distilled
- * for another family); Adam's moments start at zero and the EMA at these weights. */
+ * for another family), or of a glow without the pixel path or the head that this run's
+ * adds (they start as the identity); Adam's moments start at zero and the EMA at these
+ * weights. */
 aps_status aps_distill_run_init_from(aps_distill_run *run, const gr_st *flow);
 /* An aps_train_desc.feed (user: the run): the step's measurements, conditions and seed. */
 aps_status aps_distill_run_feed(void *run, aps_runner *r, int step);

@@ -36,7 +36,7 @@ int cmd_distill(const cli_options *o, int argc, char **argv) {
       {"--pixels", CLI_INT, &pixels, 0, 1, "glow: 1 gives the finest couplings the condition's pixels (1; "
                                            "an --init flow without them grows them)"},
       {"--head", CLI_INT, &head, 0, 1, "glow: 1 ends the flow with a per-pixel affine map set by the condition "
-                                       "(0)"},
+                                       "(0; an --init flow without it grows it, as the identity)"},
       {"--train-only", CLI_STRING, &train_only, 0, 0, "train only these parts of the flow: head (glow with "
                                                       "--head 1), l0 (the finest level), ..., comma-separated; "
                                                       "the rest is held as --init left it"},

@@ -150,15 +150,19 @@ TEST_CASE(distill_init_from_flow) {
   aps_dataset_free(ds);
 }
 
-/* Samples of a flow's sampling graph for config c with weights read from st (widened where
- * c has the pixel path and the file has not): 2 samples of one condition. */
-static aps_status sample_from(const aps_flow_config *c, const gr_st *st, int widen, const float *cond, float *x) {
+/* Samples of a flow's sampling graph for config c with weights read from st, grown by the
+ * APS_LOAD_* flags `grow` (the head, when grown, from its initial values): 2 samples of one
+ * condition. */
+static aps_status sample_from(const aps_flow_config *c, const gr_st *st, int grow, const float *cond, float *x) {
   gr_graph *g = NULL;
   aps_runner *r = NULL;
   APS_TRY(aps_flow_sample_graph(c, 2, &g));
   aps_status s = aps_runner_create(g, &(aps_runner_desc){.device = "cpu", .quiet = 1}, &r);
+  uint64_t rng = 5;
+  if (s == APS_OK && (grow & APS_LOAD_GROW_HEAD))
+    s = aps_flow_init_params(g, c, r, &rng);
   if (s == APS_OK)
-    s = aps_distill_load_weights(g, r, st, "flow.", 0, widen, "the flow");
+    s = aps_distill_load_weights(g, r, st, "flow.", 0, grow, "the flow");
   if (s == APS_OK)
     s = aps_flow_sample(r, c, 2, cond, 9, 1.0f, 2, x);
   aps_runner_destroy(r);
@@ -166,30 +170,45 @@ static aps_status sample_from(const aps_flow_config *c, const gr_st *st, int wid
   return s;
 }
 
-/* --init from a flow without the pixel path into one with it: the shared parameters are
- * copied, the couplings' new inputs start at zero, so the grown flow draws the very samples
- * the file's flow draws; without widening the file is refused. */
-TEST_CASE(distill_init_grows_pixel_path) {
+/* The file's flow `old` grown into `grown` by the flags `grow` draws the very samples the
+ * file's flow draws; with the flags `short_of` instead the file is refused with `refusal`. */
+static void grows_identically(const aps_flow_config *old, const aps_flow_config *grown, int grow, int short_of,
+                              const char *refusal) {
   char dir[64];
   const char *path = tiny_join(tiny_tmpdir(dir), "flow.safetensors");
-  aps_flow_config old = tiny_flow_config(1, S), grown = old;
-  old.pixels = 0, grown.pixels = 1;
-  REQUIRE_OK(tiny_flow_write_config(path, &old, "inpaint:box=2-4", 0.1f));
+  REQUIRE_OK(tiny_flow_write_config(path, old, "inpaint:box=2-4", 0.1f));
   gr_st *st = NULL;
   REQUIRE_OK(gr_st_open(path, &st));
   float cond[3 * S * S], a[2 * S * S], b[2 * S * S];
   for (int i = 0; i < 3 * S * S; i++)
     cond[i] = (float)((i * 37) % 11) / 11.0f - 0.4f;
-  REQUIRE_OK(sample_from(&old, st, 0, cond, a));
-  REQUIRE_OK(sample_from(&grown, st, 1, cond, b));
+  REQUIRE_OK(sample_from(old, st, 0, cond, a));
+  REQUIRE_OK(sample_from(grown, st, grow, cond, b));
   double diff = 0, size = 0;
   for (int i = 0; i < 2 * S * S; i++)
     diff = fmax(diff, fabs(a[i] - b[i])), size = fmax(size, fabs(a[i]));
   fprintf(stderr, "grown flow: max |x_old - x_grown| %.3g of max |x| %.3g\n", diff, size);
   CHECK(size > 0.1 && diff <= 1e-5 * size, "the grown flow's samples differ from the file's by %g", diff);
-  aps_status s = sample_from(&grown, st, 0, cond, b);
-  CHECK(s != APS_OK && strstr(aps_last_error(), "another shape"), "a narrower tensor was accepted without widening");
+  aps_status s = sample_from(grown, st, short_of, cond, b);
+  CHECK(s != APS_OK && strstr(aps_last_error(), refusal), "the file was accepted without growing: %s",
+        s == APS_OK ? "no error" : aps_last_error());
   gr_st_close(st);
+}
+
+/* --init from a flow without the pixel path into one with it: the shared parameters are
+ * copied, the couplings' new inputs start at zero. */
+TEST_CASE(distill_init_grows_pixel_path) {
+  aps_flow_config old = tiny_flow_config(1, S), grown = old;
+  old.pixels = 0, grown.pixels = 1;
+  grows_identically(&old, &grown, APS_LOAD_WIDEN, 0, "another shape");
+}
+
+/* --init from a flow without the head into one with it (and the pixel path too, as the
+ * shipped blur flow grows): the head starts as the identity. */
+TEST_CASE(distill_init_grows_head) {
+  aps_flow_config old = tiny_flow_config(1, S), grown = old;
+  old.pixels = 0, grown.pixels = 1, grown.head = 1;
+  grows_identically(&old, &grown, APS_LOAD_WIDEN | APS_LOAD_GROW_HEAD, APS_LOAD_WIDEN, "lacks 'flow.head.");
 }
 
 /* Three steps with trained_part `parts`: the weights under "flow.<one of them>." move, every

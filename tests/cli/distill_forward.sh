@@ -3,7 +3,7 @@
 # each; aps distill --objective forward fits a tiny flow (with the conditional affine head)
 # to them (their measurements simulated from an inpainting family) and writes it; aps sample
 # then draws from that flow; the mixed objective continues from it on the same samples, and
-# --train-only head trains only the head (and resumes). Real
+# --train-only head trains only the head (and resumes), also of a flow that grows it. Real
 # images (the fashion-mnist training set, a bundle) are refused with both objectives.
 # Usage: distill_forward.sh APS PRIOR
 set -u
@@ -36,6 +36,13 @@ out=$("$aps" --device cpu distill "${head[@]}" "${tiny[@]}" --steps 5 --resume 2
 echo "$out" | grep -q "resumed from .* at step 3" || { echo "no resumed line: $out"; exit 1; }
 tail -n 1 "$dir/head.safetensors.csv" | awk -F, '$1 == 5 { ok = 1 } END { exit !ok }' ||
   { echo "the head's loss log lacks step 5:"; cat "$dir/head.safetensors.csv"; exit 1; }
+# A flow without the head grows one (--init, --head 1) and trains only it.
+"$aps" --device cpu distill --objective forward --prior "$prior" --data "$dir/samples" --op inpaint:box=8-12 \
+  --out "$dir/plain.safetensors" "${tiny[@]}" >/dev/null 2>&1 || { echo "distill without the head failed"; exit 1; }
+out=$("$aps" --device cpu distill "${head[@]/flow.safetensors/plain.safetensors}" --head 1 "${tiny[@]}" 2>&1) ||
+  { echo "growing the head failed: $out"; exit 1; }
+out=$("$aps" --device cpu distill "${head[@]/flow.safetensors/plain.safetensors}" "${tiny[@]}" 2>&1) &&
+  { echo "--train-only head of a flow without one was accepted"; exit 1; }
 out=$("$aps" --device cpu distill "${head[@]/head.safetensors/never.safetensors}" "${tiny[@]}" --train-only cond.x 2>&1) &&
   { echo "--train-only cond.x (no such part) was accepted"; exit 1; }
 echo "$out" | grep -q "no parameter to train named flow.cond.x." || { echo "unclear refusal: $out"; exit 1; }

@@ -11,7 +11,22 @@
 
 enum { DEFAULT_BATCH = 16, MAX_BATCH = 4096 };
 
-/* Reads the file's config, family and prior name into p. */
+/* "aps.temperature" of st into *out: 1 when absent. */
+static aps_status temperature_from_file(const gr_st *st, float *out) {
+  const char *t = gr_st_metadata(st, "aps.temperature");
+  *out = 1.0f;
+  if (!t)
+    return APS_OK;
+  char *end = NULL;
+  double v = strtod(t, &end);
+  if (end == t || *end || !(v > 0 && v <= APS_TEMPERATURE_MAX))
+    return aps_fail(APS_ERR_FORMAT, "%s: metadata aps.temperature is \"%.32s\" (a number above 0, at most %g)",
+                    gr_st_path(st), t, APS_TEMPERATURE_MAX);
+  *out = (float)v;
+  return APS_OK;
+}
+
+/* Reads the file's config, family, prior name and (unless given) temperature into p. */
 static aps_status read_model(aps_posterior *p, const gr_st *st) {
   APS_TRY(aps_flow_config_from_file(st, &p->cfg));
   if (p->cfg.arch != APS_FLOW_GLOW)
@@ -27,7 +42,23 @@ static aps_status read_model(aps_posterior *p, const gr_st *st) {
     return aps_fail_context(APS_ERR_FORMAT, "%s: metadata aps.op: ", p->model);
   const char *prior = gr_st_metadata(st, "aps.prior");
   snprintf(p->prior, sizeof p->prior, "%s", prior ? prior : "");
+  if (!p->temperature)
+    APS_TRY(temperature_from_file(st, &p->temperature));
   aps_flow_config_string(&p->cfg, p->flow);
+  return APS_OK;
+}
+
+static aps_status temperature_check(const aps_posterior *p, float t) {
+  if (p->dps)
+    return aps_fail(APS_ERR_INVALID_ARG, "%s: a temperature is for flows, not dps", p->model);
+  if (!(t > 0 && t <= APS_TEMPERATURE_MAX))
+    return aps_fail(APS_ERR_INVALID_ARG, "%s: temperature %g (above 0, at most %g)", p->model, t, APS_TEMPERATURE_MAX);
+  return APS_OK;
+}
+
+aps_status aps_posterior_set_temperature(aps_posterior *p, float temperature) {
+  APS_TRY(temperature_check(p, temperature));
+  p->temperature = p->info.temperature = temperature;
   return APS_OK;
 }
 
@@ -49,6 +80,13 @@ aps_status aps_posterior_open(const aps_posterior_desc *d, aps_posterior **out) 
     p->device_req = p->device;
   }
   p->batch = d->max_batch ? d->max_batch : DEFAULT_BATCH;
+  p->temperature = d->temperature;
+  p->dps = d->dps;
+  aps_status ts = d->temperature != 0.0f ? temperature_check(p, d->temperature) : APS_OK;
+  if (ts != APS_OK) {
+    aps_posterior_close(p);
+    return ts;
+  }
   if (d->dps) {
     aps_status s = aps_posterior_dps_open(p, d);
     if (s != APS_OK) {
@@ -74,7 +112,7 @@ aps_status aps_posterior_open(const aps_posterior_desc *d, aps_posterior **out) 
   if (s == APS_OK && !warm)
     s = aps_fail(APS_ERR_OUT_OF_MEMORY, "out of host memory");
   if (s == APS_OK) /* the first run builds pipelines and arenas: not what a timing should see */
-    s = aps_flow_sample(p->fr, &p->cfg, p->batch, warm + dim, 1, 1.0f, 1, warm);
+    s = aps_flow_sample(p->fr, &p->cfg, p->batch, warm + dim, 1, p->temperature, 1, warm);
   free(warm);
   if (s != APS_OK) {
     aps_posterior_close(p);
@@ -83,7 +121,8 @@ aps_status aps_posterior_open(const aps_posterior_desc *d, aps_posterior **out) 
   p->on_cpu = aps_runner_is_cpu(p->fr);
   p->info = (aps_posterior_info){.channels = p->cfg.channels, .height = p->cfg.size, .width = p->cfg.size,
                                  .batch = p->batch, .cls = p->layout.cls, .model = p->model, .family = p->family,
-                                 .flow = p->flow, .prior = p->prior, .device = aps_runner_device_name(p->fr)};
+                                 .flow = p->flow, .prior = p->prior, .device = aps_runner_device_name(p->fr),
+                                 .temperature = p->temperature};
   *out = p;
   return APS_OK;
 }
@@ -119,7 +158,7 @@ aps_status aps_posterior_sample(aps_posterior *p, int k, uint64_t seed, float *o
   if (p->dps)
     APS_TRY(aps_posterior_dps_sample(p, k, seed, out));
   else
-    APS_TRY(aps_flow_sample(p->fr, &p->cfg, p->batch, p->cond, seed, 1.0f, k, out));
+    APS_TRY(aps_flow_sample(p->fr, &p->cfg, p->batch, p->cond, seed, p->temperature, k, out));
   int64_t n = (int64_t)k * aps_flow_dim(&p->cfg);
   for (int64_t i = 0; i < n; i++) /* finite outputs only: broken weights must not become a black PNG */
     if (!isfinite(out[i]))

@@ -16,6 +16,7 @@ struct aps_posterior {
   aps_op_spec spec; /* the model's family */
   aps_op_layout layout; /* the family's, on the model's images */
   int batch;
+  float temperature; /* of the flow's latent */
   gr_graph *fg;
   aps_runner *fr; /* the flow's sampling graph */
   double ms;      /* per sample, last call */

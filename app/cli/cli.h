@@ -28,6 +28,7 @@ int cmd_distill(const cli_options *o, int argc, char **argv);
 int cmd_degrade(const cli_options *o, int argc, char **argv);
 int cmd_sample(const cli_options *o, int argc, char **argv);
 int cmd_eval(const cli_options *o, int argc, char **argv);
+int cmd_calibrate(const cli_options *o, int argc, char **argv);
 int cmd_view(const cli_options *o, int argc, char **argv);
 
 /* The CPU device's conv2d, matmul and U-Net figures (bench_cpu.c); 0 on success. */

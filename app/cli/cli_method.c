@@ -14,6 +14,10 @@ int cli_method_desc(const char *command, const cli_method *m, const char *op, ap
     fprintf(stderr, "aps %s: --steps and --zeta are DPS's settings (--method dps)\n", command);
     return 2;
   }
+  if (dps && m->temperature != 0.0f) {
+    fprintf(stderr, "aps %s: --temperature is a flow's setting, not DPS's\n", command);
+    return 2;
+  }
   if (strcmp(m->rule, "em") && strcmp(m->rule, "ddim")) {
     fprintf(stderr, "aps %s: --rule '%s': expected em or ddim\n", command, m->rule);
     return 2;
@@ -24,6 +28,7 @@ int cli_method_desc(const char *command, const cli_method *m, const char *op, ap
     return 2;
   }
   d->dps = dps;
+  d->temperature = m->temperature;
   d->family = dps ? op : NULL;
   d->dps_settings = (aps_posterior_dps){.steps = m->steps, .zeta = m->zeta, .ddim = !strcmp(m->rule, "ddim"),
                                         .eta = m->eta};

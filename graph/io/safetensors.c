@@ -418,3 +418,7 @@ const char *gr_st_metadata(const gr_st *st, const char *key) {
   const st_meta *hit = key && st->n_meta ? bsearch(&k, st->meta, st->n_meta, sizeof *st->meta, meta_cmp) : NULL;
   return hit ? hit->value : NULL;
 }
+
+const char *gr_st_metadata_key(const gr_st *st, uint32_t i) {
+  return i < st->n_meta ? st->meta[i].key : NULL;
+}

@@ -40,6 +40,8 @@ int64_t gr_st_find(const gr_st *st, const char *name);
 /* A tensor that must be F32, F16 or BF16, as floats; rank, dims and data may each be NULL. */
 aps_status gr_st_get_f32(const gr_st *st, const char *name, int *rank, int64_t dims[4], const float **data);
 const char *gr_st_metadata(const gr_st *st, const char *key); /* NULL if absent */
+/* The i-th metadata key in byte order, NULL past the end: for copying a file's metadata. */
+const char *gr_st_metadata_key(const gr_st *st, uint32_t i);
 /* FNV-1a 64 of the whole file's bytes, as read: names a file by content, not by path. */
 uint64_t gr_st_digest(const gr_st *st);
 

@@ -190,6 +190,9 @@ TEST_CASE(roundtrip) {
   CHECK(!strcmp(gr_st_metadata(st, "format"), "pt"), "format");
   CHECK(!strcmp(gr_st_metadata(st, "note"), m[1].value), "note: %s", gr_st_metadata(st, "note"));
   CHECK(gr_st_metadata(st, "absent") == NULL, "absent metadata");
+  CHECK(gr_st_metadata_key(st, 0) && !strcmp(gr_st_metadata_key(st, 0), "format") && gr_st_metadata_key(st, 1) &&
+            !strcmp(gr_st_metadata_key(st, 1), "note") && !gr_st_metadata_key(st, 2),
+        "the metadata keys in byte order: %s, %s", gr_st_metadata_key(st, 0), gr_st_metadata_key(st, 1));
   CHECK(gr_st_get_f32(st, "nope", NULL, NULL, NULL) != APS_OK && strstr(aps_last_error(), "nope"), "missing name");
   gr_st_close(st);
 

@@ -7,7 +7,8 @@
  *   safetensors with the flow's parameters ("flow.*") and metadata "aps.kind" =
  *   "flow/conditional", "aps.flow" (the flow's config), "aps.op" (the canonical spec of the
  *   operator family it was trained on) and, for information, "aps.prior"; optionally
- *   "aps.temperature", the latent scale to sample at (1 without it). Opening reads the
+ *   "aps.temperature", the latent scale to sample at ("T", or "T_DAMAGED,T_ELSEWHERE"; 1
+ *   without it). Opening reads the
  *   config and the family, builds the sampling graph for max_batch samples at once on the
  *   chosen device, loads the weights, and runs the flow once (so that timings measure the
  *   steady state). Errors name the file and the metadata key or tensor at fault.
@@ -63,8 +64,11 @@ typedef struct aps_posterior_desc {
   const char *device; /* NULL or "auto": a GPU if Vulkan has one, else the CPU device; "cpu";
                          a Vulkan device's index or part of its name (runner.h) */
   int max_batch;      /* samples per flow evaluation (0: 16); samples depend on it */
-  float temperature;  /* the flow's latent scale, z ~ N(0, τ² I), (0, APS_TEMPERATURE_MAX]; 0: the
-                         file's "aps.temperature" (`aps calibrate` sets it), else 1. Not for dps. */
+  /* The flow's latent scale (z ~ N(0, τ² I), docs/METHOD.md §6) in the damaged region
+   * (aps_posterior_get_damaged) and elsewhere, each in (0, APS_TEMPERATURE_MAX]. {0, 0}: the
+   * file's "aps.temperature" (`aps calibrate` writes it), else 1; {t, 0}: t for both. Not for
+   * dps. */
+  float temperature[2];
   int quiet;          /* do not print the device chosen */
 } aps_posterior_desc;
 
@@ -80,7 +84,7 @@ typedef struct aps_posterior_info {
   const char *flow;            /* the flow's config string; with dps "dps steps=N zeta=Z rule=R" */
   const char *prior;           /* the prior it was distilled from ("" if the file does not say) */
   const char *device;          /* the device that runs it */
-  float temperature;           /* the latent scale samples are drawn at (1 with dps) */
+  float temperature[2];        /* the latent scales samples are drawn at (damaged, elsewhere; 1 with dps) */
 } aps_posterior_info;
 /* Lives as long as p. */
 const aps_posterior_info *aps_posterior_get_info(const aps_posterior *p);
@@ -134,8 +138,10 @@ aps_status aps_posterior_get_clean(const aps_posterior *p, float *out);
  * (mask 0), blur where w > 0.5 and σ_b > 0, super-resolution everywhere, denoise nowhere. */
 aps_status aps_posterior_get_damaged(const aps_posterior *p, float *out);
 
-/* The latent scale of later samples, (0, APS_TEMPERATURE_MAX]; flows only. */
-aps_status aps_posterior_set_temperature(aps_posterior *p, float temperature);
+/* The latent scales of later samples in the damaged region and elsewhere, each in
+ * (0, APS_TEMPERATURE_MAX]; flows only. A latent element of the glow's level l covers a block
+ * of 2^(l+1) pixels on a side and takes the scales' mean over its pixels. */
+aps_status aps_posterior_set_temperature(aps_posterior *p, float damaged, float elsewhere);
 
 /* k posterior samples into out [k, C, H, W]. */
 aps_status aps_posterior_sample(aps_posterior *p, int k, uint64_t seed, float *out);

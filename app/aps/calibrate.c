@@ -16,19 +16,67 @@ static float as_written(double t) {
   return strtof(buf, NULL);
 }
 
-static aps_status try_at(aps_posterior *p, const float *images, int n, const aps_calibrate_desc *d, double log2_t,
-                         aps_calibrate_result *out, double *coverage) {
-  float t = as_written(exp2(log2_t));
+/* The coverage of region 0 (damaged) or 1 (elsewhere); NaN when no image has such pixels. */
+static double coverage_of(const aps_eval_result *r, int region) {
+  return region ? r->coverage90_outside : r->coverage90_inside;
+}
+
+/* The evaluation at t (damaged, elsewhere), from an earlier try when there is one. */
+static aps_status try_at(aps_posterior *p, const float *images, int n, const aps_calibrate_desc *d, const float t[2],
+                         aps_calibrate_result *out, const aps_eval_result **r) {
+  for (int i = 0; i < out->tries; i++)
+    if (out->tried[i].temperature[0] == t[0] && out->tried[i].temperature[1] == t[1]) {
+      *r = &out->tried[i].r;
+      return APS_OK;
+    }
   if (out->tries == APS_CALIBRATE_MAX_TRIES)
     return aps_fail(APS_ERR_INVALID_ARG, "aps_calibrate: more than %d tries", APS_CALIBRATE_MAX_TRIES);
-  aps_eval_result r;
-  APS_TRY(aps_posterior_set_temperature(p, t));
-  APS_TRY(aps_evaluate(p, images, n, &d->eval, &r));
-  int i = out->tries++;
-  out->tried[i] = t, out->coverage[i] = r.coverage90, out->consistency[i] = r.data_consistency;
-  if (i == 0 || fabs(r.coverage90 - d->target) < fabs(out->at.coverage90 - d->target))
-    out->temperature = t, out->at = r;
-  *coverage = r.coverage90;
+  aps_calibrate_try *tr = &out->tried[out->tries];
+  APS_TRY(aps_posterior_set_temperature(p, t[0], t[1]));
+  APS_TRY(aps_evaluate(p, images, n, &d->eval, &tr->r));
+  tr->temperature[0] = t[0], tr->temperature[1] = t[1];
+  out->tries++;
+  *r = &tr->r;
+  return APS_OK;
+}
+
+/* Region's τ in t by bracketing from its value (doubling or halving: coverage grows with τ)
+ * and bisecting; t keeps the τ tried whose coverage came closest to the target. */
+static aps_status calibrate_region(aps_posterior *p, const float *images, int n, const aps_calibrate_desc *d,
+                                   int region, float t[2], aps_calibrate_result *out) {
+  const aps_eval_result *r;
+  APS_TRY(try_at(p, images, n, d, t, out, &r));
+  double c = coverage_of(r, region), best = fabs(c - d->target);
+  if (isnan(c))
+    return APS_OK;
+  float keep = t[region];
+  double at = log2(t[region]), lo = at, hi = at;
+  int up = c < d->target, bracketed = 0;
+  double bound = up ? log2(APS_TEMPERATURE_MAX) : -BRACKET_STEPS;
+  while (!bracketed && (up ? at < bound : at > bound)) {
+    double next = up ? fmin(at + 1, bound) : fmax(at - 1, bound);
+    t[region] = as_written(exp2(next));
+    APS_TRY(try_at(p, images, n, d, t, out, &r));
+    c = coverage_of(r, region);
+    if (fabs(c - d->target) < best)
+      best = fabs(c - d->target), keep = t[region];
+    if (up ? c >= d->target : c <= d->target)
+      lo = up ? at : next, hi = up ? next : at, bracketed = 1;
+    at = next;
+  }
+  for (int i = 0; bracketed && i < BISECTIONS; i++) {
+    double mid = 0.5 * (lo + hi);
+    t[region] = as_written(exp2(mid));
+    APS_TRY(try_at(p, images, n, d, t, out, &r));
+    c = coverage_of(r, region);
+    if (fabs(c - d->target) < best)
+      best = fabs(c - d->target), keep = t[region];
+    if (c < d->target)
+      lo = mid;
+    else
+      hi = mid;
+  }
+  t[region] = keep;
   return APS_OK;
 }
 
@@ -37,31 +85,14 @@ aps_status aps_calibrate(aps_posterior *p, const float *images, int n, const aps
   memset(out, 0, sizeof *out);
   if (!(d->target > 0 && d->target < 1))
     return aps_fail(APS_ERR_INVALID_ARG, "aps_calibrate: target coverage %g (between 0 and 1)", d->target);
-  /* Coverage grows with τ: bracket the target by doubling or halving from 1, then bisect. */
-  double c, lo = 0, hi = 0; /* log2 τ */
-  APS_TRY(try_at(p, images, n, d, 0, out, &c));
-  int up = c < d->target;
-  double at = 0, bound = up ? log2(APS_TEMPERATURE_MAX) : -BRACKET_STEPS;
-  for (;;) {
-    if (up ? at >= bound : at <= bound) /* the target lies beyond the range: keep its end */
-      return aps_posterior_set_temperature(p, out->temperature);
-    double next = up ? fmin(at + 1, bound) : fmax(at - 1, bound);
-    APS_TRY(try_at(p, images, n, d, next, out, &c));
-    if (up ? c >= d->target : c <= d->target) {
-      lo = up ? at : next, hi = up ? next : at;
-      break;
-    }
-    at = next;
-  }
-  for (int i = 0; i < BISECTIONS; i++) {
-    double mid = 0.5 * (lo + hi);
-    APS_TRY(try_at(p, images, n, d, mid, out, &c));
-    if (c < d->target)
-      lo = mid;
-    else
-      hi = mid;
-  }
-  return aps_posterior_set_temperature(p, out->temperature);
+  float t[2] = {1.0f, 1.0f};
+  static const int order[] = {0, 1, 0};
+  for (int i = 0; i < 3; i++)
+    APS_TRY(calibrate_region(p, images, n, d, order[i], t, out));
+  const aps_eval_result *r;
+  APS_TRY(try_at(p, images, n, d, t, out, &r));
+  out->temperature[0] = t[0], out->temperature[1] = t[1], out->at = *r;
+  return aps_posterior_set_temperature(p, t[0], t[1]);
 }
 
 aps_status aps_model_write_metadata(const char *in, const char *out, const gr_st_meta *set, int n) {
@@ -95,12 +126,13 @@ aps_status aps_model_write_metadata(const char *in, const char *out, const gr_st
   return s;
 }
 
-aps_status aps_flow_write_temperature(const char *in, const char *out, float temperature, const char *note) {
-  if (!(temperature > 0 && temperature <= APS_TEMPERATURE_MAX))
-    return aps_fail(APS_ERR_INVALID_ARG, "%s: temperature %g (above 0, at most %g)", out, temperature,
-                    APS_TEMPERATURE_MAX);
-  char value[32];
-  snprintf(value, sizeof value, "%.4g", temperature);
+aps_status aps_flow_write_temperature(const char *in, const char *out, const float temperature[2], const char *note) {
+  for (int i = 0; i < 2; i++)
+    if (!(temperature[i] > 0 && temperature[i] <= APS_TEMPERATURE_MAX))
+      return aps_fail(APS_ERR_INVALID_ARG, "%s: temperature %g (above 0, at most %g)", out, temperature[i],
+                      APS_TEMPERATURE_MAX);
+  char value[48];
+  snprintf(value, sizeof value, "%.4g,%.4g", temperature[0], temperature[1]);
   gr_st_meta set[2] = {{"aps.temperature", value}, {"aps.calibration", note ? note : ""}};
   return aps_model_write_metadata(in, out, set, 2);
 }

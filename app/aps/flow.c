@@ -341,7 +341,7 @@ aps_status aps_flow_sample_graph(const aps_flow_config *c, int batch, gr_graph *
   if (batch < 1)
     return aps_fail(APS_ERR_INVALID_ARG, "flow sampling graph: batch %d", batch);
   gr_graph *g = gr_graph_create();
-  gr_tensor seed = gr_input(g, "seed", GR_SHAPE(2)), temp = gr_input(g, "temperature", GR_SHAPE(1));
+  gr_tensor seed = gr_input(g, "seed", GR_SHAPE(2)), temp = gr_input(g, "temperature", aps_flow_shape(c, 1));
   gr_tensor cond = c->cond ? gr_input(g, "cond", aps_flow_cond_shape(c, batch)) : 0;
   gr_tensor z = gr_mul(g, gr_random(g, aps_flow_shape(c, batch), seed, 0, GR_NORMAL), temp);
   gr_tensor ld;
@@ -363,6 +363,20 @@ aps_status aps_flow_sample_graph(const aps_flow_config *c, int batch, gr_graph *
 aps_status aps_flow_sample(aps_runner *r, const aps_flow_config *c, int batch, const float *cond, uint64_t seed,
                            float temperature, int k, float *out) {
   APS_TRY(aps_flow_config_check(c));
+  int64_t dim = aps_flow_dim(c);
+  float *t = malloc(sizeof(float) * (size_t)dim);
+  if (!t)
+    return aps_fail(APS_ERR_OUT_OF_MEMORY, "out of host memory");
+  for (int64_t i = 0; i < dim; i++)
+    t[i] = temperature;
+  aps_status s = aps_flow_sample_scaled(r, c, batch, cond, seed, t, k, out);
+  free(t);
+  return s;
+}
+
+aps_status aps_flow_sample_scaled(aps_runner *r, const aps_flow_config *c, int batch, const float *cond,
+                                  uint64_t seed, const float *temperature, int k, float *out) {
+  APS_TRY(aps_flow_config_check(c));
   if (batch < 1 || k < 0 || (c->cond && !cond))
     return aps_fail(APS_ERR_INVALID_ARG, "flow sample: batch %d, k %d%s", batch, k,
                     c->cond && !cond ? ", and the flow needs a condition" : "");
@@ -370,7 +384,7 @@ aps_status aps_flow_sample(aps_runner *r, const aps_flow_config *c, int batch, c
   float *buf = malloc(sizeof(float) * (size_t)(dim + cdim) * (size_t)batch);
   if (!buf)
     return aps_fail(APS_ERR_OUT_OF_MEMORY, "out of host memory");
-  aps_status s = aps_runner_set(r, "temperature", &temperature, 1);
+  aps_status s = aps_runner_set(r, "temperature", temperature, dim);
   for (int b = 0; s == APS_OK && c->cond && b < batch; b++)
     memcpy(buf + (size_t)b * cdim, cond, sizeof(float) * (size_t)cdim);
   if (s == APS_OK && c->cond)

@@ -120,12 +120,20 @@ aps_status aps_flow_actnorm_init(aps_runner *r, const aps_flow_config *c, int in
                                  const float *cond, int batch);
 
 /* The sampling graph: inputs "cond" (when config.cond > 0) and "seed" [2]; z ~ N(0, I)
- * drawn in the graph, times the input "temperature" [1]; outputs "x" and "logdet" [batch]. */
+ * drawn in the graph, times the input "temperature" (one sample's shape: a scale per latent
+ * element); outputs "x" and "logdet" [batch]. */
 aps_status aps_flow_sample_graph(const aps_flow_config *c, int batch, gr_graph **out);
 /* k samples for one condition (cond: one sample's condition, or NULL) into out (k × dim),
  * through a runner of aps_flow_sample_graph(c, batch); seed picks the draws. */
 aps_status aps_flow_sample(aps_runner *r, const aps_flow_config *c, int batch, const float *cond, uint64_t seed,
                            float temperature, int k, float *out);
+/* The same with a temperature per latent element (aps_flow_dim values, in z's order). */
+aps_status aps_flow_sample_scaled(aps_runner *r, const aps_flow_config *c, int batch, const float *cond,
+                                  uint64_t seed, const float *temperature, int k, float *out);
+/* A glow's per-latent temperatures for a per-pixel one: each latent element gets the mean of
+ * pixel_t [size, size] over the pixels of its block (2^(l+1) on a side at level l), the same
+ * for every channel, so a region's latents are scaled as the region. out: aps_flow_dim. */
+aps_status aps_flow_glow_latent_map(const aps_flow_config *c, const float *pixel_t, float *out);
 
 /* ------------------------------------------------------------------ layers (flow_layers.c) */
 typedef struct aps_flow_ctx aps_flow_ctx;

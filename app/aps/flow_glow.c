@@ -92,3 +92,24 @@ gr_tensor aps_flow_glow(aps_flow_ctx *f, const aps_flow_config *c, gr_tensor in,
   }
   return gr_reshape(g, z, aps_flow_shape(c, n));
 }
+
+aps_status aps_flow_glow_latent_map(const aps_flow_config *c, const float *pixel_t, float *out) {
+  if (c->arch != APS_FLOW_GLOW)
+    return aps_fail(APS_ERR_INVALID_ARG, "a per-pixel temperature needs a glow flow, not %s", aps_flow_arch_name(c->arch));
+  int64_t d = aps_flow_dim(c);
+  for (int l = 0; l < c->levels; l++) {
+    gr_shape sh = latent_shape(c, 1, l);
+    int64_t ch = sh.d[1], side = sh.d[2], block = c->size / side;
+    float *o = out + latent_offset(d, l);
+    for (int64_t i = 0; i < side; i++)
+      for (int64_t j = 0; j < side; j++) {
+        double sum = 0;
+        for (int64_t u = 0; u < block; u++)
+          for (int64_t v = 0; v < block; v++)
+            sum += pixel_t[(i * block + u) * c->size + j * block + v];
+        for (int64_t k = 0; k < ch; k++)
+          o[(k * side + i) * side + j] = (float)(sum / (double)(block * block));
+      }
+  }
+  return APS_OK;
+}

@@ -11,18 +11,27 @@
 
 enum { DEFAULT_BATCH = 16, MAX_BATCH = 4096 };
 
-/* "aps.temperature" of st into *out: 1 when absent. */
-static aps_status temperature_from_file(const gr_st *st, float *out) {
+/* "aps.temperature" of st into out (damaged, elsewhere): "T" for both or "T,T"; 1 when absent. */
+static aps_status temperature_from_file(const gr_st *st, float out[2]) {
   const char *t = gr_st_metadata(st, "aps.temperature");
-  *out = 1.0f;
+  out[0] = out[1] = 1.0f;
   if (!t)
     return APS_OK;
   char *end = NULL;
-  double v = strtod(t, &end);
-  if (end == t || *end || !(v > 0 && v <= APS_TEMPERATURE_MAX))
-    return aps_fail(APS_ERR_FORMAT, "%s: metadata aps.temperature is \"%.32s\" (a number above 0, at most %g)",
-                    gr_st_path(st), t, APS_TEMPERATURE_MAX);
-  *out = (float)v;
+  double v[2];
+  v[0] = v[1] = strtod(t, &end);
+  int ok = end != t;
+  if (ok && *end == ',') {
+    const char *second = end + 1;
+    v[1] = strtod(second, &end);
+    ok = end != second;
+  }
+  for (int i = 0; i < 2; i++)
+    ok = ok && v[i] > 0 && v[i] <= APS_TEMPERATURE_MAX;
+  if (!ok || *end)
+    return aps_fail(APS_ERR_FORMAT, "%s: metadata aps.temperature is \"%.32s\" (T or T_DAMAGED,T_ELSEWHERE: numbers "
+                    "above 0, at most %g)", gr_st_path(st), t, APS_TEMPERATURE_MAX);
+  out[0] = (float)v[0], out[1] = (float)v[1];
   return APS_OK;
 }
 
@@ -42,23 +51,25 @@ static aps_status read_model(aps_posterior *p, const gr_st *st) {
     return aps_fail_context(APS_ERR_FORMAT, "%s: metadata aps.op: ", p->model);
   const char *prior = gr_st_metadata(st, "aps.prior");
   snprintf(p->prior, sizeof p->prior, "%s", prior ? prior : "");
-  if (!p->temperature)
-    APS_TRY(temperature_from_file(st, &p->temperature));
+  if (!p->temperature[0])
+    APS_TRY(temperature_from_file(st, p->temperature));
   aps_flow_config_string(&p->cfg, p->flow);
   return APS_OK;
 }
 
-static aps_status temperature_check(const aps_posterior *p, float t) {
+static aps_status temperature_check(const aps_posterior *p, float damaged, float elsewhere) {
   if (p->dps)
     return aps_fail(APS_ERR_INVALID_ARG, "%s: a temperature is for flows, not dps", p->model);
-  if (!(t > 0 && t <= APS_TEMPERATURE_MAX))
-    return aps_fail(APS_ERR_INVALID_ARG, "%s: temperature %g (above 0, at most %g)", p->model, t, APS_TEMPERATURE_MAX);
+  if (!(damaged > 0 && damaged <= APS_TEMPERATURE_MAX && elsewhere > 0 && elsewhere <= APS_TEMPERATURE_MAX))
+    return aps_fail(APS_ERR_INVALID_ARG, "%s: temperature %g (damaged), %g (elsewhere): each above 0, at most %g",
+                    p->model, damaged, elsewhere, APS_TEMPERATURE_MAX);
   return APS_OK;
 }
 
-aps_status aps_posterior_set_temperature(aps_posterior *p, float temperature) {
-  APS_TRY(temperature_check(p, temperature));
-  p->temperature = p->info.temperature = temperature;
+aps_status aps_posterior_set_temperature(aps_posterior *p, float damaged, float elsewhere) {
+  APS_TRY(temperature_check(p, damaged, elsewhere));
+  p->temperature[0] = p->info.temperature[0] = damaged;
+  p->temperature[1] = p->info.temperature[1] = elsewhere;
   return APS_OK;
 }
 
@@ -80,9 +91,12 @@ aps_status aps_posterior_open(const aps_posterior_desc *d, aps_posterior **out) 
     p->device_req = p->device;
   }
   p->batch = d->max_batch ? d->max_batch : DEFAULT_BATCH;
-  p->temperature = d->temperature;
+  p->temperature[0] = d->temperature[0];
+  p->temperature[1] = d->temperature[1] != 0.0f ? d->temperature[1] : d->temperature[0];
   p->dps = d->dps;
-  aps_status ts = d->temperature != 0.0f ? temperature_check(p, d->temperature) : APS_OK;
+  aps_status ts = d->temperature[0] != 0.0f || d->temperature[1] != 0.0f
+                      ? temperature_check(p, p->temperature[0], p->temperature[1])
+                      : APS_OK;
   if (ts != APS_OK) {
     aps_posterior_close(p);
     return ts;
@@ -109,10 +123,12 @@ aps_status aps_posterior_open(const aps_posterior_desc *d, aps_posterior **out) 
   gr_st_close(st);
   int64_t dim = aps_flow_dim(&p->cfg), cdim = (int64_t)p->cfg.cond * p->cfg.size * p->cfg.size;
   float *warm = s == APS_OK ? calloc((size_t)(dim + cdim), sizeof *warm) : NULL;
-  if (s == APS_OK && !warm)
+  p->t_pixel = s == APS_OK ? malloc(sizeof(float) * (size_t)p->cfg.size * (size_t)p->cfg.size) : NULL;
+  p->t_latent = s == APS_OK ? malloc(sizeof(float) * (size_t)dim) : NULL;
+  if (s == APS_OK && (!warm || !p->t_pixel || !p->t_latent))
     s = aps_fail(APS_ERR_OUT_OF_MEMORY, "out of host memory");
   if (s == APS_OK) /* the first run builds pipelines and arenas: not what a timing should see */
-    s = aps_flow_sample(p->fr, &p->cfg, p->batch, warm + dim, 1, p->temperature, 1, warm);
+    s = aps_flow_sample(p->fr, &p->cfg, p->batch, warm + dim, 1, 1.0f, 1, warm);
   free(warm);
   if (s != APS_OK) {
     aps_posterior_close(p);
@@ -122,7 +138,7 @@ aps_status aps_posterior_open(const aps_posterior_desc *d, aps_posterior **out) 
   p->info = (aps_posterior_info){.channels = p->cfg.channels, .height = p->cfg.size, .width = p->cfg.size,
                                  .batch = p->batch, .cls = p->layout.cls, .model = p->model, .family = p->family,
                                  .flow = p->flow, .prior = p->prior, .device = aps_runner_device_name(p->fr),
-                                 .temperature = p->temperature};
+                                 .temperature = {p->temperature[0], p->temperature[1]}};
   *out = p;
   return APS_OK;
 }
@@ -135,6 +151,7 @@ void aps_posterior_close(aps_posterior *p) {
   aps_op_batch_free(&p->rep);
   aps_op_batch_free(&p->one);
   free(p->y), free(p->cond), free(p->clean);
+  free(p->t_pixel), free(p->t_latent);
   aps_runner_destroy(p->fr);
   gr_graph_destroy(p->fg);
   aps_posterior_dps_close(p);
@@ -150,6 +167,16 @@ static aps_status need_set(const aps_posterior *p, const char *what) {
                            "set_bundle, ...)", what);
 }
 
+/* k flow samples at the temperatures of the measurement's damaged region and elsewhere. */
+static aps_status draw(aps_posterior *p, int k, uint64_t seed, float *out) {
+  int64_t hw = (int64_t)p->cfg.size * p->cfg.size;
+  APS_TRY(aps_posterior_get_damaged(p, p->t_pixel));
+  for (int64_t i = 0; i < hw; i++)
+    p->t_pixel[i] = p->temperature[1] + (p->temperature[0] - p->temperature[1]) * p->t_pixel[i];
+  APS_TRY(aps_flow_glow_latent_map(&p->cfg, p->t_pixel, p->t_latent));
+  return aps_flow_sample_scaled(p->fr, &p->cfg, p->batch, p->cond, seed, p->t_latent, k, out);
+}
+
 aps_status aps_posterior_sample(aps_posterior *p, int k, uint64_t seed, float *out) {
   APS_TRY(need_set(p, "aps_posterior_sample"));
   if (k < 1)
@@ -158,7 +185,7 @@ aps_status aps_posterior_sample(aps_posterior *p, int k, uint64_t seed, float *o
   if (p->dps)
     APS_TRY(aps_posterior_dps_sample(p, k, seed, out));
   else
-    APS_TRY(aps_flow_sample(p->fr, &p->cfg, p->batch, p->cond, seed, p->temperature, k, out));
+    APS_TRY(draw(p, k, seed, out));
   int64_t n = (int64_t)k * aps_flow_dim(&p->cfg);
   for (int64_t i = 0; i < n; i++) /* finite outputs only: broken weights must not become a black PNG */
     if (!isfinite(out[i]))

@@ -51,7 +51,7 @@ aps_status aps_posterior_dps_open(aps_posterior *p, const aps_posterior_desc *d)
   snprintf(p->dps_device, sizeof p->dps_device, "%s", aps_runner_device_name(p->dr));
   p->info = (aps_posterior_info){.channels = c, .height = size, .width = size, .batch = p->batch,
                                  .cls = p->layout.cls, .model = p->model, .family = p->family, .flow = p->flow,
-                                 .prior = p->model, .device = p->dps_device, .temperature = 1.0f};
+                                 .prior = p->model, .device = p->dps_device, .temperature = {1.0f, 1.0f}};
   return APS_OK;
 }
 

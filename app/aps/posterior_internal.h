@@ -16,7 +16,8 @@ struct aps_posterior {
   aps_op_spec spec; /* the model's family */
   aps_op_layout layout; /* the family's, on the model's images */
   int batch;
-  float temperature; /* of the flow's latent */
+  float temperature[2]; /* of the flow's latent: in the damaged region, elsewhere */
+  float *t_pixel, *t_latent; /* the scales per pixel and per latent element of the last draw */
   gr_graph *fg;
   aps_runner *fr; /* the flow's sampling graph */
   double ms;      /* per sample, last call */

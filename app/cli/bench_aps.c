@@ -58,8 +58,14 @@ static aps_status bench_sample(const cli_options *o, const aps_flow_config *c, i
     s = aps_flow_init_params(g, c, r, &rng);
   for (int64_t i = 0; cond && i < gr_shape_count(aps_flow_cond_shape(c, batch)); i++)
     cond[i] = (float)((i * 37) % 101) / 101.0f; /* any condition: the cost does not depend on it */
-  float temp = 1.0f, seed[2] = {1, 2};
-  if (s == APS_OK && (s = aps_runner_set(r, "temperature", &temp, 1)) == APS_OK &&
+  float seed[2] = {1, 2};
+  int64_t dim = aps_flow_dim(c);
+  float *temp = s == APS_OK ? malloc(sizeof(float) * (size_t)dim) : NULL;
+  if (s == APS_OK && !temp)
+    s = aps_fail(APS_ERR_OUT_OF_MEMORY, "out of host memory");
+  for (int64_t i = 0; temp && i < dim; i++)
+    temp[i] = 1.0f;
+  if (s == APS_OK && (s = aps_runner_set(r, "temperature", temp, dim)) == APS_OK &&
       (s = aps_runner_set(r, "seed", seed, 2)) == APS_OK)
     s = aps_runner_set(r, "cond", cond, gr_shape_count(aps_flow_cond_shape(c, batch)));
   if (s == APS_OK) {
@@ -82,7 +88,7 @@ static aps_status bench_sample(const cli_options *o, const aps_flow_config *c, i
     *ms = bench_median(t, reps);
   aps_runner_destroy(r);
   gr_graph_destroy(g);
-  free(x), free(cond);
+  free(x), free(cond), free(temp);
   return s;
 }
 

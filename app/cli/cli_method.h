@@ -9,7 +9,7 @@ typedef struct cli_method {
   const char *method, *rule;
   int steps;
   float zeta, eta;
-  float temperature; /* flow: 0 = the model's */
+  const char *temperature; /* flow: "T" or "T_DAMAGED,T_ELSEWHERE"; NULL: the model's */
 } cli_method;
 
 #define CLI_METHOD_DEFAULT {.method = "flow", .rule = "em", .eta = 1.0f}
@@ -19,8 +19,8 @@ typedef struct cli_method {
       {"--zeta", CLI_FLOAT, &(m).zeta, 1e-6, 1e4, "dps: guidance step size (min(250 / steps, 2.5))"},             \
       {"--rule", CLI_STRING, &(m).rule, 0, 0, "dps: em (default) or ddim"},                                       \
       {"--eta", CLI_FLOAT, &(m).eta, 0, 1, "dps: ddim's eta, 0 deterministic to 1 ancestral (1)"},                \
-      {"--temperature", CLI_FLOAT, &(m).temperature, 0.01, APS_TEMPERATURE_MAX,                                   \
-       "flow: the latent's scale (the model's: 1 unless aps calibrate set one)"}
+      {"--temperature", CLI_STRING, &(m).temperature, 0, 0,                                                         \
+       "flow: the latent's scale T, or T_DAMAGED,T_ELSEWHERE (the model's: 1 unless aps calibrate set them)"}
 
 /* Sets d's method fields from m and the family op; 0, or prints what is wrong and returns 2. */
 int cli_method_desc(const char *command, const cli_method *m, const char *op, aps_posterior_desc *d);

@@ -98,7 +98,8 @@ int cmd_eval(const cli_options *o, int argc, char **argv) {
     json_str("op", op_text);
     json_str("split", split);
     json_str("method", in->flow);
-    json_num("temperature", in->temperature, "%g", 0);
+    json_num("temperature_damaged", in->temperature[0], "%g", 0);
+    json_num("temperature_elsewhere", in->temperature[1], "%g", 0);
     printf("\"images\": %d, \"k\": %d, ", r.images, r.k);
     json_num("psnr_sample", r.psnr_sample, "%.3f", 0);
     json_num("psnr_mean", r.psnr_mean, "%.3f", 0);
@@ -116,8 +117,9 @@ int cmd_eval(const cli_options *o, int argc, char **argv) {
     json_str("device", in->device);
     printf("\"seed\": %d}\n", seed);
   } else if (s == APS_OK) {
-    printf("%s (%s, temperature %g) on Fashion-MNIST %s images 0-%d, operator %s, %d samples each (seed %d)\n",
-           model, in->flow, in->temperature, split, r.images - 1, op_text, r.k, seed);
+    printf("%s (%s; temperature %g damaged, %g elsewhere) on Fashion-MNIST %s images 0-%d, operator %s, %d samples "
+           "each (seed %d)\n", model, in->flow, in->temperature[0], in->temperature[1], split, r.images - 1, op_text,
+           r.k, seed);
     printf("  PSNR  one sample %7.3f dB   mean of %d %7.3f dB   measurement %7.3f dB\n", r.psnr_sample, r.k,
            r.psnr_mean, r.psnr_measurement);
     printf("  SSIM  one sample %7.4f      mean of %d %7.4f      measurement %7.4f\n", r.ssim_sample, r.k, r.ssim_mean,

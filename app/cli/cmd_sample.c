@@ -246,8 +246,9 @@ int cmd_sample(const cli_options *o, int argc, char **argv) {
     for (int j = 0; j < q.k; j++)
       mdc += dc[j] / q.k;
     printf("operator: %s (sigma_y %.4g)\n", mi.op, mi.sigma_y);
-    if (aps_posterior_get_info(p)->temperature != 1.0f)
-      printf("temperature: %g (the latent's scale)\n", aps_posterior_get_info(p)->temperature);
+    const float *t = aps_posterior_get_info(p)->temperature;
+    if (t[0] != 1.0f || t[1] != 1.0f)
+      printf("temperature: %g in the damaged region, %g elsewhere (the latent's scale)\n", t[0], t[1]);
     printf("data consistency ||y - A x|| / (sigma sqrt(m)): %.3f (mean over %d samples)\n", mdc, q.k);
     printf("%.3f ms per sample on %s (%d samples)\n", ms, aps_posterior_get_info(p)->device, q.k);
   }

@@ -29,7 +29,7 @@ static const cli_command commands[] = {
     {"degrade", cmd_degrade, NULL, "--op SPEC (--data D [--index N | --n K] | --image P) --out DIR  measurements"},
     {"sample", cmd_sample, NULL, "--model FLOW (--image P [--measured] | --data D | --measurements F) --out DIR  posterior samples"},
     {"eval", cmd_eval, NULL, "--model FLOW [--op SPEC --n N --k K --json]  posterior quality on Fashion-MNIST's test split"},
-    {"calibrate", cmd_calibrate, NULL, "--model FLOW --out FLOW [--op SPEC --target C]  the latent scale that calibrates its spread"},
+    {"calibrate", cmd_calibrate, NULL, "--model FLOW --out FLOW [--op SPEC --target C]  the latent scales that calibrate its spread"},
     {"view", cmd_view, NULL, "[--model FLOW] [--image P | --index N] [--k K] [--script F --headless ...]  the live viewer"},
 };
 enum { N_COMMANDS = sizeof commands / sizeof commands[0] };

@@ -100,6 +100,9 @@ def main():
     for r in rows:
         ratio = (r["std_inside"] / r["std_outside"]) if r["std_inside"] and r["std_outside"] else None
         flow = os.path.basename(r["model"]).removeprefix("flow-").removesuffix("-fmnist32.safetensors")
+        t = (r.get("temperature_damaged", 1), r.get("temperature_elsewhere", 1))
+        if t != (1, 1):
+            flow += f" (τ {t[0]:g} / {t[1]:g})"
         print(f"| {r['case']} ({r['kind']}, {r['images']} images) | {flow} | "
               f"{f(r['psnr_sample'], 2)} | {f(r['psnr_mean'], 2)} | {f(r['psnr_mean'] - r['psnr_sample'], 2)} | "
               f"{f(r['psnr_measurement'], 2)} | {f(r['ssim_mean'], 3)} | {f(r['data_consistency'], 2)} | "

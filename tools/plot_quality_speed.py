@@ -40,6 +40,8 @@ def main():
         flows = [r for r in mine if not r["method"].startswith("dps")]
         for i, r in enumerate(flows):
             name = r["model"].split("/")[-1].removeprefix("flow-").removesuffix("-fmnist32.safetensors")
+            t = (r.get("temperature_damaged", 1), r.get("temperature_elsewhere", 1))
+            name += f" at τ {t[0]:g} / {t[1]:g}" if t != (1, 1) else ""
             ax.plot([r["ms_per_sample"]], [r["psnr_mean"]], "s^v"[i % 3], color=f"C{3 + i}",
                     label=f"aps flow {name}, one pass ({r['images']}x{r['k']})")
         meas = mine[0]["psnr_measurement"]

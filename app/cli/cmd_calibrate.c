@@ -45,7 +45,11 @@ int cmd_calibrate(const cli_options *o, int argc, char **argv) {
     s = aps_fail(APS_ERR_INVALID_ARG, "%s is a flow for %dx%dx%d images (c x h x w); Fashion-MNIST's are %dx%dx%d",
                  model, in->channels, in->height, in->width, aps_dataset_channels(ds), aps_dataset_height(ds),
                  aps_dataset_width(ds));
-  const char *family = op ? op : in ? in->family : "";
+  char canon[APS_OP_SPEC_MAX] = "";
+  aps_op_spec spec;
+  if (s == APS_OK && op && (s = aps_op_spec_parse(op, &spec)) == APS_OK)
+    s = aps_op_spec_format(&spec, canon, sizeof canon);
+  const char *family = op ? canon : in ? in->family : "";
   if (s == APS_OK) {
     n = n < aps_dataset_count(ds) ? n : (int)aps_dataset_count(ds);
     fprintf(stderr, "aps: calibrating %s on Fashion-MNIST training images 0-%d, %s, %d samples each\n", model, n - 1,

@@ -128,6 +128,13 @@ TEST_CASE(calibrate_tiny) {
           s == APS_OK ? "opened" : aps_last_error());
     aps_posterior_close(z);
   }
+  aps_posterior *z = NULL;
+  aps_status s = aps_posterior_open(&(aps_posterior_desc){.model = path, .dps = 1, .family = "inpaint:box=8",
+                                                         .device = "cpu", .quiet = 1, .temperature = {2.0f, 0}},
+                                    &z);
+  CHECK(s != APS_OK && strstr(aps_last_error(), "not dps"), "a temperature for DPS accepted: %s",
+        s == APS_OK ? "opened" : aps_last_error());
+  aps_posterior_close(z);
   aps_posterior_close(p);
   unlink(cal);
   unlink(path);

@@ -1,11 +1,10 @@
-/* The latent scale that calibrates a flow's 90 % intervals (calibrate.h). */
+/* The latent scales, per region, that calibrate a flow's 90 % intervals (calibrate.h). */
 #include "calibrate.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
 
 enum { BRACKET_STEPS = 3, BISECTIONS = 6 }; /* τ from 1/8 to APS_TEMPERATURE_MAX; then 2^(1/64) apart */
 

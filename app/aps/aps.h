@@ -138,6 +138,9 @@ aps_status aps_posterior_get_clean(const aps_posterior *p, float *out);
  * (mask 0), blur where w > 0.5 and σ_b > 0, super-resolution everywhere, denoise nowhere. */
 aps_status aps_posterior_get_damaged(const aps_posterior *p, float *out);
 
+/* "T" (both regions) or "T_DAMAGED,T_ELSEWHERE" into out, each above 0 and at most
+ * APS_TEMPERATURE_MAX: the form of "aps.temperature" and of `--temperature`. */
+aps_status aps_temperature_parse(const char *text, float out[2]);
 /* The latent scales of later samples in the damaged region and elsewhere, each in
  * (0, APS_TEMPERATURE_MAX]; flows only. A latent element of the glow's level l covers a block
  * of 2^(l+1) pixels on a side and takes the scales' mean over its pixels. */

@@ -11,16 +11,11 @@
 
 enum { DEFAULT_BATCH = 16, MAX_BATCH = 4096 };
 
-/* "aps.temperature" of st into out (damaged, elsewhere): "T" for both or "T,T"; 1 when absent. */
-static aps_status temperature_from_file(const gr_st *st, float out[2]) {
-  const char *t = gr_st_metadata(st, "aps.temperature");
-  out[0] = out[1] = 1.0f;
-  if (!t)
-    return APS_OK;
+aps_status aps_temperature_parse(const char *text, float out[2]) {
   char *end = NULL;
   double v[2];
-  v[0] = v[1] = strtod(t, &end);
-  int ok = end != t;
+  v[0] = v[1] = strtod(text, &end);
+  int ok = end != text;
   if (ok && *end == ',') {
     const char *second = end + 1;
     v[1] = strtod(second, &end);
@@ -29,9 +24,18 @@ static aps_status temperature_from_file(const gr_st *st, float out[2]) {
   for (int i = 0; i < 2; i++)
     ok = ok && v[i] > 0 && v[i] <= APS_TEMPERATURE_MAX;
   if (!ok || *end)
-    return aps_fail(APS_ERR_FORMAT, "%s: metadata aps.temperature is \"%.32s\" (T or T_DAMAGED,T_ELSEWHERE: numbers "
-                    "above 0, at most %g)", gr_st_path(st), t, APS_TEMPERATURE_MAX);
+    return aps_fail(APS_ERR_INVALID_ARG, "temperature \"%.32s\": expected T or T_DAMAGED,T_ELSEWHERE, each above 0 "
+                    "and at most %g", text, APS_TEMPERATURE_MAX);
   out[0] = (float)v[0], out[1] = (float)v[1];
+  return APS_OK;
+}
+
+/* "aps.temperature" of st into out (damaged, elsewhere); 1 when absent. */
+static aps_status temperature_from_file(const gr_st *st, float out[2]) {
+  const char *t = gr_st_metadata(st, "aps.temperature");
+  out[0] = out[1] = 1.0f;
+  if (t && aps_temperature_parse(t, out) != APS_OK)
+    return aps_fail_context(APS_ERR_FORMAT, "%s: metadata aps.temperature: ", gr_st_path(st));
   return APS_OK;
 }
 

@@ -1,9 +1,11 @@
-/* The sampling method, shared by `aps sample` and `aps eval`: a distilled flow (the default)
- * or DPS from the diffusion prior (docs/METHOD.md §7) through the same posterior API. */
+/* The sampling method, shared by `aps sample`, `aps eval` and `aps calibrate`: a distilled
+ * flow (the default) or DPS from the diffusion prior (docs/METHOD.md §7) through the same
+ * posterior API, and the images the last two measure it on. */
 #ifndef APS_CLI_METHOD_H
 #define APS_CLI_METHOD_H
 #include "aps.h"
 #include "cli_args.h"
+#include "dataset.h"
 
 typedef struct cli_method {
   const char *method, *rule;
@@ -24,4 +26,9 @@ typedef struct cli_method {
 
 /* Sets d's method fields from m and the family op; 0, or prints what is wrong and returns 2. */
 int cli_method_desc(const char *command, const cli_method *m, const char *op, aps_posterior_desc *d);
+/* Fashion-MNIST's training (train) or test split into *ds, refused unless its images have the
+ * model's size (in: the opened posterior's info), and the canonical text of the operator
+ * family op (NULL: the model's) into family. */
+aps_status cli_fashion_mnist_for(const char *model, const aps_posterior_info *in, int train, const char *op,
+                                 aps_dataset **ds, char family[APS_OP_SPEC_MAX]);
 #endif

@@ -8,7 +8,7 @@
 #include "calibrate.h"
 #include "cli.h"
 #include "cli_args.h"
-#include "dataset.h"
+#include "cli_method.h"
 
 int cmd_calibrate(const cli_options *o, int argc, char **argv) {
   const char *model = NULL, *op = NULL, *out = NULL;
@@ -37,19 +37,9 @@ int cmd_calibrate(const cli_options *o, int argc, char **argv) {
   aps_status s = aps_posterior_open(&(aps_posterior_desc){.model = model, .device = o->device,
                                                          .max_batch = k < 64 ? k : 64, .temperature = {1.0f, 1.0f}},
                                     &p);
-  const aps_posterior_info *in = s == APS_OK ? aps_posterior_get_info(p) : NULL;
+  char family[APS_OP_SPEC_MAX] = "";
   if (s == APS_OK)
-    s = aps_dataset_load_fashion_mnist(NULL, 1, &ds);
-  if (s == APS_OK && (aps_dataset_channels(ds) != in->channels || aps_dataset_height(ds) != in->height ||
-                      aps_dataset_width(ds) != in->width))
-    s = aps_fail(APS_ERR_INVALID_ARG, "%s is a flow for %dx%dx%d images (c x h x w); Fashion-MNIST's are %dx%dx%d",
-                 model, in->channels, in->height, in->width, aps_dataset_channels(ds), aps_dataset_height(ds),
-                 aps_dataset_width(ds));
-  char canon[APS_OP_SPEC_MAX] = "";
-  aps_op_spec spec;
-  if (s == APS_OK && op && (s = aps_op_spec_parse(op, &spec)) == APS_OK)
-    s = aps_op_spec_format(&spec, canon, sizeof canon);
-  const char *family = op ? canon : in ? in->family : "";
+    s = cli_fashion_mnist_for(model, aps_posterior_get_info(p), 1, op, &ds, family);
   if (s == APS_OK) {
     n = n < aps_dataset_count(ds) ? n : (int)aps_dataset_count(ds);
     fprintf(stderr, "aps: calibrating %s on Fashion-MNIST training images 0-%d, %s, %d samples each\n", model, n - 1,

@@ -74,24 +74,15 @@ int cmd_eval(const cli_options *o, int argc, char **argv) {
     return 2;
   aps_status s = aps_posterior_open(&pd, &p);
   const aps_posterior_info *in = s == APS_OK ? aps_posterior_get_info(p) : NULL;
+  char op_text[APS_OP_SPEC_MAX] = "";
   if (s == APS_OK)
-    s = aps_dataset_load_fashion_mnist(NULL, !strcmp(split, "train"), &ds);
-  if (s == APS_OK && (aps_dataset_channels(ds) != in->channels || aps_dataset_height(ds) != in->height ||
-                      aps_dataset_width(ds) != in->width))
-    s = aps_fail(APS_ERR_INVALID_ARG, "%s is a flow for %dx%dx%d images (c x h x w); Fashion-MNIST's are %dx%dx%d",
-                 model, in->channels, in->height, in->width, aps_dataset_channels(ds), aps_dataset_height(ds),
-                 aps_dataset_width(ds));
+    s = cli_fashion_mnist_for(model, in, !strcmp(split, "train"), op, &ds, op_text);
   if (s == APS_OK) {
     n = n < aps_dataset_count(ds) ? n : (int)aps_dataset_count(ds);
     s = aps_evaluate(p, aps_dataset_data(ds), n,
                      &(aps_eval_desc){.spec = op, .k = k, .seed = (uint64_t)seed, .progress = json ? NULL : progress},
                      &r);
   }
-  char canon[APS_OP_SPEC_MAX] = "";
-  aps_op_spec spec;
-  if (s == APS_OK && op && (s = aps_op_spec_parse(op, &spec)) == APS_OK)
-    s = aps_op_spec_format(&spec, canon, sizeof canon);
-  const char *op_text = op ? canon : in ? in->family : "";
   if (s == APS_OK && json) {
     printf("{");
     json_str("model", model);
